@@ -1,0 +1,47 @@
+# Two commands do all the set-up: `make run` (the app) and `make test` (the checks).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install install-parity run test lint format bench train evaluate clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+install-parity: $(STAMP)  ## PyTorch for the parity tests and the benchmark baseline (test-only)
+	$(BIN)/python -m pip install --quiet -e '.[dev,parity]'
+
+run: $(STAMP)
+	$(BIN)/convscope serve --host $(HOST) --port $(PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy server
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/convscope bench --json --weights model_weights/mnist_cnn.npz
+
+train: $(STAMP)
+	$(BIN)/convscope train --out model_weights/mnist_cnn.npz
+
+evaluate: $(STAMP)
+	$(BIN)/convscope evaluate model_weights/mnist_cnn.npz
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,86 @@
+"""im2col/col2im on NHWC tensors: turn a convolution into one matrix product."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+# Below this many channels a copy per kernel offset beats one strided gather (measured).
+GATHER_MIN_CHANNELS = 8
+
+Padding = str | int
+
+
+def resolve_padding(
+    padding: Padding, size: int, kernel: int, stride: int
+) -> tuple[int, int, int]:
+    """Return (pad_before, pad_after, out_size) along one spatial axis.
+
+    "same" follows TensorFlow: out = ceil(size / stride), any odd extra pad goes after.
+    """
+    if padding == "valid":
+        before = after = 0
+    elif padding == "same":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        before, after = total // 2, total - total // 2
+    elif isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
+        before = after = padding
+    else:
+        raise ValueError(f"padding must be 'same', 'valid' or an int >= 0, got {padding!r}")
+    out_size = (size + before + after - kernel) // stride + 1
+    if out_size < 1:
+        raise ValueError(
+            f"kernel {kernel} with stride {stride} and padding {padding!r} "
+            f"does not fit an input of size {size}"
+        )
+    return before, after, out_size
+
+
+def window_slice(offset: int, stride: int, out_size: int) -> slice:
+    """The input positions that kernel offset `offset` touches across all outputs."""
+    return slice(offset, offset + stride * (out_size - 1) + 1, stride)
+
+
+def pad_spatial(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """Zero-pad H and W of (N, H, W, C); several times faster than np.pad on small inputs."""
+    if not (top or bottom or left or right):
+        return x
+    n, h, w, c = x.shape
+    padded = np.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    padded[:, top : top + h, left : left + w, :] = x
+    return padded
+
+
+def im2col(
+    x_padded: np.ndarray, kernel_h: int, kernel_w: int, stride: int, out_h: int, out_w: int
+) -> np.ndarray:
+    """Gather every receptive field: (N, Hp, Wp, C) -> (N, out_h, out_w, kh, kw, C).
+
+    No loop over pixels, channels or images: either one strided gather of all windows,
+    or, for few channels, one strided copy per kernel offset.
+    """
+    n, _, _, c = x_padded.shape
+    if c >= GATHER_MIN_CHANNELS:
+        windows = sliding_window_view(x_padded, (kernel_h, kernel_w), axis=(1, 2))
+        windows = windows[:, : stride * (out_h - 1) + 1 : stride, : stride * (out_w - 1) + 1 : stride]
+        return np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3))  # (N, oh, ow, kh, kw, C)
+    cols = np.empty((n, out_h, out_w, kernel_h, kernel_w, c), dtype=x_padded.dtype)
+    for i in range(kernel_h):
+        rows = window_slice(i, stride, out_h)
+        for j in range(kernel_w):
+            cols[:, :, :, i, j, :] = x_padded[:, rows, window_slice(j, stride, out_w), :]
+    return cols
+
+
+def col2im(
+    cols: np.ndarray, padded_shape: tuple[int, int, int, int], stride: int
+) -> np.ndarray:
+    """Scatter-add receptive fields back: (N, oh, ow, kh, kw, C) -> (N, Hp, Wp, C)."""
+    _, out_h, out_w, kernel_h, kernel_w, _ = cols.shape
+    x_padded = np.zeros(padded_shape, dtype=cols.dtype)
+    for i in range(kernel_h):
+        rows = window_slice(i, stride, out_h)
+        for j in range(kernel_w):
+            x_padded[:, rows, window_slice(j, stride, out_w), :] += cols[:, :, :, i, j, :]
+    return x_padded

@@ -1,0 +1,24 @@
+"""Element-wise non-linearities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from server.cnn.layers.base import Array, Layer, Params
+
+
+class ReLU(Layer):
+    """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
+
+    kind = "relu"
+
+    def forward(
+        self, x: Array, *, training: bool = False, rng: np.random.Generator | None = None
+    ) -> tuple[Array, Any]:
+        out = np.maximum(x, x.dtype.type(0))
+        return out, out  # out > 0 exactly where x > 0, so the output is the cache
+
+    def backward(self, grad_out: Array, cache: Any) -> tuple[Array, Params]:
+        return np.where(cache > 0, grad_out, grad_out.dtype.type(0)), {}

@@ -1,0 +1,150 @@
+"""A sequential network: plain forward for speed, a trace for looking inside, backward for both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from server.cnn.layers import LAYER_KINDS, Layer, MaxPool2D
+
+Params = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class LayerTrace:
+    """One layer's output for a batch, and for max-pool layers the argmax mask of its input."""
+
+    name: str
+    kind: str
+    output: np.ndarray  # (N, H, W, C) or (N, F)
+    mask: np.ndarray | None = None  # (N, H_in, W_in, C) uint8, pool layers only
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Everything one forward pass saw; owned by the caller, so threads never share it."""
+
+    input: np.ndarray
+    logits: np.ndarray
+    layers: list[LayerTrace]
+    caches: list[Any]
+
+
+class Sequential:
+    """Layers applied in order to NHWC float32 input; returns logits."""
+
+    def __init__(self, layers: Sequence[Layer], input_shape: tuple[int, int, int]) -> None:
+        names = [layer.name for layer in layers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"layer names must be unique, repeated: {duplicates}")
+        self.layers = list(layers)
+        self.input_shape = tuple(input_shape)
+        self.output_shapes = self._infer_shapes()
+
+    def _infer_shapes(self) -> list[tuple[int, ...]]:
+        shapes, shape = [], self.input_shape
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+            shapes.append(shape)
+        return shapes
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def layer(self, name: str) -> Layer:
+        """The layer called `name`; KeyError names the known ones."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer {name!r}; layers are {[l.name for l in self.layers]}")
+
+    def _check_input(self, x: np.ndarray) -> None:
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"expected input (N, {', '.join(map(str, self.input_shape))}), got {x.shape}")
+
+    def forward(
+        self, x: np.ndarray, *, training: bool = False, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """Logits (N, classes); keeps no caches, so memory stays flat for big batches."""
+        self._check_input(x)
+        for layer in self.layers:
+            x, _ = layer.forward(x, training=training, rng=rng)
+        return x
+
+    def forward_train(
+        self, x: np.ndarray, rng: np.random.Generator | None = None, *, training: bool = True
+    ) -> tuple[np.ndarray, list[Any]]:
+        """Logits plus the per-layer caches that `backward` consumes."""
+        self._check_input(x)
+        caches = []
+        for layer in self.layers:
+            x, cache = layer.forward(x, training=training, rng=rng)
+            caches.append(cache)
+        return x, caches
+
+    def trace(self, x: np.ndarray) -> Trace:
+        """Inference pass that keeps every layer's output and every pooling mask."""
+        self._check_input(x)
+        inputs, layers, caches = x, [], []
+        for layer in self.layers:
+            output, cache = layer.forward(inputs)
+            mask = layer.mask(cache) if isinstance(layer, MaxPool2D) else None
+            layers.append(LayerTrace(layer.name, layer.kind, output, mask))
+            caches.append(cache)
+            inputs = output
+        return Trace(input=x, logits=inputs, layers=layers, caches=caches)
+
+    def backward(self, grad_logits: np.ndarray, caches: Sequence[Any]) -> tuple[Params, np.ndarray]:
+        """Parameter gradients (flat dotted keys) and the gradient w.r.t. the input."""
+        grads: Params = {}
+        grad = grad_logits
+        for layer, cache in zip(reversed(self.layers), reversed(caches), strict=True):
+            grad, layer_grads = layer.backward(grad, cache)
+            for key, value in layer_grads.items():
+                grads[f"{layer.name}.{key}"] = value
+        return grads, grad
+
+    def parameters(self) -> Params:
+        """Live references to every parameter, keyed `layer.param`; the optimizer edits these."""
+        return {
+            f"{layer.name}.{key}": value
+            for layer in self.layers
+            for key, value in layer.params.items()
+        }
+
+    def parameter_count(self) -> int:
+        return sum(int(p.size) for p in self.parameters().values())
+
+    def load_state_dict(self, state: Params, source: str = "state dict") -> None:
+        """Copy arrays into the parameters; errors name the key and both shapes."""
+        own = self.parameters()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"{source}: missing parameters {missing}, unexpected {unexpected}")
+        for key, target in own.items():
+            value = state[key]
+            if value.shape != target.shape:
+                raise ValueError(
+                    f"{source}: parameter {key!r} has shape {value.shape}, model expects {target.shape}"
+                )
+            target[...] = value
+
+    def spec(self) -> dict[str, Any]:
+        """JSON architecture that `from_spec` rebuilds without any code of the caller's."""
+        return {"input_shape": list(self.input_shape), "layers": [l.spec() for l in self.layers]}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Sequential:
+        layers = []
+        for entry in spec["layers"]:
+            entry = dict(entry)
+            kind = entry.pop("kind")
+            if kind not in LAYER_KINDS:
+                raise ValueError(f"unknown layer kind {kind!r}; known: {sorted(LAYER_KINDS)}")
+            layers.append(LAYER_KINDS[kind](**entry))
+        return cls(layers, tuple(spec["input_shape"]))

@@ -1,0 +1,97 @@
+"""The weights file: one .npz of parameters, JSON architecture and JSON metadata, no pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server.cnn.model import Sequential
+
+FORMAT_VERSION = 1
+PARAM_PREFIX = "param/"
+
+
+class ModelFileError(ValueError):
+    """A weights file that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(f"{os.fspath(path)}: {problem}")
+        self.path = os.fspath(path)
+        self.problem = problem
+
+
+@dataclass
+class LoadedModel:
+    """A rebuilt model and the metadata stored beside its weights."""
+
+    model: Sequential
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def save_model(path: str | os.PathLike[str], model: Sequential, metadata: dict[str, Any]) -> None:
+    """Write atomically (temporary file, then rename) so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {
+        PARAM_PREFIX + key: np.ascontiguousarray(value, dtype=np.float32)
+        for key, value in model.parameters().items()
+    }
+    arrays["format_version"] = np.array(FORMAT_VERSION)
+    arrays["architecture"] = np.array(json.dumps(model.spec()))
+    arrays["metadata"] = np.array(json.dumps(metadata))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(archive: Any, key: str, path: Path) -> Any:
+    if key not in archive.files:
+        raise ModelFileError(path, f"missing entry {key!r}; is this a ConvScope weights file?")
+    try:
+        return json.loads(str(archive[key]))
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(path, f"entry {key!r} is not valid JSON: {exc}") from exc
+
+
+def load_model(path: str | os.PathLike[str]) -> LoadedModel:
+    """Rebuild the model from the file alone; every failure is a ModelFileError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(path, "no such file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            version = int(archive["format_version"]) if "format_version" in archive.files else None
+            if version != FORMAT_VERSION:
+                raise ModelFileError(path, f"format version {version}, expected {FORMAT_VERSION}")
+            spec = _read_json(archive, "architecture", path)
+            metadata = _read_json(archive, "metadata", path)
+            state = {
+                key.removeprefix(PARAM_PREFIX): archive[key]
+                for key in archive.files
+                if key.startswith(PARAM_PREFIX)
+            }
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        raise ModelFileError(path, f"not a readable .npz file ({type(exc).__name__}: {exc})") from exc
+    try:
+        model = Sequential.from_spec(spec)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"bad architecture: {exc}") from exc
+    try:
+        model.load_state_dict(state, source="weights")
+    except ValueError as exc:
+        raise ModelFileError(path, str(exc)) from exc
+    return LoadedModel(model=model, metadata=metadata)

@@ -1,0 +1,190 @@
+"""Train the ConvScope CNN on MNIST and write model_weights/*.npz.
+
+    convscope train --epochs 15 --out model_weights/mnist_cnn.npz
+    python -m server.train --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server.augment import AugmentConfig, augment
+from server.cnn import Adam, Sequential, cosine_lr, save_model, softmax_cross_entropy
+from server.cnn.architectures import mnist_cnn
+from server.metrics import confusion_matrix, evaluate, predict_logits, to_input
+from server.mnist import Mnist, default_data_dir, download_mnist, load_mnist
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training default in one flat block; the file stores it beside the weights."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 2e-3  # peak learning rate, after warm-up
+    min_lr: float = 1e-5  # end of the cosine schedule
+    warmup_epochs: float = 0.5
+    weight_decay: float = 1e-4  # decoupled (AdamW)
+    dropout: float = 0.4
+    validation: int = 5000  # images held out of the 60k to pick the best epoch
+    augment: bool = True
+    seed: int = 0
+    limit: int = 0  # train on the first N training images only (0: all); for quick runs
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    lr: float
+    seconds: float
+
+
+def split(data: Mnist, config: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A seeded random validation split of the training set."""
+    order = rng.permutation(len(data.train_images))
+    val, train = order[: config.validation], order[config.validation :]
+    if config.limit:
+        train = train[: config.limit]
+    return data.train_images[train], data.train_labels[train], data.train_images[val], data.train_labels[val]
+
+
+def train_epoch(
+    model: Sequential,
+    optimizer: Adam,
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    schedule: Any,
+    progress: Any,
+) -> tuple[float, float]:
+    """One pass over shuffled, augmented batches; returns (mean loss, accuracy)."""
+    order = rng.permutation(len(images))
+    total_loss = correct = seen = 0
+    started = time.perf_counter()
+    for start in range(0, len(order), config.batch_size):
+        batch = order[start : start + config.batch_size]
+        x = images[batch].astype(np.float32) / 255.0  # (B, 28, 28)
+        if config.augment:
+            x = augment(x, rng, AugmentConfig())
+        y = labels[batch].astype(np.int64)
+        optimizer.lr = schedule(optimizer.steps)
+        logits, caches = model.forward_train(x[..., None], rng)
+        loss, grad_logits = softmax_cross_entropy(logits, y)
+        grads, _ = model.backward(grad_logits, caches)
+        optimizer.step(grads)
+        total_loss += loss * len(batch)
+        correct += int((logits.argmax(axis=1) == y).sum())
+        seen += len(batch)
+        progress.update(len(batch))
+        progress.set_postfix(
+            loss=f"{total_loss / seen:.4f}",
+            acc=f"{correct / seen:.4f}",
+            img_s=f"{seen / (time.perf_counter() - started):.0f}",
+        )
+    return total_loss / seen, correct / seen
+
+
+def train(data: Mnist, config: TrainConfig, show_progress: bool = True) -> tuple[Sequential, dict[str, Any]]:
+    """Train, keep the parameters of the best validation epoch, and measure them on the test set."""
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(config.seed)
+    train_x, train_y, val_x, val_y = split(data, config, rng)
+    model = mnist_cnn(seed=config.seed, dropout=config.dropout)
+    optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(train_x) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+
+    def schedule(step: int) -> float:
+        return cosine_lr(config.lr, step, total_steps, warmup, config.min_lr)
+
+    history: list[EpochResult] = []
+    best_accuracy, best_params = -1.0, {}
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        with tqdm(total=len(train_x), desc=f"epoch {epoch}/{config.epochs}", unit="img", disable=not show_progress, file=sys.stderr) as bar:
+            train_loss, train_acc = train_epoch(model, optimizer, train_x, train_y, config, rng, schedule, bar)
+        val_loss, val_acc = evaluate(model, val_x, val_y) if len(val_x) else (float("nan"), 0.0)
+        result = EpochResult(epoch, train_loss, train_acc, val_loss, val_acc, optimizer.lr, time.perf_counter() - started)
+        history.append(result)
+        print(
+            f"epoch {epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
+            f"val loss {val_loss:.4f} acc {val_acc:.4f} | {result.seconds:.0f}s",
+            file=sys.stderr,
+        )
+        if val_acc > best_accuracy:
+            best_accuracy = val_acc
+            best_params = {k: v.copy() for k, v in model.parameters().items()}
+    model.load_state_dict(best_params, source="best epoch")
+    predictions = predict_logits(model, data.test_images).argmax(axis=1)
+    test_accuracy = float((predictions == data.test_labels).mean())
+    best_epoch = max(history, key=lambda r: r.val_accuracy).epoch
+    metadata = {
+        "test_accuracy": test_accuracy,
+        "best_epoch": best_epoch,
+        "epochs": [dataclasses.asdict(r) for r in history],
+        "confusion_matrix": confusion_matrix(data.test_labels, predictions).tolist(),
+        "config": dataclasses.asdict(config),
+        "data_checksums_md5": data.checksums,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "numpy": np.__version__,
+    }
+    return model, metadata
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog="convscope train", description="Train the ConvScope CNN on MNIST.")
+    parser.add_argument("--data-dir", type=Path, default=None, help="MNIST IDX files (default: $MNIST_DIR, then the user cache dir)")
+    parser.add_argument("--download", action="store_true", help="fetch missing MNIST files into --data-dir first")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N training images")
+    parser.add_argument("--no-augment", action="store_true", help="train on MNIST as it is")
+    parser.add_argument("--out", type=Path, default=Path("model_weights/mnist_cnn.npz"))
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    data_dir = args.data_dir or default_data_dir()
+    if args.download:
+        download_mnist(data_dir, show_progress=not args.quiet)
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        limit=args.limit,
+        augment=not args.no_augment,
+    )
+    data = load_mnist(data_dir)
+    model, metadata = train(data, config, show_progress=not args.quiet)
+    save_model(args.out, model, metadata)
+    summary = {"out": str(args.out), "test_accuracy": metadata["test_accuracy"], "best_epoch": metadata["best_epoch"]}
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
