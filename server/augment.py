@@ -23,8 +23,10 @@ class AugmentConfig:
     thin_prob: float = 0.15
 
 
-def random_affine(n: int, rng: np.random.Generator, config: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image inverse maps: output coords -> input coords as (N, 2, 2) matrices and (N, 2) shifts."""
+def random_affine(
+    n: int, rng: np.random.Generator, config: AugmentConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image inverse maps, output -> input coords: (N, 2, 2) matrices, (N, 2) shifts."""
     angle = np.deg2rad(rng.uniform(-config.max_rotation, config.max_rotation, n))
     scale = rng.uniform(*config.scale_range, n)
     shear = rng.uniform(-config.max_shear, config.max_shear, n)
@@ -56,7 +58,9 @@ def warp(images: np.ndarray, inverse: np.ndarray, shift: np.ndarray) -> np.ndarr
         for dx in (0, 1):
             rows = np.clip(top_left[..., 0] + dy + 1, 0, h + 1)
             cols = np.clip(top_left[..., 1] + dx + 1, 0, w + 1)
-            weight = (frac[..., 0] if dy else 1 - frac[..., 0]) * (frac[..., 1] if dx else 1 - frac[..., 1])
+            weight = (frac[..., 0] if dy else 1 - frac[..., 0]) * (
+                frac[..., 1] if dx else 1 - frac[..., 1]
+            )
             out += weight * padded[batch, rows, cols]
     return out
 
@@ -72,7 +76,9 @@ def neighbourhood(images: np.ndarray, reduce: np.ufunc) -> np.ndarray:
     return result
 
 
-def vary_thickness(images: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+def vary_thickness(
+    images: np.ndarray, rng: np.random.Generator, config: AugmentConfig
+) -> np.ndarray:
     """Thicken some strokes (dilation) and thin others (a half-strength erosion)."""
     draw = rng.random(len(images))
     thicken = draw < config.thicken_prob
@@ -86,7 +92,9 @@ def vary_thickness(images: np.ndarray, rng: np.random.Generator, config: Augment
     return out
 
 
-def augment(images: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> np.ndarray:
+def augment(
+    images: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()
+) -> np.ndarray:
     """A random pose and stroke thickness for every image of (N, 28, 28) float32 in [0, 1]."""
     inverse, shift = random_affine(len(images), rng, config)
     warped = warp(images, inverse, shift)

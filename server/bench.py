@@ -68,7 +68,15 @@ def torch_twin(model: Sequential) -> Any:
         if spec["kind"] == "conv2d":
             padding = spec["kernel_size"] // 2 if spec["padding"] == "same" else spec["padding"]
             padding = 0 if padding == "valid" else padding
-            modules.append(nn.Conv2d(spec["in_channels"], spec["out_channels"], spec["kernel_size"], spec["stride"], padding))
+            modules.append(
+                nn.Conv2d(
+                    spec["in_channels"],
+                    spec["out_channels"],
+                    spec["kernel_size"],
+                    spec["stride"],
+                    padding,
+                )
+            )
         elif spec["kind"] == "relu":
             modules.append(nn.ReLU())
         elif spec["kind"] == "maxpool2d":
@@ -82,7 +90,7 @@ def torch_twin(model: Sequential) -> Any:
     return nn.Sequential(*modules)
 
 
-def bench_torch(model: Sequential, min_time: float, threads: int) -> dict[str, float]:
+def bench_torch(model: Sequential, min_time: float, threads: int) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(threads)
@@ -121,7 +129,11 @@ def blas_info() -> dict[str, Any]:
         return {}
     for pool in threadpool_info():
         if pool.get("user_api") == "blas":
-            return {"library": pool.get("internal_api"), "kernel": pool.get("architecture"), "threads": pool.get("num_threads")}
+            return {
+                "library": pool.get("internal_api"),
+                "kernel": pool.get("architecture"),
+                "threads": pool.get("num_threads"),
+            }
     return {}
 
 
@@ -147,7 +159,9 @@ def run(weights: Path | None, min_time: float, torch_threads: int) -> dict[str, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="convscope bench", description=__doc__)
-    parser.add_argument("--weights", type=Path, default=None, help="time this model (default: a fresh mnist_cnn)")
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="time this model (default: a fresh mnist_cnn)"
+    )
     parser.add_argument("--min-time", type=float, default=2.0, help="seconds per measurement")
     parser.add_argument("--torch-threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -23,9 +23,15 @@ def format_confusion(matrix: np.ndarray) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="convscope evaluate", description=__doc__)
-    parser.add_argument("weights", type=Path, nargs="?", default=Path("model_weights/mnist_cnn.npz"))
-    parser.add_argument("--data-dir", type=Path, default=None, help="default: $MNIST_DIR, then the user cache dir")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument(
+        "weights", type=Path, nargs="?", default=Path("model_weights/mnist_cnn.npz")
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="default: $MNIST_DIR, then the user cache dir"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a table"
+    )
     args = parser.parse_args(argv)
     model = load_model(args.weights).model
     data = load_mnist(args.data_dir or default_data_dir())
@@ -33,9 +39,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     accuracy = float((predictions == data.test_labels).mean())
     matrix = confusion_matrix(data.test_labels, predictions)
     if args.json:
-        print(json.dumps({"weights": str(args.weights), "test_accuracy": accuracy, "confusion_matrix": matrix.tolist()}))
+        print(
+            json.dumps(
+                {
+                    "weights": str(args.weights),
+                    "test_accuracy": accuracy,
+                    "confusion_matrix": matrix.tolist(),
+                }
+            )
+        )
     else:
-        print(f"{args.weights}: test accuracy {accuracy:.4%} ({int((predictions == data.test_labels).sum())}/{len(predictions)})")
+        print(
+            f"{args.weights}: test accuracy {accuracy:.4%} "
+            f"({int((predictions == data.test_labels).sum())}/{len(predictions)})"
+        )
         print(format_confusion(matrix))
     return 0
 

@@ -18,7 +18,10 @@ def to_input(images: np.ndarray) -> np.ndarray:
 def predict_logits(model: Sequential, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Logits for a whole split, in batches so memory stays bounded."""
     return np.concatenate(
-        [model.forward(to_input(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+        [
+            model.forward(to_input(images[i : i + batch_size]))
+            for i in range(0, len(images), batch_size)
+        ]
     )
 
 

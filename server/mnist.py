@@ -24,7 +24,14 @@ MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
-IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IDX_DTYPES: dict[int, str | type[np.generic]] = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 
 
 class MnistError(RuntimeError):
@@ -117,9 +124,16 @@ def download_file(
     fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=destination.name, suffix=".part")
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as handle, httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
+        with (
+            os.fdopen(fd, "wb") as handle,
+            httpx.stream("GET", url, follow_redirects=True, timeout=60) as response,
+        ):
             response.raise_for_status()
-            total = int(response.headers["content-length"]) if "content-length" in response.headers else None
+            total = (
+                int(response.headers["content-length"])
+                if "content-length" in response.headers
+                else None
+            )
             for chunk in response.iter_bytes():
                 handle.write(chunk)
                 if progress:
@@ -155,7 +169,7 @@ def download_mnist(
                 try:
                     download_file(url, directory / f"{name}.gz", md5, advance)
                     break
-                except Exception as exc:  # noqa: BLE001 - try the next mirror, report all at the end
+                except Exception as exc:
                     errors.append(f"{url}: {exc}")
         else:
             raise MnistError(f"could not download {name}: " + "; ".join(errors))

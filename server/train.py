@@ -1,7 +1,7 @@
 """Train the ConvScope CNN on MNIST and write model_weights/*.npz.
 
-    convscope train --epochs 15 --out model_weights/mnist_cnn.npz
-    python -m server.train --help
+convscope train --epochs 15 --out model_weights/mnist_cnn.npz
+python -m server.train --help
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from server.augment import AugmentConfig, augment
 from server.cnn import Adam, Sequential, cosine_lr, save_model, softmax_cross_entropy
 from server.cnn.architectures import mnist_cnn
-from server.metrics import confusion_matrix, evaluate, predict_logits, to_input
+from server.metrics import confusion_matrix, evaluate, predict_logits
 from server.mnist import Mnist, default_data_dir, download_mnist, load_mnist
 
 
@@ -60,7 +60,12 @@ def split(data: Mnist, config: TrainConfig, rng: np.random.Generator) -> tuple[n
     val, train = order[: config.validation], order[config.validation :]
     if config.limit:
         train = train[: config.limit]
-    return data.train_images[train], data.train_labels[train], data.train_images[val], data.train_labels[val]
+    return (
+        data.train_images[train],
+        data.train_labels[train],
+        data.train_images[val],
+        data.train_labels[val],
+    )
 
 
 def train_epoch(
@@ -75,7 +80,7 @@ def train_epoch(
 ) -> tuple[float, float]:
     """One pass over shuffled, augmented batches; returns (mean loss, accuracy)."""
     order = rng.permutation(len(images))
-    total_loss = correct = seen = 0
+    total_loss, correct, seen = 0.0, 0, 0
     started = time.perf_counter()
     for start in range(0, len(order), config.batch_size):
         batch = order[start : start + config.batch_size]
@@ -100,7 +105,9 @@ def train_epoch(
     return total_loss / seen, correct / seen
 
 
-def train(data: Mnist, config: TrainConfig, show_progress: bool = True) -> tuple[Sequential, dict[str, Any]]:
+def train(
+    data: Mnist, config: TrainConfig, show_progress: bool = True
+) -> tuple[Sequential, dict[str, Any]]:
     """Train, keep the parameters of the best validation epoch, and measure them on the test set."""
     from tqdm import tqdm
 
@@ -119,10 +126,26 @@ def train(data: Mnist, config: TrainConfig, show_progress: bool = True) -> tuple
     best_accuracy, best_params = -1.0, {}
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
-        with tqdm(total=len(train_x), desc=f"epoch {epoch}/{config.epochs}", unit="img", disable=not show_progress, file=sys.stderr) as bar:
-            train_loss, train_acc = train_epoch(model, optimizer, train_x, train_y, config, rng, schedule, bar)
+        with tqdm(
+            total=len(train_x),
+            desc=f"epoch {epoch}/{config.epochs}",
+            unit="img",
+            disable=not show_progress,
+            file=sys.stderr,
+        ) as bar:
+            train_loss, train_acc = train_epoch(
+                model, optimizer, train_x, train_y, config, rng, schedule, bar
+            )
         val_loss, val_acc = evaluate(model, val_x, val_y) if len(val_x) else (float("nan"), 0.0)
-        result = EpochResult(epoch, train_loss, train_acc, val_loss, val_acc, optimizer.lr, time.perf_counter() - started)
+        result = EpochResult(
+            epoch,
+            train_loss,
+            train_acc,
+            val_loss,
+            val_acc,
+            optimizer.lr,
+            time.perf_counter() - started,
+        )
         history.append(result)
         print(
             f"epoch {epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
@@ -151,9 +174,18 @@ def train(data: Mnist, config: TrainConfig, show_progress: bool = True) -> tuple
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="convscope train", description="Train the ConvScope CNN on MNIST.")
-    parser.add_argument("--data-dir", type=Path, default=None, help="MNIST IDX files (default: $MNIST_DIR, then the user cache dir)")
-    parser.add_argument("--download", action="store_true", help="fetch missing MNIST files into --data-dir first")
+    parser = argparse.ArgumentParser(
+        prog="convscope train", description="Train the ConvScope CNN on MNIST."
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="MNIST IDX files (default: $MNIST_DIR, then the user cache dir)",
+    )
+    parser.add_argument(
+        "--download", action="store_true", help="fetch missing MNIST files into --data-dir first"
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
@@ -181,7 +213,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = load_mnist(data_dir)
     model, metadata = train(data, config, show_progress=not args.quiet)
     save_model(args.out, model, metadata)
-    summary = {"out": str(args.out), "test_accuracy": metadata["test_accuracy"], "best_epoch": metadata["best_epoch"]}
+    summary = {
+        "out": str(args.out),
+        "test_accuracy": metadata["test_accuracy"],
+        "best_epoch": metadata["best_epoch"],
+    }
     print(json.dumps(summary))
     return 0
 

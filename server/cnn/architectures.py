@@ -8,7 +8,9 @@ from server.cnn.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from server.cnn.model import Sequential
 
 
-def mnist_cnn(seed: int = 0, conv1: int = 32, conv2: int = 64, hidden: int = 128, dropout: float = 0.5) -> Sequential:
+def mnist_cnn(
+    seed: int = 0, conv1: int = 32, conv2: int = 64, hidden: int = 128, dropout: float = 0.5
+) -> Sequential:
     """28x28x1 -> 28x28x32 -> 14x14x32 -> 14x14x64 -> 7x7x64 -> hidden -> 10 logits."""
     rng = np.random.default_rng(seed)
     return Sequential(

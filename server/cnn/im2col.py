@@ -11,9 +11,7 @@ GATHER_MIN_CHANNELS = 8
 Padding = str | int
 
 
-def resolve_padding(
-    padding: Padding, size: int, kernel: int, stride: int
-) -> tuple[int, int, int]:
+def resolve_padding(padding: Padding, size: int, kernel: int, stride: int) -> tuple[int, int, int]:
     """Return (pad_before, pad_after, out_size) along one spatial axis.
 
     "same" follows TensorFlow: out = ceil(size / stride), any odd extra pad goes after.
@@ -63,7 +61,9 @@ def im2col(
     n, _, _, c = x_padded.shape
     if c >= GATHER_MIN_CHANNELS:
         windows = sliding_window_view(x_padded, (kernel_h, kernel_w), axis=(1, 2))
-        windows = windows[:, : stride * (out_h - 1) + 1 : stride, : stride * (out_w - 1) + 1 : stride]
+        windows = windows[
+            :, : stride * (out_h - 1) + 1 : stride, : stride * (out_w - 1) + 1 : stride
+        ]
         return np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3))  # (N, oh, ow, kh, kw, C)
     cols = np.empty((n, out_h, out_w, kernel_h, kernel_w, c), dtype=x_padded.dtype)
     for i in range(kernel_h):
@@ -73,9 +73,7 @@ def im2col(
     return cols
 
 
-def col2im(
-    cols: np.ndarray, padded_shape: tuple[int, int, int, int], stride: int
-) -> np.ndarray:
+def col2im(cols: np.ndarray, padded_shape: tuple[int, int, int, int], stride: int) -> np.ndarray:
     """Scatter-add receptive fields back: (N, oh, ow, kh, kw, C) -> (N, Hp, Wp, C)."""
     _, out_h, out_w, kernel_h, kernel_w, _ = cols.shape
     x_padded = np.zeros(padded_shape, dtype=cols.dtype)

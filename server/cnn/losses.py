@@ -18,15 +18,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def softmax_cross_entropy(
-    logits: np.ndarray, labels: np.ndarray
-) -> tuple[float, np.ndarray]:
+def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean cross-entropy over the batch and its gradient w.r.t. the logits.
 
     logits (N, K), integer labels (N,). The fused gradient is (softmax - onehot) / N.
     """
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
-        raise ValueError(f"logits (N, K) and labels (N,) expected, got {logits.shape}, {labels.shape}")
+        raise ValueError(
+            f"logits (N, K) and labels (N,) expected, got {logits.shape}, {labels.shape}"
+        )
     n = logits.shape[0]
     log_probs = log_softmax(logits)
     rows = np.arange(n)

@@ -60,11 +60,13 @@ class Sequential:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise KeyError(f"no layer {name!r}; layers are {[l.name for l in self.layers]}")
+        raise KeyError(f"no layer {name!r}; layers are {[layer.name for layer in self.layers]}")
 
     def _check_input(self, x: np.ndarray) -> None:
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"expected input (N, {', '.join(map(str, self.input_shape))}), got {x.shape}")
+            raise ValueError(
+                f"expected input (N, {', '.join(map(str, self.input_shape))}), got {x.shape}"
+            )
 
     def forward(
         self, x: np.ndarray, *, training: bool = False, rng: np.random.Generator | None = None
@@ -130,13 +132,17 @@ class Sequential:
             value = state[key]
             if value.shape != target.shape:
                 raise ValueError(
-                    f"{source}: parameter {key!r} has shape {value.shape}, model expects {target.shape}"
+                    f"{source}: parameter {key!r} has shape {value.shape}, "
+                    f"model expects {target.shape}"
                 )
             target[...] = value
 
     def spec(self) -> dict[str, Any]:
         """JSON architecture that `from_spec` rebuilds without any code of the caller's."""
-        return {"input_shape": list(self.input_shape), "layers": [l.spec() for l in self.layers]}
+        return {
+            "input_shape": list(self.input_shape),
+            "layers": [layer.spec() for layer in self.layers],
+        }
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Sequential:

@@ -92,7 +92,9 @@ class Adam(Optimizer):
         param -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
-def cosine_lr(base_lr: float, step: int, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0) -> float:
+def cosine_lr(
+    base_lr: float, step: int, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0
+) -> float:
     """Linear warm-up, then cosine decay from base_lr to min_lr over the remaining steps."""
     if warmup_steps and step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps

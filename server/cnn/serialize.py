@@ -85,7 +85,9 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        raise ModelFileError(path, f"not a readable .npz file ({type(exc).__name__}: {exc})") from exc
+        raise ModelFileError(
+            path, f"not a readable .npz file ({type(exc).__name__}: {exc})"
+        ) from exc
     try:
         model = Sequential.from_spec(spec)
     except (KeyError, TypeError, ValueError) as exc:

@@ -46,9 +46,9 @@ class Dense(Layer):
         self.bias = bias
         rng = rng or np.random.default_rng(0)
         scale = np.sqrt(2.0 / in_features)
-        self.params["weight"] = (
-            rng.standard_normal((in_features, out_features)) * scale
-        ).astype(np.float32)
+        self.params["weight"] = (rng.standard_normal((in_features, out_features)) * scale).astype(
+            np.float32
+        )
         if bias:
             self.params["bias"] = np.zeros(out_features, dtype=np.float32)
 
@@ -56,9 +56,7 @@ class Dense(Layer):
         self, x: Array, *, training: bool = False, rng: np.random.Generator | None = None
     ) -> tuple[Array, Any]:
         if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(
-                f"{self.name}: expected input (N, {self.in_features}), got {x.shape}"
-            )
+            raise ValueError(f"{self.name}: expected input (N, {self.in_features}), got {x.shape}")
         out = x @ self.params["weight"]
         if self.bias:
             out += self.params["bias"]

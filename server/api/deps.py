@@ -1,0 +1,24 @@
+"""Dependencies handed to routes: the loaded model and the settings, as Annotated aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from server.config import Settings
+from server.inference import Predictor
+
+
+def get_predictor(request: Request) -> Predictor:
+    predictor: Predictor = request.app.state.predictor
+    return predictor
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

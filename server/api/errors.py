@@ -1,0 +1,82 @@
+"""Every failure becomes a 4xx with a `detail` a person can act on; nothing leaks a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from server.preprocess import (
+    ImageTooLarge,
+    NoDigitFound,
+    NotAnImage,
+    PreprocessError,
+    UnsupportedImageType,
+)
+
+logger = logging.getLogger("convscope")
+
+PREPROCESS_STATUS: dict[type[PreprocessError], int] = {
+    UnsupportedImageType: 415,
+    ImageTooLarge: 413,
+    NotAnImage: 422,
+    NoDigitFound: 422,
+}
+
+
+class InputError(Exception):
+    """Bad input found by a route (not by the schema): a status and a message."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+def preprocess_status(error: PreprocessError) -> int:
+    return next((code for kind, code in PREPROCESS_STATUS.items() if isinstance(error, kind)), 422)
+
+
+def describe_validation(errors: list[Any]) -> str:
+    """One readable line from pydantic's error list: 'body.pixels: pixels must be ...'."""
+    parts = []
+    for error in errors:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if error.get("type") == "json_invalid":
+            message = (
+                f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
+            )
+            location = ""
+        parts.append(f"{location}: {message}" if location else message)
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """422 for schema errors, the preprocessing error's own status, JSON 500 for bugs."""
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            {"detail": describe_validation(list(exc.errors())), "errors": errors}, status_code=422
+        )
+
+    @app.exception_handler(PreprocessError)
+    async def on_preprocess(_: Request, exc: PreprocessError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=preprocess_status(exc))
+
+    @app.exception_handler(InputError)
+    async def on_input(_: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)

@@ -1,0 +1,55 @@
+"""The model card: architecture, metrics, and any layer's weights."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from server.api.deps import PredictorDep
+from server.api.encoding import Encoding, ORJSONResponse, encode_array
+from server.api.schemas import ErrorResponse, LayerWeightsResponse, ModelResponse
+
+router = APIRouter(prefix="/api/v1/model", tags=["model"])
+
+METRIC_KEYS = ("test_accuracy", "best_epoch", "epochs", "confusion_matrix", "config", "created")
+
+
+@router.get("", response_model=ModelResponse)
+def model_card(predictor: PredictorDep) -> ORJSONResponse:
+    """Architecture (shapes [C, H, W]), parameter counts, weights hash and training metrics."""
+    layers = [dataclasses.asdict(row) for row in predictor.architecture()]
+    h, w, c = predictor.input_shape
+    body: dict[str, Any] = {
+        "input_shape": [c, h, w],
+        "layers": layers,
+        "total_parameters": sum(row["parameters"] for row in layers),
+        "weights_sha256": predictor.sha256,
+        "metrics": {k: predictor.metadata[k] for k in METRIC_KEYS if k in predictor.metadata},
+    }
+    return ORJSONResponse(body)
+
+
+@router.get(
+    "/layers/{name}/weights",
+    response_model=LayerWeightsResponse,
+    responses={404: {"model": ErrorResponse, "description": "no layer of that name"}},
+)
+def layer_weights(
+    name: str, predictor: PredictorDep, encoding: Annotated[Encoding, Query()] = "list"
+) -> ORJSONResponse:
+    """Kernels [out, in, kh, kw] and biases of a conv layer; [out, in] for dense; null otherwise."""
+    try:
+        kind, weight, bias = predictor.layer_weights(name)
+    except KeyError:
+        known = [row.name for row in predictor.architecture()]
+        raise HTTPException(404, f"no layer named {name!r}; layers are {known}") from None
+    return ORJSONResponse(
+        {
+            "name": name,
+            "kind": kind,
+            "weight": None if weight is None else encode_array(weight, encoding, "<f4"),
+            "bias": None if bias is None else encode_array(bias, encoding, "<f4"),
+        }
+    )

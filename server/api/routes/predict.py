@@ -1,0 +1,185 @@
+"""Predictions: one image with its activations, masks and saliency, or a batch of labels."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, File, Query, UploadFile
+
+from server import preprocess
+from server.api.deps import PredictorDep, SettingsDep
+from server.api.encoding import ORJSONResponse, encode_map, encode_mask
+from server.api.errors import InputError
+from server.api.schemas import (
+    BatchRequest,
+    BatchResponse,
+    ErrorResponse,
+    PredictOptions,
+    PredictRequest,
+    PredictResponse,
+)
+from server.config import Settings
+from server.inference import Explanation, Predictor
+
+router = APIRouter(prefix="/api/v1", tags=["predict"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "body, image or batch too large"},
+    415: {
+        "model": ErrorResponse,
+        "description": "an image type other than PNG, JPEG, WebP, BMP, GIF",
+    },
+    422: {"model": ErrorResponse, "description": "bad input, or no digit found in the image"},
+}
+
+
+def decode_base64_image(text: str, field: str = "image") -> bytes:
+    """Accept plain base64 or a data URL (data:image/png;base64,...)."""
+    if text.startswith("data:"):
+        header, _, text = text.partition(",")
+        if not header.endswith(";base64"):
+            raise InputError(
+                422, f"{field}: a data URL must be base64-encoded (data:image/png;base64,...)"
+            )
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(422, f"{field}: not valid base64") from None
+
+
+class Clock:
+    """Milliseconds per stage of one request."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.stages: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = round((now - self.last) * 1000, 3)
+        self.last = now
+
+    def report(self) -> dict[str, float]:
+        return {**self.stages, "total": round((time.perf_counter() - self.start) * 1000, 3)}
+
+
+def image_from_bytes(data: bytes, settings: Settings, clock: Clock) -> np.ndarray:
+    """Upload bytes -> (28, 28) float32 as MNIST draws digits."""
+    gray = preprocess.decode_image(data, settings.max_image_side)
+    clock.lap("decode")
+    digit = preprocess.digit_from_gray(gray)
+    clock.lap("preprocess")
+    return digit
+
+
+def explanation_body(
+    explained: Explanation,
+    image: np.ndarray,
+    options: PredictOptions,
+    predictor: Predictor,
+    clock: Clock,
+) -> dict[str, Any]:
+    """The response, arrays encoded as asked; layers/saliency only when asked."""
+    body: dict[str, Any] = {
+        "label": explained.label,
+        "probabilities": explained.probabilities.astype(np.float64).tolist(),
+        "input": encode_map(image, options.encoding),
+        "model": predictor.sha256[:12],
+    }
+    if explained.layers is not None:
+        body["layers"] = [
+            {
+                "name": layer.name,
+                "kind": layer.kind,
+                "shape": list(layer.data.shape),
+                "data": encode_map(layer.data, options.encoding),
+                **(
+                    {}
+                    if layer.mask is None
+                    else {"mask": encode_mask(layer.mask, options.encoding)}
+                ),
+            }
+            for layer in explained.layers
+        ]
+    if explained.saliency is not None:
+        body["saliency"] = encode_map(explained.saliency, options.encoding)
+        body["target"] = explained.target
+    body["timings_ms"] = clock.report()
+    return body
+
+
+def predict_one(
+    image: np.ndarray, options: PredictOptions, predictor: Predictor, clock: Clock
+) -> ORJSONResponse:
+    explained = predictor.explain(
+        image, activations=options.activations, saliency=options.saliency, target=options.target
+    )
+    clock.lap("forward")
+    return ORJSONResponse(explanation_body(explained, image, options, predictor, clock))
+
+
+@router.post("/predict", response_model=PredictResponse, responses=ERRORS)
+def predict(
+    request: PredictRequest, predictor: PredictorDep, settings: SettingsDep
+) -> ORJSONResponse:
+    """Classify one image (`image`, preprocessed like MNIST) or raw `pixels` (used as they are)."""
+    clock = Clock()
+    if request.image is not None:
+        image = image_from_bytes(decode_base64_image(request.image), settings, clock)
+    else:
+        image = np.asarray(request.pixels, dtype=np.float32)  # (28, 28)
+        clock.lap("decode")
+        clock.lap("preprocess")
+    return predict_one(image, request, predictor, clock)
+
+
+@router.post("/predict/file", response_model=PredictResponse, responses=ERRORS)
+def predict_file(
+    file: Annotated[UploadFile, File(description="an image file: PNG, JPEG, WebP, BMP or GIF")],
+    options: Annotated[PredictOptions, Query()],
+    predictor: PredictorDep,
+    settings: SettingsDep,
+) -> ORJSONResponse:
+    """The same as /predict for a multipart upload: `curl -F file=@digit.png .../predict/file`."""
+    clock = Clock()
+    image = image_from_bytes(file.file.read(), settings, clock)
+    return predict_one(image, options, predictor, clock)
+
+
+@router.post("/predict/batch", response_model=BatchResponse, responses=ERRORS)
+def predict_batch(
+    request: BatchRequest, predictor: PredictorDep, settings: SettingsDep
+) -> ORJSONResponse:
+    """Labels and probabilities for up to 256 images or pixel grids, in one forward pass."""
+    items = request.images if request.images is not None else request.pixels
+    assert items is not None  # the schema guarantees one of the two
+    if len(items) > settings.max_batch:
+        raise InputError(413, f"a batch holds at most {settings.max_batch} items, got {len(items)}")
+    if not items:
+        return ORJSONResponse({"labels": [], "probabilities": []})
+    if request.images is not None:
+        images = []
+        for index, text in enumerate(request.images):
+            try:
+                data = decode_base64_image(text, field=f"images[{index}]")
+                images.append(
+                    preprocess.digit_from_gray(
+                        preprocess.decode_image(data, settings.max_image_side)
+                    )
+                )
+            except preprocess.PreprocessError as error:
+                raise type(error)(f"images[{index}]: {error}") from error
+        batch = np.stack(images)  # (N, 28, 28)
+    else:
+        batch = np.asarray(request.pixels, dtype=np.float32)  # (N, 28, 28)
+    probabilities = predictor.predict(batch)
+    return ORJSONResponse(
+        {
+            "labels": probabilities.argmax(axis=1).tolist(),
+            "probabilities": probabilities.astype(np.float64).tolist(),
+        }
+    )

@@ -1,0 +1,160 @@
+"""Request and response models: the public contract, and the OpenAPI schema built from it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SIDE = 28
+Pixels = list[list[float]]
+
+
+class EncodedArray(BaseModel):
+    """An array packed as base64 of its little-endian, C-order bytes."""
+
+    dtype: Literal["float16", "float32", "uint8"]
+    shape: list[int]
+    data: str = Field(description="base64 of the raw bytes")
+
+
+ArrayOut = EncodedArray | list[Any]
+
+
+def check_pixels(rows: Pixels) -> Pixels:
+    """28 rows of 28 finite numbers in [0, 1]: the MNIST convention, white ink on black."""
+    if len(rows) != SIDE or any(len(row) != SIDE for row in rows):
+        widths = sorted({len(row) for row in rows})
+        raise ValueError(
+            f"pixels must be {SIDE} rows of {SIDE} numbers, got {len(rows)} rows of {widths}"
+        )
+    grid = np.asarray(rows, dtype=np.float64)  # (28, 28)
+    bad = np.argwhere(~((grid >= 0.0) & (grid <= 1.0)))  # NaN fails both comparisons
+    if len(bad):
+        y, x = (int(i) for i in bad[0])
+        raise ValueError(
+            f"pixels[{y}][{x}] is {grid[y, x]}; every pixel must be a number in [0, 1]"
+        )
+    return rows
+
+
+class PredictOptions(BaseModel):
+    """What to return besides the label and probabilities."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    activations: bool = Field(False, description="every layer's output, and pooling masks")
+    saliency: bool = Field(False, description="d(target score)/d(input) times the input, 28x28")
+    target: int | None = Field(
+        None, ge=0, le=9, description="class to explain; default: the predicted one"
+    )
+    encoding: Literal["list", "base64"] = Field(
+        "list", description="arrays as nested lists or base64"
+    )
+
+
+class PredictRequest(PredictOptions):
+    """Exactly one of `image` or `pixels`, plus options."""
+
+    image: str | None = Field(
+        None, description="base64 or data URL of a PNG, JPEG, WebP, BMP or GIF"
+    )
+    pixels: Pixels | None = Field(None, description="28x28 numbers in [0, 1], white ink on black")
+
+    @field_validator("pixels")
+    @classmethod
+    def _pixels_shape_and_range(cls, rows: Pixels | None) -> Pixels | None:
+        return None if rows is None else check_pixels(rows)
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> PredictRequest:
+        if (self.image is None) == (self.pixels is None):
+            raise ValueError("send exactly one of 'image' (base64 or data URL) or 'pixels' (28x28)")
+        return self
+
+
+class BatchRequest(BaseModel):
+    """Up to 256 images or pixel grids, classified in one forward pass."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    images: list[str] | None = None
+    pixels: list[Pixels] | None = None
+
+    @field_validator("pixels")
+    @classmethod
+    def _each_grid(cls, grids: list[Pixels] | None) -> list[Pixels] | None:
+        return None if grids is None else [check_pixels(g) for g in grids]
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> BatchRequest:
+        if (self.images is None) == (self.pixels is None):
+            raise ValueError("send exactly one of 'images' or 'pixels'")
+        return self
+
+
+class Timings(BaseModel):
+    decode: float
+    preprocess: float
+    forward: float
+    total: float
+
+
+class LayerOut(BaseModel):
+    name: str
+    kind: str
+    shape: list[int] = Field(description="[C, H, W] for maps, [F] for vectors")
+    data: ArrayOut
+    mask: ArrayOut | None = Field(
+        None, description="max-pool only: the input's shape, 1 where a window's max was taken"
+    )
+
+
+class PredictResponse(BaseModel):
+    label: int
+    probabilities: list[float]
+    input: ArrayOut = Field(description="the 28x28 image the network saw")
+    timings_ms: Timings
+    model: str = Field(description="prefix of the weights' SHA-256")
+    layers: list[LayerOut] | None = None
+    saliency: ArrayOut | None = None
+    target: int | None = None
+
+
+class BatchResponse(BaseModel):
+    labels: list[int]
+    probabilities: list[list[float]]
+
+
+class LayerInfoOut(BaseModel):
+    name: str
+    kind: str
+    output_shape: list[int]
+    parameters: int
+    kernel_size: int | None
+    stride: int | None
+    padding: str | int | None
+
+
+class ModelResponse(BaseModel):
+    input_shape: list[int]
+    layers: list[LayerInfoOut]
+    total_parameters: int
+    weights_sha256: str
+    metrics: dict[str, Any]
+
+
+class LayerWeightsResponse(BaseModel):
+    name: str
+    kind: str
+    weight: ArrayOut | None
+    bias: ArrayOut | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ErrorResponse(BaseModel):
+    detail: str

@@ -1,0 +1,34 @@
+"""All run-time settings in one object, read from CONVSCOPE_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """CONVSCOPE_WEIGHTS, CONVSCOPE_MAX_BODY_BYTES, CONVSCOPE_CORS_ORIGINS, ..."""
+
+    model_config = SettingsConfigDict(env_prefix="CONVSCOPE_", frozen=True)
+
+    weights: Path = Field(
+        default=ROOT / "model_weights" / "mnist_cnn.npz", description="weights file"
+    )
+    web_dir: Path = Field(default=ROOT / "web", description="static front end served at /")
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024, gt=0, description="larger requests get 413"
+    )
+    max_image_side: int = Field(default=4096, gt=0, description="wider or taller images get 413")
+    max_batch: int = Field(default=256, gt=0, description="items per /predict/batch request")
+    cors_origins: list[str] = Field(
+        default_factory=list, description='JSON list, e.g. ["https://a.example"]'
+    )
+    gzip_level: int = Field(
+        default=3, ge=1, le=9, description="response compression, 1 fast .. 9 small"
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

@@ -1,0 +1,159 @@
+"""What the API asks of a model, in the channels-first terms people read: [C, H, W].
+
+Holds only read-only state (the model and facts about its file), so one instance serves every
+request thread at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server.cnn import Conv2D, Dense, MaxPool2D, Sequential, load_model, softmax
+
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One row of the architecture table."""
+
+    name: str
+    kind: str
+    output_shape: list[int]  # [C, H, W] for maps, [F] for vectors
+    parameters: int
+    kernel_size: int | None = None
+    stride: int | None = None
+    padding: str | int | None = None
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    """A layer's output for one image, channels first; pool layers add their argmax mask."""
+
+    name: str
+    kind: str
+    data: np.ndarray  # (C, H, W) or (F,)
+    mask: np.ndarray | None = None  # (C, H_in, W_in) uint8
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Prediction for one image plus whatever views of its forward pass were asked for."""
+
+    label: int
+    probabilities: np.ndarray  # (10,)
+    layers: list[LayerMap] | None
+    saliency: np.ndarray | None  # (28, 28)
+    target: int | None
+
+
+def channels_first(array: np.ndarray) -> np.ndarray:
+    """(H, W, C) -> (C, H, W); vectors pass through."""
+    return array.transpose(2, 0, 1) if array.ndim == 3 else array
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Predictor:
+    """A loaded model and the questions the API asks of it."""
+
+    def __init__(self, model: Sequential, metadata: dict[str, Any], sha256: str) -> None:
+        self.model = model
+        self.metadata = metadata
+        self.sha256 = sha256
+        self.input_shape = model.input_shape  # (28, 28, 1)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Predictor:
+        """Load and rebuild; raises serialize.ModelFileError naming the file."""
+        loaded = load_model(path)
+        return cls(loaded.model, loaded.metadata, file_sha256(path))
+
+    def _batch(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) in [0, 1] -> (N, 28, 28, 1) float32."""
+        return np.ascontiguousarray(images, dtype=np.float32)[..., None]
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities (N, 10) for (N, 28, 28) images, in one forward pass."""
+        return softmax(self.model.forward(self._batch(images)))
+
+    def explain(
+        self, image: np.ndarray, *, activations: bool, saliency: bool, target: int | None
+    ) -> Explanation:
+        """Forward one (28, 28) image with a trace; saliency is d(target logit)/d(input) * input."""
+        x = self._batch(image[None])
+        trace = self.model.trace(x)
+        probabilities = softmax(trace.logits)[0]
+        label = int(probabilities.argmax())
+        layers = None
+        if activations:
+            layers = [
+                LayerMap(
+                    t.name,
+                    t.kind,
+                    channels_first(t.output[0]),
+                    None if t.mask is None else channels_first(t.mask[0]),
+                )
+                for t in trace.layers
+            ]
+            layers.append(LayerMap("softmax", "softmax", probabilities))
+        saliency_map, explained = None, None
+        if saliency:
+            explained = label if target is None else target
+            grad_logits = np.zeros_like(trace.logits)
+            grad_logits[0, explained] = 1.0
+            _, grad_input = self.model.backward(grad_logits, trace.caches)
+            saliency_map = (grad_input * x)[0, :, :, 0]
+        return Explanation(label, probabilities, layers, saliency_map, explained)
+
+    def architecture(self) -> list[LayerInfo]:
+        """Every layer with its output shape and geometry, then the softmax the API adds."""
+        rows = []
+        for layer, shape in zip(self.model.layers, self.model.output_shapes, strict=True):
+            geometry: dict[str, Any] = {}
+            if isinstance(layer, Conv2D):
+                geometry = {
+                    "kernel_size": layer.kernel_size,
+                    "stride": layer.stride,
+                    "padding": layer.padding,
+                }
+            elif isinstance(layer, MaxPool2D):
+                geometry = {
+                    "kernel_size": layer.pool_size,
+                    "stride": layer.stride,
+                    "padding": "valid",
+                }
+            chw = [shape[2], shape[0], shape[1]] if len(shape) == 3 else list(shape)
+            count = sum(int(p.size) for p in layer.params.values())
+            rows.append(LayerInfo(layer.name, layer.kind, chw, count, **geometry))
+        rows.append(LayerInfo("softmax", "softmax", [NUM_CLASSES], 0))
+        return rows
+
+    def layer_weights(self, name: str) -> tuple[str, np.ndarray | None, np.ndarray | None]:
+        """(kind, weight, bias) in PyTorch's layout: conv [F, C, kh, kw], dense [out, in].
+
+        KeyError for an unknown layer name.
+        """
+        if name == "softmax":
+            return "softmax", None, None
+        layer = self.model.layer(name)
+        if isinstance(layer, Conv2D):
+            weight = layer.params["weight"].transpose(
+                3, 2, 0, 1
+            )  # (kh, kw, C, F) -> (F, C, kh, kw)
+        elif isinstance(layer, Dense):
+            weight = layer.params["weight"].T  # (in, out) -> (out, in)
+        else:
+            return layer.kind, None, None
+        return layer.kind, weight, layer.params.get("bias")
