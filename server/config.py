@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description='JSON list, e.g. ["https://a.example"]'
     )
+    blas_threads: int = Field(
+        default=1, ge=1, description="BLAS threads per process; requests already run in parallel"
+    )
     gzip_level: int = Field(
         default=3, ge=1, le=9, description="response compression, 1 fast .. 9 small"
     )

@@ -7,6 +7,7 @@ import hashlib
 import os
 import struct
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,7 @@ def read_bytes(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise MnistError(f"{path}: corrupt gzip data ({exc})") from exc
     return raw
 
@@ -82,6 +83,8 @@ def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:
         raise MnistError(f"{source}: not an IDX file (magic {data[:4]!r})")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise MnistError(f"{source}: truncated IDX header ({len(data)} bytes, need {header})")
     dims = struct.unpack(f">{ndim}I", data[4:header])
     dtype = np.dtype(IDX_DTYPES[data[2]])
     expected = int(np.prod(dims)) * dtype.itemsize

@@ -57,6 +57,11 @@ class EpochResult:
 def split(data: Mnist, config: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """A seeded random validation split of the training set."""
     order = rng.permutation(len(data.train_images))
+    if config.validation >= len(order):
+        raise ValueError(
+            f"validation holds out {config.validation} of {len(order)} training images, "
+            "leaving none to train on; lower --validation"
+        )
     val, train = order[: config.validation], order[config.validation :]
     if config.limit:
         train = train[: config.limit]
@@ -191,6 +196,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N training images")
+    parser.add_argument(
+        "--validation",
+        type=int,
+        default=defaults.validation,
+        help="training images held out to pick the best epoch",
+    )
     parser.add_argument("--no-augment", action="store_true", help="train on MNIST as it is")
     parser.add_argument("--out", type=Path, default=Path("model_weights/mnist_cnn.npz"))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -208,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lr=args.lr,
         seed=args.seed,
         limit=args.limit,
+        validation=args.validation,
         augment=not args.no_augment,
     )
     data = load_mnist(data_dir)

@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,13 +66,22 @@ def _read_json(archive: Any, key: str, path: Path) -> Any:
         raise ModelFileError(path, f"entry {key!r} is not valid JSON: {exc}") from exc
 
 
+def _open_npz(handle: Any, path: Path) -> Any:
+    """np.load that insists on an .npz archive (a lone .npy array is not a weights file)."""
+    archive = np.load(handle, allow_pickle=False)
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ModelFileError(path, "not an .npz archive (a single .npy array?)")
+    return archive
+
+
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     """Rebuild the model from the file alone; every failure is a ModelFileError."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(path, "no such file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # Open the file ourselves: np.load leaks its handle when the zip is bad.
+        with path.open("rb") as handle, _open_npz(handle, path) as archive:
             version = int(archive["format_version"]) if "format_version" in archive.files else None
             if version != FORMAT_VERSION:
                 raise ModelFileError(path, f"format version {version}, expected {FORMAT_VERSION}")
@@ -84,7 +94,7 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
             }
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         raise ModelFileError(
             path, f"not a readable .npz file ({type(exc).__name__}: {exc})"
         ) from exc

@@ -1,0 +1,289 @@
+"""Forward passes against slow, plainly correct Python loops; im2col adjointness; dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from server.cnn import (
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    softmax,
+    softmax_cross_entropy,
+)
+from server.cnn.architectures import mnist_cnn
+from server.cnn.im2col import col2im, im2col, resolve_padding
+
+# --- naive references ----------------------------------------------------------------------
+
+
+def naive_padding(padding: str | int, size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's rule for "same": output ceil(size / stride), the odd pixel of padding after."""
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        out = (size + stride - 1) // stride
+        total = max(0, (out - 1) * stride + kernel - size)
+        return total // 2, total - total // 2
+    return int(padding), int(padding)
+
+
+def naive_conv(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int, padding: str | int
+) -> np.ndarray:
+    n, h, w, c = x.shape
+    kh, kw, _, f = weight.shape
+    top, bottom = naive_padding(padding, h, kh, stride)
+    left, right = naive_padding(padding, w, kw, stride)
+    xp = np.zeros((n, h + top + bottom, w + left + right, c))
+    xp[:, top : top + h, left : left + w] = x
+    out_h = (h + top + bottom - kh) // stride + 1
+    out_w = (w + left + right - kw) // stride + 1
+    out = np.zeros((n, out_h, out_w, f))
+    for i in range(n):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                patch = xp[i, oy * stride : oy * stride + kh, ox * stride : ox * stride + kw, :]
+                for fi in range(f):
+                    total = 0.0
+                    for dy in range(kh):
+                        for dx in range(kw):
+                            for ci in range(c):
+                                total += patch[dy, dx, ci] * weight[dy, dx, ci, fi]
+                    out[i, oy, ox, fi] = total + (bias[fi] if bias is not None else 0.0)
+    return out
+
+
+def naive_pool(x: np.ndarray, pool: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Max and the mask of winners; a tie goes to the first cell in row-major order."""
+    n, h, w, c = x.shape
+    out_h, out_w = (h - pool) // stride + 1, (w - pool) // stride + 1
+    out = np.zeros((n, out_h, out_w, c))
+    mask = np.zeros(x.shape, dtype=np.uint8)
+    for i in range(n):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for ci in range(c):
+                    best, where = -np.inf, (0, 0)
+                    for dy in range(pool):
+                        for dx in range(pool):
+                            value = x[i, oy * stride + dy, ox * stride + dx, ci]
+                            if value > best:  # strict: the first maximum wins
+                                best, where = value, (dy, dx)
+                    out[i, oy, ox, ci] = best
+                    mask[i, oy * stride + where[0], ox * stride + where[1], ci] = 1
+    return out, mask
+
+
+# --- padding geometry ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("padding", "size", "kernel", "stride", "expected"),
+    [
+        ("same", 28, 3, 1, (1, 1, 28)),
+        ("same", 8, 3, 2, (0, 1, 4)),  # TF: the odd pixel goes after
+        ("same", 7, 3, 2, (1, 1, 4)),
+        ("same", 8, 5, 2, (1, 2, 4)),
+        ("same", 5, 1, 2, (0, 0, 3)),
+        ("same", 6, 4, 1, (1, 2, 6)),
+        ("valid", 7, 3, 2, (0, 0, 3)),
+        ("valid", 28, 5, 1, (0, 0, 24)),
+        (2, 7, 5, 1, (2, 2, 7)),
+        (1, 9, 3, 2, (1, 1, 5)),
+    ],
+)
+def test_resolve_padding_table(
+    padding: str | int, size: int, kernel: int, stride: int, expected: tuple[int, int, int]
+) -> None:
+    assert resolve_padding(padding, size, kernel, stride) == expected
+
+
+@pytest.mark.parametrize("padding", ["full", -1, 1.5, True])
+def test_resolve_padding_rejects_bad_values(padding: object) -> None:
+    with pytest.raises(ValueError, match="padding"):
+        resolve_padding(padding, 8, 3, 1)  # type: ignore[arg-type]
+
+
+def test_kernel_larger_than_input_is_rejected() -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        resolve_padding("valid", 2, 3, 1)
+
+
+# --- conv and pool forward vs loops --------------------------------------------------------
+
+CONV_CASES = [
+    # (N, H, W, C_in, C_out, kernel, stride, padding, bias)
+    (2, 6, 6, 1, 2, 3, 1, "same", True),
+    (1, 7, 9, 3, 2, 3, 2, "same", True),
+    (2, 8, 8, 2, 3, 3, 2, "same", False),
+    (1, 8, 10, 2, 2, 5, 2, "same", True),
+    (2, 7, 9, 2, 2, 3, 2, 1, True),
+    (1, 7, 9, 2, 2, 5, 1, 2, True),
+    (2, 6, 7, 3, 2, 1, 1, "valid", True),
+    (1, 9, 9, 2, 2, 3, 3, "valid", True),
+    (1, 6, 5, 8, 3, 3, 1, 1, True),  # gather path (C >= 8)
+    (1, 7, 8, 10, 2, 3, 2, "same", True),  # gather path, stride 2, asymmetric pad
+]
+
+
+@pytest.mark.parametrize(("n", "h", "w", "c", "f", "k", "stride", "padding", "bias"), CONV_CASES)
+def test_conv_forward_matches_loops(
+    n: int,
+    h: int,
+    w: int,
+    c: int,
+    f: int,
+    k: int,
+    stride: int,
+    padding: str | int,
+    bias: bool,
+    rng: np.random.Generator,
+) -> None:
+    layer = Conv2D("conv", c, f, k, stride=stride, padding=padding, bias=bias, rng=rng)
+    if bias:
+        layer.params["bias"] = rng.standard_normal(f).astype(np.float32)
+    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    out, _ = layer.forward(x)
+    expected = naive_conv(
+        x.astype(np.float64),
+        layer.params["weight"].astype(np.float64),
+        layer.params["bias"].astype(np.float64) if bias else None,
+        stride,
+        padding,
+    )
+    assert out.shape == expected.shape
+    assert out.shape[1:] == layer.output_shape((h, w, c))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+POOL_CASES = [
+    # (N, H, W, C, pool, stride)
+    (2, 6, 6, 2, 2, 2),
+    (1, 7, 9, 3, 2, 2),
+    (2, 7, 9, 2, 3, 2),
+    (1, 5, 6, 2, 2, 1),
+    (1, 9, 7, 2, 3, 3),
+    (1, 8, 8, 1, 2, 3),  # stride > pool: some cells skipped
+]
+
+
+@pytest.mark.parametrize(("n", "h", "w", "c", "pool", "stride"), POOL_CASES)
+@pytest.mark.parametrize("ties", [False, True])
+def test_pool_forward_and_mask_match_loops(
+    n: int, h: int, w: int, c: int, pool: int, stride: int, ties: bool, rng: np.random.Generator
+) -> None:
+    if ties:
+        x = rng.integers(0, 3, size=(n, h, w, c)).astype(np.float32)
+    else:
+        x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    layer = MaxPool2D("pool", pool, stride)
+    out, cache = layer.forward(x)
+    expected_out, expected_mask = naive_pool(x.astype(np.float64), pool, stride)
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(layer.mask(cache), expected_mask)
+    assert out.shape[1:] == layer.output_shape((h, w, c))
+
+
+# --- im2col / col2im -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hp", "wp", "c", "k", "stride"),
+    [(7, 9, 3, 3, 1), (8, 8, 2, 3, 2), (9, 7, 1, 5, 2), (7, 7, 8, 3, 2), (6, 9, 12, 2, 3)],
+)
+def test_im2col_matches_loops_and_col2im_is_its_adjoint(
+    hp: int, wp: int, c: int, k: int, stride: int, rng: np.random.Generator
+) -> None:
+    out_h, out_w = (hp - k) // stride + 1, (wp - k) // stride + 1
+    x = rng.standard_normal((2, hp, wp, c))
+    cols = im2col(x, k, k, stride, out_h, out_w)
+    assert cols.shape == (2, out_h, out_w, k, k, c)
+    for oy in range(out_h):
+        for ox in range(out_w):
+            window = x[:, oy * stride : oy * stride + k, ox * stride : ox * stride + k, :]
+            np.testing.assert_array_equal(cols[:, oy, ox], window)
+    # <im2col(x), y> == <x, col2im(y)>: col2im is exactly the transpose of the gather
+    y = rng.standard_normal(cols.shape)
+    back = col2im(y, x.shape, stride)
+    assert back.shape == x.shape
+    assert np.vdot(cols, y) == pytest.approx(np.vdot(x, back), rel=1e-12)
+
+
+# --- dtypes --------------------------------------------------------------------------------
+
+
+def float32_layers(rng: np.random.Generator) -> list[tuple[object, tuple[int, ...]]]:
+    return [
+        (Conv2D("c1", 2, 3, 3, stride=2, padding="same", rng=rng), (2, 7, 9, 2)),
+        (Conv2D("c2", 9, 3, 3, padding=1, rng=rng), (2, 5, 5, 9)),
+        (ReLU("r"), (2, 4, 4, 3)),
+        (MaxPool2D("p", 3, 2), (2, 7, 9, 3)),
+        (Flatten("f"), (2, 4, 4, 3)),
+        (Dense("d", 12, 5, rng=rng), (2, 12)),
+        (Dropout("drop", 0.5), (2, 12)),
+    ]
+
+
+@pytest.mark.parametrize("index", range(7))
+@pytest.mark.parametrize("training", [False, True])
+def test_float32_in_float32_out(index: int, training: bool, rng: np.random.Generator) -> None:
+    layer, shape = float32_layers(rng)[index]
+    x = rng.standard_normal(shape).astype(np.float32)
+    out, cache = layer.forward(x, training=training, rng=np.random.default_rng(0))
+    assert out.dtype == np.float32, f"{layer!r} forward gave {out.dtype}"
+    grad_in, grads = layer.backward(np.ones_like(out), cache)
+    assert grad_in.dtype == np.float32, f"{layer!r} input gradient is {grad_in.dtype}"
+    assert grad_in.shape == x.shape
+    for key, grad in grads.items():
+        assert grad.dtype == np.float32, f"{layer!r} gradient {key} is {grad.dtype}"
+        assert grad.shape == layer.params[key].shape
+
+
+def test_model_and_loss_stay_float32(rng: np.random.Generator) -> None:
+    model = mnist_cnn(seed=1)
+    x = rng.random((3, 28, 28, 1), dtype=np.float32)
+    logits = model.forward(x)
+    assert logits.dtype == np.float32
+    trace = model.trace(x)
+    assert all(layer.output.dtype == np.float32 for layer in trace.layers)
+    loss, grad = softmax_cross_entropy(logits, np.array([1, 2, 3]))
+    assert isinstance(loss, float)
+    assert grad.dtype == np.float32
+    grads, grad_x = model.backward(grad, trace.caches)
+    assert grad_x.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in grads.values())
+    assert softmax(logits).dtype == np.float32
+
+
+def test_softmax_is_stable_for_huge_logits() -> None:
+    logits = np.array([[1000.0, 1000.0, -1000.0], [-1e4, 0.0, 1e4]])
+    p = softmax(logits)
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p, [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], atol=1e-12)
+    loss, grad = softmax_cross_entropy(logits, np.array([2, 0]))
+    assert np.isfinite(loss)
+    assert np.isfinite(grad).all()
+    assert loss == pytest.approx((2000.0 + np.log(2.0) + 2e4) / 2)  # logsumexp row 1: 1000 + ln 2
+
+
+def test_sequential_output_shapes_match_real_forward(rng: np.random.Generator) -> None:
+    model = Sequential(
+        [
+            Conv2D("c1", 1, 3, 5, stride=2, padding="same", rng=rng),
+            ReLU("r1"),
+            MaxPool2D("p1", 3, 2),
+            Conv2D("c2", 3, 4, 3, stride=1, padding="valid", rng=rng),
+            Flatten("f"),
+            Dense("d", 3 * 3 * 4, 2, rng=rng),
+        ],
+        input_shape=(23, 21, 1),
+    )
+    trace = model.trace(rng.standard_normal((2, 23, 21, 1)).astype(np.float32))
+    for layer, shape in zip(trace.layers, model.output_shapes, strict=True):
+        assert layer.output.shape[1:] == shape, layer.name
