@@ -1,0 +1,168 @@
+// The only module that knows URLs and wire formats. Everything it returns is decoded:
+// arrays become { shape, data } with data a Float32Array (or Uint8Array for uint8).
+
+const API = '/api/v1';
+const PREDICT_OPTIONS = { activations: true, saliency: true, encoding: 'base64' };
+
+export class ApiError extends Error {
+  constructor(message, status = 0) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+  }
+}
+
+// ---- float16 -------------------------------------------------------------------------------
+
+/** IEEE 754 binary16 bits -> number (normals, subnormals, +-0, +-Infinity, NaN). */
+export function halfToFloat(h) {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24; // zero or subnormal: 0.frac * 2^-14
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+let halfTable = null; // all 65536 values, built on first use (256 KB, ~1 ms)
+
+/** Little-endian float16 bytes -> Float32Array. */
+export function decodeFloat16(bytes) {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let i = 0; i < 65536; i++) halfTable[i] = halfToFloat(i);
+  }
+  const n = bytes.length >> 1;
+  const out = new Float32Array(n);
+  for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = halfTable[bytes[j] | (bytes[j + 1] << 8)];
+  return out;
+}
+
+function base64ToBytes(b64) {
+  let bin;
+  try {
+    bin = atob(b64);
+  } catch {
+    throw new ApiError('The server sent an array that is not valid base64.');
+  }
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function listShape(x) {
+  const shape = [];
+  while (Array.isArray(x)) {
+    shape.push(x.length);
+    x = x[0];
+  }
+  return shape;
+}
+
+/** A wire array (nested list, or {dtype, shape, data} base64) -> { shape, data }. */
+export function decodeArray(x) {
+  if (x == null) return null;
+  if (Array.isArray(x)) return { shape: listShape(x), data: Float32Array.from(x.flat(Infinity)) };
+  const count = x.shape.reduce((a, b) => a * b, 1);
+  const bytes = base64ToBytes(x.data);
+  let data;
+  if (x.dtype === 'float16') data = decodeFloat16(bytes);
+  else if (x.dtype === 'uint8') data = bytes;
+  else if (x.dtype === 'float32') data = new Float32Array(bytes.buffer, 0, bytes.length >> 2).slice();
+  else throw new ApiError(`The server sent an array of unknown type "${x.dtype}".`);
+  if (data.length !== count) {
+    throw new ApiError(`The server sent ${data.length} values for an array of shape [${x.shape}].`);
+  }
+  return { shape: x.shape.slice(), data };
+}
+
+function decodePrediction(body) {
+  return {
+    label: body.label,
+    probabilities: Float32Array.from(body.probabilities || []),
+    input: decodeArray(body.input),
+    saliency: decodeArray(body.saliency),
+    target: body.target ?? null,
+    timings: body.timings_ms || {},
+    model: body.model || '',
+    layers: (body.layers || []).map((l) => ({
+      name: l.name,
+      kind: l.kind,
+      shape: l.shape,
+      data: decodeArray(l.data),
+      mask: decodeArray(l.mask),
+    })),
+  };
+}
+
+// ---- HTTP ----------------------------------------------------------------------------------
+
+function detailText(body) {
+  const d = body && body.detail;
+  if (typeof d === 'string') return d;
+  if (Array.isArray(d)) return d.map((e) => (e && e.msg) || JSON.stringify(e)).join('; ');
+  return d ? JSON.stringify(d) : '';
+}
+
+async function request(path, init) {
+  let res;
+  try {
+    res = await fetch(API + path, init);
+  } catch {
+    throw new ApiError('Cannot reach the ConvScope server. Is it running? Try again in a moment.');
+  }
+  const text = await res.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    /* not JSON: reported below */
+  }
+  if (!res.ok) {
+    const why = detailText(body) || `${res.status} ${res.statusText || 'error'}`.trim();
+    throw new ApiError(why, res.status);
+  }
+  if (body === null) throw new ApiError(`The server's answer was not JSON (HTTP ${res.status}).`, res.status);
+  return body;
+}
+
+/** GET /api/v1/model */
+export function getModel() {
+  return request('/model');
+}
+
+/** POST /api/v1/predict with a data URL (PNG from the pad). */
+export async function predictImage(dataUrl) {
+  const body = await request('/predict', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ image: dataUrl, ...PREDICT_OPTIONS }),
+  });
+  return decodePrediction(body);
+}
+
+/** POST /api/v1/predict/file with a File (multipart), same response as predictImage. */
+export async function predictFile(file) {
+  const form = new FormData();
+  form.append('file', file, file.name || 'upload');
+  const query = new URLSearchParams(Object.entries(PREDICT_OPTIONS).map(([k, v]) => [k, String(v)]));
+  const body = await request(`/predict/file?${query}`, { method: 'POST', body: form });
+  return decodePrediction(body);
+}
+
+const weightCache = new Map();
+
+/** A layer's weights as { name, kind, weight: {shape, data} | null, bias }, fetched once. */
+export function getWeights(name) {
+  if (!weightCache.has(name)) {
+    const p = request(`/model/layers/${encodeURIComponent(name)}/weights?encoding=list`).then((b) => ({
+      name: b.name,
+      kind: b.kind,
+      weight: decodeArray(b.weight),
+      bias: decodeArray(b.bias),
+    }));
+    p.catch(() => weightCache.delete(name)); // let a later attempt retry
+    weightCache.set(name, p);
+  }
+  return weightCache.get(name);
+}

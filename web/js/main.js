@@ -1,0 +1,180 @@
+// Wiring: views <- state <- api. Live prediction while drawing, latest drawing wins.
+
+import { getState, setState, subscribe } from './state.js';
+import * as api from './api.js';
+import { createLatestWins } from './live.js';
+import { setupPad, render as renderPad } from './views/pad.js';
+import { setupUpload, render as renderUpload } from './views/upload.js';
+import { setupPrediction, render as renderPrediction } from './views/prediction.js';
+import { setupInput, render as renderInput } from './views/input.js';
+import { setupLayers, render as renderLayers } from './views/layers.js';
+import { setupDetail, open as openDetail, render as renderDetail } from './views/detail.js';
+import { render as renderModelCard } from './views/model-card.js';
+import { render as renderStatus } from './views/status.js';
+
+const $ = (sel) => document.querySelector(sel);
+const el = {
+  main: $('main'),
+  pad: $('#pad-card'),
+  upload: $('[data-testid="upload"]'),
+  prediction: $('#prediction-card'),
+  input: $('#input-card'),
+  layers: $('#layers'),
+  detail: $('#detail'),
+  modelCard: $('[data-testid="model-card"]'),
+  status: $('[data-testid="status"]'),
+};
+
+const IDLE = 'Draw a digit in the black square: every view updates as you draw.';
+const SKIP = Symbol('skip');
+let sentVersion = -1; // pad version of the last drawing sent
+let shownVersion = -1; // pad version the views currently show
+let strokeEnd = null; // pad version at the last pointerup, until the views show it
+
+// ---- live prediction ----------------------------------------------------------------------------
+
+const live = createLatestWins(run, { onResult, onError });
+
+async function run(job) {
+  if (job.source === 'upload') return api.predictFile(job.file);
+  // the drawing is exported when the request starts, so a queued job sends the newest drawing
+  const v = pad.version;
+  if (v === sentVersion || pad.isEmpty() || pad.isUpload()) return SKIP;
+  sentVersion = v;
+  job.version = v;
+  return api.predictImage(pad.toDataURL());
+}
+
+function onResult(job, result) {
+  if (result === SKIP) {
+    if (shownVersion === pad.version && getState().status === 'loading' && getState().result) setState({ status: 'ready' });
+    return viewsUpdated();
+  }
+  shownVersion = job.version;
+  setState({
+    result,
+    status: job.version === pad.version ? 'ready' : 'loading',
+    message: `The network reads ${result.label === 8 ? 'an' : 'a'} ${result.label}.`,
+    error: false,
+  });
+  viewsUpdated();
+  if (!getState().model) loadModel();
+}
+
+function onError(job, err) {
+  if (job.source === 'pad' && job.version !== pad.version) return; // a newer drawing will answer
+  shownVersion = job.version;
+  setState({ result: null, status: 'error', message: err.message || String(err), error: true, highlight: null });
+  viewsUpdated();
+}
+
+function viewsUpdated() {
+  if (strokeEnd === null || shownVersion < strokeEnd) return;
+  strokeEnd = null;
+  performance.mark('views-updated');
+  performance.measure('stroke-to-views', 'stroke-end', 'views-updated');
+}
+
+function reset() {
+  live.cancel();
+  strokeEnd = null;
+  shownVersion = sentVersion = -1;
+  setState({ result: null, status: 'idle', message: IDLE, error: false, upload: null, highlight: null, detail: null });
+}
+
+function padChanged() {
+  if (pad.isEmpty()) return reset();
+  if (pad.isUpload() || pad.version === shownVersion) return;
+  setState({ status: 'loading' });
+  live.submit({ source: 'pad' });
+}
+
+const pad = setupPad(el.pad, {
+  onChange: padChanged,
+  onReset: reset,
+  onStrokeEnd() {
+    performance.clearMarks('stroke-end');
+    performance.clearMarks('views-updated');
+    performance.mark('stroke-end');
+    strokeEnd = pad.version;
+    padChanged(); // send the final drawing now rather than on the next frame
+    viewsUpdated(); // (already shown if the last move's answer covered it)
+  },
+});
+
+setupUpload({
+  input: el.upload,
+  dropZone: el.pad.querySelector('.pad-wrap'),
+  onFile(file) {
+    live.cancel();
+    strokeEnd = null;
+    pad.showImage(file);
+    const name = file.name || 'image';
+    setState({ upload: { name }, status: 'loading', message: `Reading \u201c${name}\u201d\u2026`, error: false });
+    live.submit({ source: 'upload', file, version: pad.version });
+  },
+  onError(message) {
+    setState({ status: 'error', message, error: true });
+  },
+});
+
+// ---- views ------------------------------------------------------------------------------------
+
+setupPrediction(el.prediction);
+setupInput(el.input, { onToggleSaliency: (on) => setState({ saliency: on }) });
+setupLayers(el.layers, {
+  onOpen(name, channel, opener) {
+    setState({ detail: { name, channel } });
+    openDetail(el.detail, opener);
+  },
+  onHover: (highlight) => setState({ highlight }),
+});
+setupDetail(el.detail, {
+  onClose: () => setState({ detail: null }),
+  onChannel(delta) {
+    const { detail, result } = getState();
+    const layer = detail && result && result.layers.find((l) => l.name === detail.name);
+    const C = layer ? layer.shape[0] : 1;
+    if (detail) setState({ detail: { ...detail, channel: Math.max(0, Math.min(C - 1, detail.channel + delta)) } });
+  },
+  loadWeights: api.getWeights,
+});
+
+subscribe((s, changed) => {
+  const any = (...keys) => keys.some((k) => changed.has(k));
+  if (any('status')) el.main.dataset.state = s.status;
+  if (any('status', 'message', 'error', 'modelError')) renderStatus(el.status, s);
+  if (any('upload')) {
+    renderPad(el.pad, s);
+    renderUpload(el.upload, s);
+  }
+  if (any('result')) renderPrediction(el.prediction, s.result);
+  if (any('result', 'model')) renderLayers(el.layers, s);
+  if (any('result', 'saliency', 'highlight')) renderInput(el.input, s);
+  if (any('result', 'model', 'detail')) renderDetail(el.detail, s);
+  if (any('model', 'modelError')) renderModelCard(el.modelCard, s);
+});
+
+// ---- start --------------------------------------------------------------------------------------
+
+let modelLoading = false;
+async function loadModel() {
+  if (modelLoading) return;
+  modelLoading = true;
+  try {
+    const model = await api.getModel();
+    setState({ model, modelError: '' });
+  } catch (err) {
+    setState({ modelError: err.message || String(err) });
+  } finally {
+    modelLoading = false;
+  }
+}
+
+renderPrediction(el.prediction, null);
+renderInput(el.input, getState());
+renderLayers(el.layers, getState());
+renderModelCard(el.modelCard, getState());
+setState({ message: IDLE });
+el.main.dataset.state = getState().status;
+loadModel();

@@ -1,0 +1,37 @@
+// The one owner of application state. Views never keep their own copy of shared state:
+// they read it from the change announcement and render.
+
+const bus = new EventTarget();
+
+let state = Object.freeze({
+  status: 'idle', // idle | loading | ready | error  (mirrored on <main data-state>)
+  message: '', // words for the status area
+  error: false, // whether message reports a failure
+  model: null, // GET /api/v1/model, once
+  modelError: '',
+  result: null, // the latest decoded prediction response, or null
+  upload: null, // { name } while the pad shows an uploaded image
+  saliency: false, // overlay on the input view
+  highlight: null, // { r0, c0, r1, c1 } receptive field on the 28x28 input, or null
+});
+
+export function getState() {
+  return state;
+}
+
+/** Merge a patch and announce which keys changed (synchronously). */
+export function setState(patch) {
+  const prev = state;
+  const next = { ...state, ...patch };
+  const changed = new Set(Object.keys(patch).filter((k) => prev[k] !== next[k]));
+  if (!changed.size) return;
+  state = Object.freeze(next);
+  bus.dispatchEvent(new CustomEvent('change', { detail: { state, prev, changed } }));
+}
+
+/** Call fn(state, changed, prev) after every change; returns an unsubscribe function. */
+export function subscribe(fn) {
+  const handler = (e) => fn(e.detail.state, e.detail.changed, e.detail.prev);
+  bus.addEventListener('change', handler);
+  return () => bus.removeEventListener('change', handler);
+}

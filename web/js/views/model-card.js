@@ -1,0 +1,153 @@
+// Model card: architecture table, parameter count, test accuracy, training curves (SVG) and the
+// confusion matrix (a shaded table), from GET /api/v1/model.
+
+import { esc, kindLabel } from './layers.js';
+
+const NS = 'http://www.w3.org/2000/svg';
+const SERIES = [
+  { key: 'train', label: 'train', color: '#0072b2', dash: '' },
+  { key: 'val', label: 'validation', color: '#d55e00', dash: '6 4' },
+];
+
+function svg(tag, attrs, parent) {
+  const el = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  if (parent) parent.append(el);
+  return el;
+}
+
+/** A small line chart of train vs validation per epoch. */
+function chart(title, epochs, trainKey, valKey, asPercent) {
+  const W = 320;
+  const H = 180;
+  const m = { l: 44, r: 10, t: 12, b: 30 };
+  const fig = document.createElement('figure');
+  fig.className = 'chart';
+  const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${title} per epoch, train and validation` });
+  const xs = epochs.map((e, i) => Number(e.epoch ?? i + 1));
+  const series = SERIES.map((ser) => ({ ...ser, ys: epochs.map((e) => Number(e[ser.key === 'train' ? trainKey : valKey])) }));
+  const all = series.flatMap((ser) => ser.ys).filter(Number.isFinite);
+  let lo = all.length ? Math.min(...all) : 0;
+  let hi = all.length ? Math.max(...all) : 1;
+  if (hi - lo < 1e-9) [lo, hi] = [lo - 0.5 * (Math.abs(lo) || 1), hi + 0.5 * (Math.abs(hi) || 1)];
+  const pad = (hi - lo) * 0.08;
+  lo -= pad;
+  hi += pad;
+  const x0 = Math.min(...xs);
+  const x1 = Math.max(...xs);
+  const X = (x) => m.l + (x1 > x0 ? ((x - x0) / (x1 - x0)) * (W - m.l - m.r) : (W - m.l - m.r) / 2);
+  const Y = (y) => m.t + (1 - (y - lo) / (hi - lo)) * (H - m.t - m.b);
+  const f = (y) => (asPercent ? `${(y * 100).toFixed(hi - lo < 0.05 ? 1 : 0)}%` : y.toFixed(hi - lo < 0.1 ? 3 : 2));
+  for (let i = 0; i <= 3; i++) {
+    const y = lo + ((hi - lo) * i) / 3;
+    svg('line', { x1: m.l, x2: W - m.r, y1: Y(y), y2: Y(y), class: 'grid' }, s);
+    svg('text', { x: m.l - 6, y: Y(y) + 4, 'text-anchor': 'end', class: 'tick' }, s).textContent = f(y);
+  }
+  const step = Math.max(1, Math.ceil(xs.length / 8));
+  xs.forEach((x, i) => {
+    if (i % step && i !== xs.length - 1) return;
+    svg('text', { x: X(x), y: H - m.b + 16, 'text-anchor': 'middle', class: 'tick' }, s).textContent = x;
+  });
+  svg('text', { x: (W + m.l) / 2, y: H - 2, 'text-anchor': 'middle', class: 'axis' }, s).textContent = 'epoch';
+  for (const ser of series) {
+    const pts = xs.map((x, i) => [x, ser.ys[i]]).filter(([, y]) => Number.isFinite(y));
+    if (!pts.length) continue;
+    svg('polyline', {
+      points: pts.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' '),
+      fill: 'none', stroke: ser.color, 'stroke-width': 2, 'stroke-dasharray': ser.dash,
+      'stroke-linejoin': 'round', 'stroke-linecap': 'round',
+    }, s);
+    for (const [x, y] of pts) svg('circle', { cx: X(x), cy: Y(y), r: 2.5, fill: ser.color }, s).append(
+      Object.assign(svg('title', {}), { textContent: `${ser.label}, epoch ${x}: ${f(y)}` }),
+    );
+  }
+  const cap = document.createElement('figcaption');
+  cap.innerHTML = `<strong>${esc(title)}</strong>` + SERIES.map((ser) =>
+    `<span class="key"><svg width="22" height="8" aria-hidden="true"><line x1="1" x2="21" y1="4" y2="4" stroke="${ser.color}" stroke-width="2" stroke-dasharray="${ser.dash}"/></svg>${ser.label}</span>`).join('');
+  fig.append(cap, s);
+  return fig;
+}
+
+function confusion(matrix) {
+  const n = matrix.length;
+  const t = document.createElement('table');
+  t.className = 'confusion';
+  t.innerHTML = '<caption>Confusion matrix on the test set: rows are the true digit, columns the prediction. Shading is the share of each row.</caption>';
+  const head = document.createElement('tr');
+  head.innerHTML = '<th scope="col"><span class="sr-only">true \\ predicted</span></th>' +
+    Array.from({ length: n }, (_, j) => `<th scope="col">${j}</th>`).join('');
+  const thead = document.createElement('thead');
+  thead.append(head);
+  const tbody = document.createElement('tbody');
+  matrix.forEach((row, i) => {
+    const total = row.reduce((a, b) => a + Number(b), 0) || 1;
+    const tr = document.createElement('tr');
+    tr.innerHTML = `<th scope="row">${i}</th>`;
+    row.forEach((count, j) => {
+      const td = document.createElement('td');
+      const share = Number(count) / total;
+      // sqrt makes the rare mistakes visible next to the big diagonal
+      const t01 = Math.sqrt(share);
+      if (count > 0) {
+        td.style.background = `rgba(37, 84, 199, ${(0.06 + 0.94 * t01).toFixed(3)})`;
+        if (t01 > 0.55) td.className = 'light';
+      }
+      td.textContent = count;
+      td.title = `true ${i}, predicted ${j}: ${count} (${(share * 100).toFixed(1)}% of ${i}s)`;
+      if (i === j) td.classList.add('diag');
+      tr.append(td);
+    });
+    tbody.append(tr);
+  });
+  t.append(thead, tbody);
+  return t;
+}
+
+export function render(container, { model, modelError }) {
+  const body = container.querySelector('.model-body');
+  if (!model) {
+    body.innerHTML = `<p class="${modelError ? 'error-text' : 'muted'}"></p>`;
+    body.firstChild.textContent = modelError ? `Could not load the model description: ${modelError}` : 'Loading the model description\u2026';
+    return;
+  }
+  const layers = (model.layers || []).filter((l) => l && typeof l === 'object');
+  const metrics = model.metrics || {};
+  const acc = Number(metrics.test_accuracy);
+  const epochs = Array.isArray(metrics.epochs) ? metrics.epochs : [];
+  const cm = Array.isArray(metrics.confusion_matrix) ? metrics.confusion_matrix : null;
+  const stats = document.createElement('dl');
+  stats.className = 'stats';
+  stats.innerHTML =
+    `<div><dt>Test accuracy</dt><dd>${Number.isFinite(acc) ? (acc * 100).toFixed(2) + '%' : '\u2013'}</dd></div>` +
+    `<div><dt>Parameters</dt><dd>${Number(model.total_parameters || 0).toLocaleString('en')}</dd></div>` +
+    `<div><dt>Layers</dt><dd>${layers.length}</dd></div>` +
+    `<div><dt>Epochs</dt><dd>${epochs.length || '\u2013'}</dd></div>` +
+    `<div><dt>Weights</dt><dd><code>${esc(String(model.weights_sha256 || '').slice(0, 12) || '\u2013')}</code></dd></div>`;
+
+  const arch = document.createElement('div');
+  arch.className = 'arch';
+  arch.innerHTML =
+    '<h3>Architecture</h3><div class="table-scroll"><table><thead><tr><th scope="col">Layer</th><th scope="col">Kind</th>' +
+    '<th scope="col">Output shape</th><th scope="col" class="num">Params</th></tr></thead><tbody>' +
+    layers.map((l) => `<tr><th scope="row">${esc(l.name)}</th><td>${esc(kindLabel({ kind: l.kind, geo: l }))}</td>` +
+      `<td>${esc((l.output_shape || []).join(' \u00d7 '))}</td><td class="num">${Number(l.parameters || 0).toLocaleString('en')}</td></tr>`).join('') +
+    `</tbody><tfoot><tr><th scope="row" colspan="3">Total (input ${esc((model.input_shape || []).join(' \u00d7 '))})</th>` +
+    `<td class="num">${Number(model.total_parameters || 0).toLocaleString('en')}</td></tr></tfoot></table></div>`;
+
+  const train = document.createElement('div');
+  train.className = 'training';
+  train.innerHTML = '<h3>Training</h3>';
+  if (epochs.length) {
+    train.append(chart('Loss', epochs, 'train_loss', 'val_loss', false), chart('Accuracy', epochs, 'train_accuracy', 'val_accuracy', true));
+  } else {
+    train.insertAdjacentHTML('beforeend', '<p class="muted">No training history was reported.</p>');
+  }
+
+  const conf = document.createElement('div');
+  conf.className = 'conf';
+  conf.innerHTML = '<h3>Where it goes wrong</h3>';
+  if (cm) conf.append(confusion(cm));
+  else conf.insertAdjacentHTML('beforeend', '<p class="muted">No confusion matrix was reported.</p>');
+
+  body.replaceChildren(stats, arch, train, conf);
+}

@@ -1,0 +1,234 @@
+// The drawing pad: pointer events (mouse, touch, pen), smooth strokes kept as point lists so
+// undo, resize and export redraw exactly. White ink on black, like MNIST.
+
+const EXPORT_SIZE = 280; // px of the PNG sent to the server (10x the network's 28x28)
+const BRUSH_REF = 280; // brush values are px on a 280-px pad; strokes store width / BRUSH_REF
+
+/** Trace one stroke: quadratic curves through midpoints, a dot for a tap. */
+function traceStroke(ctx, stroke, size) {
+  const pts = stroke.pts;
+  ctx.lineWidth = stroke.w * size;
+  if (pts.length === 1) {
+    ctx.beginPath();
+    ctx.arc(pts[0][0] * size, pts[0][1] * size, (stroke.w * size) / 2, 0, Math.PI * 2);
+    ctx.fill();
+    return;
+  }
+  ctx.beginPath();
+  ctx.moveTo(pts[0][0] * size, pts[0][1] * size);
+  for (let i = 1; i < pts.length - 1; i++) {
+    const mx = ((pts[i][0] + pts[i + 1][0]) / 2) * size;
+    const my = ((pts[i][1] + pts[i + 1][1]) / 2) * size;
+    ctx.quadraticCurveTo(pts[i][0] * size, pts[i][1] * size, mx, my);
+  }
+  const last = pts[pts.length - 1];
+  ctx.lineTo(last[0] * size, last[1] * size);
+  ctx.stroke();
+}
+
+function paintAll(ctx, size, strokes, image) {
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.fillStyle = '#000';
+  ctx.fillRect(0, 0, size, size);
+  if (image) {
+    const s = Math.min(size / image.naturalWidth, size / image.naturalHeight);
+    const w = image.naturalWidth * s;
+    const h = image.naturalHeight * s;
+    ctx.imageSmoothingEnabled = s < 4;
+    ctx.drawImage(image, (size - w) / 2, (size - h) / 2, w, h);
+  }
+  ctx.strokeStyle = '#fff';
+  ctx.fillStyle = '#fff';
+  ctx.lineCap = 'round';
+  ctx.lineJoin = 'round';
+  for (const s of strokes) traceStroke(ctx, s, size);
+}
+
+/**
+ * Wire the pad inside container (which holds the canvas, brush, undo and clear controls).
+ * hooks: onChange() after the drawing changed (at most once per animation frame),
+ * onStrokeEnd() on pointerup, onReset() when the pad becomes empty or leaves upload mode.
+ */
+export function setupPad(container, hooks) {
+  const canvas = container.querySelector('[data-testid="pad"]');
+  const brush = container.querySelector('[data-testid="brush"]');
+  const brushOut = container.querySelector('output[for="brush"]');
+  const undoBtn = container.querySelector('[data-testid="undo"]');
+  const clearBtn = container.querySelector('[data-testid="clear"]');
+  const ctx = canvas.getContext('2d');
+  const exportCanvas = document.createElement('canvas');
+  exportCanvas.width = exportCanvas.height = EXPORT_SIZE;
+
+  const strokes = [];
+  let image = null; // an uploaded image being displayed
+  let active = null; // pointerId of the stroke in progress
+  let frame = 0;
+  let version = 0; // bumps on every change of what the pad shows
+
+  const hint = container.querySelector('.pad-hint');
+  const size = () => canvas.width;
+  function redraw() {
+    paintAll(ctx, size(), strokes, image);
+    const empty = !strokes.length && !image;
+    hint.hidden = !empty;
+    undoBtn.setAttribute('aria-disabled', String(empty));
+  }
+  const brushWidth = () => Number(brush.value) / BRUSH_REF;
+
+  function changed() {
+    version++;
+    if (!frame) {
+      frame = requestAnimationFrame(() => {
+        frame = 0;
+        redraw();
+        hooks.onChange();
+      });
+    }
+  }
+
+  function flush() {
+    if (frame) cancelAnimationFrame(frame);
+    frame = 0;
+    redraw();
+  }
+
+  function resize() {
+    const dpr = window.devicePixelRatio || 1;
+    const px = Math.max(1, Math.round(canvas.getBoundingClientRect().width * dpr));
+    if (px !== canvas.width) {
+      canvas.width = canvas.height = px;
+      redraw();
+    }
+  }
+  new ResizeObserver(resize).observe(canvas);
+  window.addEventListener('resize', resize);
+  resize();
+
+  function point(e) {
+    const r = canvas.getBoundingClientRect();
+    const x = (e.clientX - r.left) / r.width;
+    const y = (e.clientY - r.top) / r.height;
+    return [Math.min(1, Math.max(0, x)), Math.min(1, Math.max(0, y))];
+  }
+
+  function dropImage() {
+    if (!image) return;
+    URL.revokeObjectURL(image.src);
+    image = null;
+  }
+
+  canvas.addEventListener('pointerdown', (e) => {
+    if (active !== null || (e.pointerType === 'mouse' && e.button !== 0)) return;
+    e.preventDefault();
+    canvas.setPointerCapture(e.pointerId);
+    active = e.pointerId;
+    if (image) {
+      dropImage();
+      strokes.length = 0;
+      hooks.onReset();
+    }
+    strokes.push({ w: brushWidth(), pts: [point(e)] });
+    changed();
+  });
+
+  canvas.addEventListener('pointermove', (e) => {
+    if (e.pointerId !== active) return;
+    const pts = strokes[strokes.length - 1].pts;
+    const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
+    let moved = false;
+    for (const ev of events.length ? events : [e]) {
+      const p = point(ev);
+      const q = pts[pts.length - 1];
+      if (Math.abs(p[0] - q[0]) + Math.abs(p[1] - q[1]) > 0.002) {
+        pts.push(p);
+        moved = true;
+      }
+    }
+    if (moved) changed();
+  });
+
+  function end(e) {
+    if (e.pointerId !== active) return;
+    active = null;
+    if (canvas.hasPointerCapture(e.pointerId)) canvas.releasePointerCapture(e.pointerId);
+    flush();
+    hooks.onStrokeEnd();
+  }
+  canvas.addEventListener('pointerup', end);
+  canvas.addEventListener('pointercancel', end);
+
+  function clear() {
+    if (active !== null) return;
+    dropImage();
+    strokes.length = 0;
+    version++;
+    flush();
+    hooks.onReset();
+    hooks.onChange();
+  }
+
+  function undo() {
+    if (active !== null) return;
+    if (image) return clear();
+    if (!strokes.length) return;
+    strokes.pop();
+    version++;
+    flush();
+    if (!strokes.length) hooks.onReset();
+    hooks.onChange();
+  }
+
+  undoBtn.addEventListener('click', undo);
+  clearBtn.addEventListener('click', clear);
+  brush.addEventListener('input', () => {
+    brushOut.value = brush.value;
+  });
+  brushOut.value = brush.value;
+
+  document.addEventListener('keydown', (e) => {
+    if (e.defaultPrevented || document.querySelector('dialog[open]')) return;
+    const t = e.target;
+    if (t && (t.isContentEditable || (t.tagName === 'INPUT' && /^(text|search|email|number)$/.test(t.type)))) return;
+    if (e.key === 'Escape') {
+      clear();
+    } else if ((e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && e.key.toLowerCase() === 'z') {
+      e.preventDefault();
+      undo();
+    }
+  });
+
+  return {
+    get version() {
+      return version;
+    },
+    isEmpty: () => !strokes.length && !image,
+    isUpload: () => !!image,
+    clear,
+    undo,
+    /** Show an uploaded image (a File) on the pad instead of strokes. */
+    showImage(file) {
+      dropImage();
+      strokes.length = 0;
+      const img = new Image();
+      img.onload = () => image === img && redraw();
+      img.onerror = () => image === img && redraw(); // not decodable here: the server will say why
+      img.src = URL.createObjectURL(file);
+      image = img;
+      version++;
+      flush();
+    },
+    /** The drawing as a PNG data URL (re-rendered from the strokes at EXPORT_SIZE). */
+    toDataURL() {
+      paintAll(exportCanvas.getContext('2d'), EXPORT_SIZE, strokes, null);
+      return exportCanvas.toDataURL('image/png');
+    },
+  };
+}
+
+/** Reflect app state on the pad's chrome: the badge saying an upload is displayed. */
+export function render(container, { upload }) {
+  const badge = container.querySelector('.pad-badge');
+  badge.hidden = !upload;
+  if (upload) badge.querySelector('span').textContent = upload.name;
+  container.querySelector('.pad-wrap').classList.toggle('showing-upload', !!upload);
+}
