@@ -51,6 +51,7 @@ def save_model(path: str | os.PathLike[str], model: Sequential, metadata: dict[s
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a server running as another user must read it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
