@@ -36,6 +36,7 @@ _DECODE_ERRORS = (
     IndexError,
     KeyError,
     ZeroDivisionError,
+    UserWarning,  # e.g. "Corrupt EXIF data" when warnings are errors
 )
 
 BORDER_FRACTION = 0.05  # the outer frame that shows the paper or canvas, per side

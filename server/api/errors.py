@@ -6,8 +6,10 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.preprocess import (
     ImageTooLarge,
@@ -46,6 +48,8 @@ def describe_validation(errors: list[Any]) -> str:
     for error in errors:
         location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if error.get("type") == "missing" and not location:
+            message = "the request body is missing; send a JSON object"
         if error.get("type") == "json_invalid":
             message = (
                 f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
@@ -67,6 +71,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"detail": describe_validation(list(exc.errors())), "errors": errors}, status_code=422
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI answers 400 "error parsing the body" for bytes that are not UTF-8 text
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            detail = "the body is not valid JSON (not UTF-8 text)"
+            return JSONResponse({"detail": detail}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(PreprocessError)
     async def on_preprocess(_: Request, exc: PreprocessError) -> JSONResponse:

@@ -34,7 +34,10 @@ def model_card(predictor: PredictorDep) -> ORJSONResponse:
 @router.get(
     "/layers/{name}/weights",
     response_model=LayerWeightsResponse,
-    responses={404: {"model": ErrorResponse, "description": "no layer of that name"}},
+    responses={
+        404: {"model": ErrorResponse, "description": "no layer of that name"},
+        422: {"model": ErrorResponse, "description": "unknown encoding"},
+    },
 )
 def layer_weights(
     name: str, predictor: PredictorDep, encoding: Annotated[Encoding, Query()] = "list"

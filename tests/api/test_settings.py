@@ -1,0 +1,267 @@
+"""Settings: CONVSCOPE_* environment variables, CORS, start-up failures, `convscope serve`."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydantic
+import pytest
+from fastapi.testclient import TestClient
+
+from server import serve
+from server.api.app import StartupError, create_app
+from server.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+ORIGIN = "https://draw.example"
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No CONVSCOPE_* variable from the outside world leaks into these tests."""
+    for name in list(os.environ):
+        if name.startswith("CONVSCOPE_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+# --- environment ---------------------------------------------------------------------------
+
+
+def test_defaults_are_the_documented_limits(clean_env: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert settings.max_body_bytes == 5 * 1024 * 1024
+    assert settings.max_image_side == 4096
+    assert settings.max_batch == 256
+    assert settings.cors_origins == []
+    assert settings.weights == ROOT / "model_weights" / "mnist_cnn.npz"
+    assert settings.web_dir == ROOT / "web"
+
+
+def test_prefixed_environment_variables_are_read(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    clean_env.setenv("CONVSCOPE_WEIGHTS", str(tmp_path / "w.npz"))
+    clean_env.setenv("CONVSCOPE_WEB_DIR", str(tmp_path / "web"))
+    clean_env.setenv("CONVSCOPE_MAX_BODY_BYTES", "12345")
+    clean_env.setenv("CONVSCOPE_MAX_IMAGE_SIDE", "640")
+    clean_env.setenv("CONVSCOPE_MAX_BATCH", "8")
+    clean_env.setenv("CONVSCOPE_CORS_ORIGINS", json.dumps([ORIGIN, "http://localhost:5173"]))
+    clean_env.setenv("CONVSCOPE_GZIP_LEVEL", "9")
+    clean_env.setenv("CONVSCOPE_LOG_LEVEL", "debug")
+    settings = Settings()
+    assert settings.weights == tmp_path / "w.npz"
+    assert settings.web_dir == tmp_path / "web"
+    assert settings.max_body_bytes == 12345
+    assert settings.max_image_side == 640
+    assert settings.max_batch == 8
+    assert settings.cors_origins == [ORIGIN, "http://localhost:5173"]
+    assert settings.gzip_level == 9
+    assert settings.log_level == "debug"
+
+
+def test_unprefixed_variables_are_ignored(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("MAX_BODY_BYTES", "1")
+    clean_env.setenv("WEIGHTS", "/nowhere.npz")
+    settings = Settings()
+    assert settings.max_body_bytes == 5 * 1024 * 1024
+    assert settings.weights.name == "mnist_cnn.npz"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CONVSCOPE_MAX_BODY_BYTES", "0"),
+        ("CONVSCOPE_GZIP_LEVEL", "10"),
+        ("CONVSCOPE_LOG_LEVEL", "loud"),
+        ("CONVSCOPE_CORS_ORIGINS", "not json"),
+    ],
+)
+def test_invalid_values_are_refused_naming_the_setting(
+    clean_env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    clean_env.setenv(name, value)
+    with pytest.raises(
+        (pydantic.ValidationError, ValueError), match=name.removeprefix("CONVSCOPE_").lower()
+    ):
+        Settings()
+
+
+def test_environment_limits_reach_the_app(
+    clean_env: pytest.MonkeyPatch, weights_path: Path, kit: Any
+) -> None:
+    clean_env.setenv("CONVSCOPE_WEIGHTS", str(weights_path))
+    clean_env.setenv("CONVSCOPE_MAX_BATCH", "2")
+    clean_env.setenv("CONVSCOPE_MAX_IMAGE_SIDE", "100")
+    clean_env.setenv("CONVSCOPE_MAX_BODY_BYTES", "50000")
+    grid = np.zeros((28, 28)).tolist()
+    with TestClient(create_app(Settings())) as client:
+        batch = client.post("/api/v1/predict/batch", json={"pixels": [grid] * 3})
+        kit.assert_error(batch, 413, "at most 2")
+        wide = kit.png_b64(kit.draw_digit(1, size=101))
+        kit.assert_error(client.post("/api/v1/predict", json={"image": wide}), 413, "101x101")
+        big = client.post("/api/v1/predict", json={"image": "A" * 50_000})
+        kit.assert_error(big, 413, "50000")
+
+
+# --- CORS ----------------------------------------------------------------------------------
+
+
+def test_no_cors_header_by_default(client: TestClient) -> None:
+    response = client.get("/healthz", headers={"Origin": ORIGIN})
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response.headers
+    preflight = client.options(
+        "/api/v1/predict",
+        headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+@pytest.fixture(scope="module")
+def cors_client(make_settings: Callable[..., Settings]) -> Any:
+    with TestClient(create_app(make_settings(cors_origins=[ORIGIN]))) as client:
+        yield client
+
+
+def test_configured_origin_gets_the_cors_header(cors_client: TestClient) -> None:
+    response = cors_client.get("/healthz", headers={"Origin": ORIGIN})
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_configured_origin_may_post_after_a_preflight(
+    cors_client: TestClient, digit_pixels: np.ndarray
+) -> None:
+    preflight = cors_client.options(
+        "/api/v1/predict",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    response = cors_client.post(
+        "/api/v1/predict", json={"pixels": digit_pixels.tolist()}, headers={"Origin": ORIGIN}
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_other_origins_get_no_cors_header(cors_client: TestClient) -> None:
+    response = cors_client.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_header_is_on_error_answers_too(cors_client: TestClient, kit: Any) -> None:
+    # A page on the allowed origin can only read the error's detail with the header present.
+    bad = cors_client.post("/api/v1/predict", json={}, headers={"Origin": ORIGIN})
+    kit.assert_error(bad, 422, "exactly one")
+    assert bad.headers["access-control-allow-origin"] == ORIGIN
+    too_big = cors_client.post(
+        "/api/v1/predict",
+        content=b"{" + b" " * (5 * 1024 * 1024) + b"}",
+        headers={"Origin": ORIGIN, "Content-Type": "application/json"},
+    )
+    kit.assert_error(too_big, 413, "limit")
+    assert too_big.headers.get("access-control-allow-origin") == ORIGIN
+
+
+# --- start-up ------------------------------------------------------------------------------
+
+
+def test_missing_weights_file_stops_start_up_naming_it(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    missing = tmp_path / "absent" / "mnist_cnn.npz"
+    app = create_app(make_settings(weights=missing))
+    with pytest.raises(StartupError, match=re.escape(str(missing))), TestClient(app):
+        pass
+    gc.collect()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"this is not a zip file", b"PK\x03\x04" + bytes(100)],
+    ids=["empty", "text", "broken-zip"],
+)
+def test_corrupt_weights_file_stops_start_up_naming_it(
+    make_settings: Callable[..., Settings], tmp_path: Path, content: bytes
+) -> None:
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(content)
+    app = create_app(make_settings(weights=corrupt))
+    with pytest.raises(StartupError, match=re.escape(str(corrupt))), TestClient(app):
+        pass
+    # a failed load must not leave the file open: collect now, so a leaked handle's
+    # ResourceWarning is reported against this test rather than a later one
+    gc.collect()
+
+
+def test_truncated_weights_file_stops_start_up_naming_it(
+    make_settings: Callable[..., Settings], weights_path: Path, tmp_path: Path
+) -> None:
+    truncated = tmp_path / "truncated.npz"
+    data = weights_path.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    app = create_app(make_settings(weights=truncated))
+    with pytest.raises(StartupError, match=re.escape(str(truncated))), TestClient(app):
+        pass
+    gc.collect()  # a leaked file handle would warn here, not in a later test
+
+
+# --- `convscope serve` ---------------------------------------------------------------------
+
+
+def test_convscope_serve_help_via_the_module() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for option in ("--host", "--port", "--workers", "--weights", "--log-level"):
+        assert option in result.stdout
+
+
+def test_convscope_serve_help_via_the_installed_script() -> None:
+    script = Path(sys.executable).with_name("convscope")
+    if not script.exists():
+        pytest.skip(f"{script} is not installed (`pip install -e .` installs it)")
+    result = subprocess.run(
+        [str(script), "serve", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: convscope serve" in result.stdout
+
+
+def test_serve_hands_its_options_to_uvicorn(
+    clean_env: pytest.MonkeyPatch, weights_path: Path
+) -> None:
+    import uvicorn
+
+    calls: list[tuple[Any, dict[str, Any]]] = []
+    clean_env.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    assert (
+        serve.main(["--weights", str(weights_path), "--port", "8123", "--log-level", "debug"]) == 0
+    )
+    ((target, options),) = calls
+    assert target == "server.api.main:create_default_app"
+    assert options["factory"] is True
+    assert (options["host"], options["port"], options["workers"]) == ("127.0.0.1", 8123, 1)
+    assert options["log_level"] == "debug"
+    assert os.environ["CONVSCOPE_WEIGHTS"] == str(weights_path.resolve())

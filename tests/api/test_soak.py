@@ -1,0 +1,190 @@
+"""Soak: the real server (uvicorn in a subprocess on 127.0.0.1) under 64 concurrent clients
+asking for activations and saliency in base64, for CONVSCOPE_SOAK_SECONDS (default 30).
+No request may fail, and the server's memory must not keep growing after the warm-up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENTS = 64
+WARMUP_PER_CLIENT = 8  # requests per client before the baseline: RSS levels off by ~500
+WARMUP_TIMEOUT_S = 120.0
+SOAK_SECONDS = float(os.environ.get("CONVSCOPE_SOAK_SECONDS", "30"))
+MAX_REQUESTS = 200_000  # per phase, a bound beside the clock
+STARTUP_TIMEOUT_S = 60.0
+REQUEST_TIMEOUT_S = 60.0
+# Under uvicorn's 5 s keep-alive, so the client never reuses a connection the server is closing.
+CLIENT_KEEPALIVE_S = 2.0
+MAX_GROWTH_FRACTION = 0.20  # RSS after the soak vs after the warm-up
+MAX_GROWTH_BYTES = 50 * 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss(pid: int) -> int:
+    """Resident memory of the server process and any children it started."""
+    process = psutil.Process(pid)
+    return process.memory_info().rss + sum(
+        child.memory_info().rss for child in process.children(recursive=True)
+    )
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@pytest.fixture
+def server(weights_path: Path, tmp_path: Path) -> Iterator[Server]:
+    """`uvicorn --factory server.api.main:create_default_app`, one worker, stopped in finally."""
+    port = free_port()
+    log = tmp_path / "uvicorn.log"
+    env = {
+        **os.environ,
+        "CONVSCOPE_WEIGHTS": str(weights_path),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "server.api.main:create_default_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+    ]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, process, log)
+        yield Server(url, process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll /healthz until it answers, the process dies, or the start-up deadline passes."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)  # polling interval of a readiness probe
+    pytest.fail(f"uvicorn did not answer /healthz in {STARTUP_TIMEOUT_S} s:\n{log.read_text()}")
+
+
+@dataclass
+class Tally:
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def hammer(
+    url: str, bodies: list[dict[str, Any]], seconds: float, per_client: int = MAX_REQUESTS
+) -> Tally:
+    """CLIENTS concurrent loops posting predict until the clock, `per_client` or MAX_REQUESTS
+    runs out."""
+    tally = Tally()
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(
+        max_connections=CLIENTS,
+        max_keepalive_connections=CLIENTS,
+        keepalive_expiry=CLIENT_KEEPALIVE_S,
+    )
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=REQUEST_TIMEOUT_S) as client:
+
+        async def one_client(index: int) -> None:
+            turn = index
+            for _ in range(per_client):
+                if time.monotonic() >= deadline or tally.requests >= MAX_REQUESTS:
+                    break
+                body = bodies[turn % len(bodies)]
+                turn += 1
+                tally.requests += 1
+                try:
+                    response = await client.post("/api/v1/predict", json=body)
+                except httpx.HTTPError as error:
+                    tally.errors.append(f"{type(error).__name__}: {error!r}")
+                    continue
+                if response.status_code != 200:
+                    tally.errors.append(f"{response.status_code}: {response.text[:200]}")
+                    continue
+                answer = response.json()
+                if len(answer.get("layers", [])) != 12 or "saliency" not in answer:
+                    tally.errors.append(f"incomplete answer: {sorted(answer)}")
+
+        await asyncio.gather(*(one_client(i) for i in range(CLIENTS)))
+    return tally
+
+
+def test_sixty_four_clients_without_errors_or_memory_growth(
+    server: Server, kit: Any, record_property: Any
+) -> None:
+    bodies = [
+        {
+            "image": kit.png_b64(kit.draw_digit(k, size=140 + 12 * k)),
+            "activations": True,
+            "saliency": True,
+            "encoding": "base64",
+        }
+        for k in range(10)
+    ]
+    warmup = asyncio.run(hammer(server.url, bodies, WARMUP_TIMEOUT_S, WARMUP_PER_CLIENT))
+    assert not warmup.errors, warmup.errors[:5]
+    assert warmup.requests == CLIENTS * WARMUP_PER_CLIENT, "the warm-up ran out of time"
+    warm_rss = rss(server.process.pid)
+
+    soak = asyncio.run(hammer(server.url, bodies, SOAK_SECONDS))
+    final_rss = rss(server.process.pid)
+    growth = final_rss - warm_rss
+    summary = (
+        f"{soak.requests} requests in {SOAK_SECONDS:.0f} s with {CLIENTS} clients "
+        f"({soak.requests / SOAK_SECONDS:.1f}/s), {len(soak.errors)} errors; "
+        f"server RSS {warm_rss / 2**20:.1f} MiB after warm-up, {final_rss / 2**20:.1f} MiB after "
+        f"(growth {growth / 2**20:+.1f} MiB)"
+    )
+    print(f"\n{summary}")
+    record_property("soak_summary", summary)
+    assert server.process.poll() is None, f"the server died:\n{server.log.read_text()[-3000:]}"
+    assert soak.requests > 0
+    assert not soak.errors, (
+        f"{summary}; first errors: {soak.errors[:5]}; server log:\n{server.log.read_text()[-3000:]}"
+    )
+    assert growth <= MAX_GROWTH_FRACTION * warm_rss, summary
+    assert growth <= MAX_GROWTH_BYTES, summary

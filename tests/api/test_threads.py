@@ -1,0 +1,76 @@
+"""Sixteen requests at once, one app: each thread gets its own digit's answer, exactly the one
+the same request gets alone (label, probabilities, every activation, mask and saliency)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+THREADS = 16
+TIMEOUT_S = 120  # a bound on the whole run, not a synchronisation device
+
+
+@pytest.fixture(scope="module")
+def digits(kit: Any, request: pytest.FixtureRequest) -> list[str]:
+    """Sixteen different digits as base64 PNG: MNIST test images when MNIST_DIR is set,
+    otherwise digits drawn with Pillow at different sizes."""
+    if os.environ.get("MNIST_DIR"):
+        images, _ = request.getfixturevalue("mnist_test")
+        chosen = np.random.default_rng(16).choice(len(images), THREADS, replace=False)
+        pictures = [
+            kit.image_bytes(_upscaled(images[i], 112)) for i in sorted(int(i) for i in chosen)
+        ]
+    else:
+        pictures = [
+            kit.image_bytes(kit.draw_digit(k % 10, size=100 + 10 * k, ink=0, paper=255))
+            for k in range(THREADS)
+        ]
+    return [kit.b64(p) for p in pictures]
+
+
+def _upscaled(image: np.ndarray, side: int) -> Image.Image:
+    return Image.fromarray(image).resize((side, side), Image.Resampling.BILINEAR)
+
+
+def request_body(image: str) -> dict[str, Any]:
+    return {"image": image, "activations": True, "saliency": True, "encoding": "base64"}
+
+
+def answer(client: TestClient, image: str) -> dict[str, Any]:
+    response = client.post("/api/v1/predict", json=request_body(image))
+    assert response.status_code == 200, response.text
+    return {key: value for key, value in response.json().items() if key != "timings_ms"}
+
+
+def test_sixteen_concurrent_requests_each_get_their_own_answer(
+    client: TestClient, digits: list[str]
+) -> None:
+    serial = [answer(client, image) for image in digits]
+    inputs = {str(s["input"]["data"]) for s in serial}
+    assert len(inputs) == THREADS, "the digits must differ for the test to mean anything"
+
+    barrier = threading.Barrier(THREADS, timeout=TIMEOUT_S)
+
+    def worker(index: int) -> dict[str, Any]:
+        barrier.wait()  # all sixteen post at the same moment
+        return answer(client, digits[index])
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        futures = [pool.submit(worker, i) for i in range(THREADS)]
+        concurrent = [future.result(timeout=TIMEOUT_S) for future in futures]
+
+    for index, (alone, together) in enumerate(zip(serial, concurrent, strict=True)):
+        assert together["label"] == alone["label"], index
+        assert together["probabilities"] == alone["probabilities"], index
+        assert together["input"] == alone["input"], index
+        assert together["saliency"] == alone["saliency"], index
+        assert together["target"] == alone["target"], index
+        for mine, reference in zip(together["layers"], alone["layers"], strict=True):
+            assert mine == reference, (index, reference["name"])
