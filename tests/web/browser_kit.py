@@ -1,0 +1,329 @@
+"""Helpers for the real-browser tests: run the app under uvicorn, watch a page for errors, draw
+on the pad with a mouse or a finger, read canvases back. Fixtures live in conftest.py.
+
+Nothing leaves 127.0.0.1: the server binds there, and Chromium resolves every other host name
+to nothing (see CHROMIUM_ARGS), on top of having its background services switched off.
+
+Environment:
+  CONVSCOPE_BROWSER_WEIGHTS  weights file to serve (default: the shipped model_weights/...npz)
+  CI=true                    a missing Chromium, Playwright or weights file fails instead of skips
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Page
+
+try:
+    import playwright.sync_api  # noqa: F401 (only whether it is installed)
+
+    HAVE_PLAYWRIGHT = True
+except ImportError:
+    HAVE_PLAYWRIGHT = False
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+SHIPPED_WEIGHTS = ROOT / "model_weights" / "mnist_cnn.npz"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-proxy-server",
+    # belt and braces for "only 127.0.0.1 traffic": no other host name resolves
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+DESKTOP = {"width": 1400, "height": 1000}
+SERVER_START_SECONDS = 60.0
+TIMEOUT_MS = 20_000  # per Playwright wait; predictions take tens of ms, model loads a second
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def weights_file() -> Path:
+    override = os.environ.get("CONVSCOPE_BROWSER_WEIGHTS")
+    return Path(override) if override else SHIPPED_WEIGHTS
+
+
+def missing_requirements() -> list[str]:
+    """What the browser tests need and this machine lacks, in words (empty when all is here)."""
+    missing = []
+    if not HAVE_PLAYWRIGHT:
+        missing.append("the playwright package (pip install -e '.[dev]')")
+    if not CHROMIUM.is_file():
+        missing.append(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    if not weights_file().is_file():
+        missing.append(f"the trained weights {weights_file()} (make train)")
+    return missing
+
+
+# --- the server ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def run_server(weights: Path, timeout: float = SERVER_START_SECONDS) -> Iterator[str]:
+    """uvicorn serving the app on 127.0.0.1 and a free port; yields the base URL."""
+    port = free_port()
+    env = {**os.environ, "CONVSCOPE_WEIGHTS": str(weights), "CONVSCOPE_LOG_LEVEL": "warning"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "server.api.main:create_default_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    output = log.read().decode(errors="replace")
+                    raise RuntimeError(f"the server exited with {proc.returncode}:\n{output}")
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1.0, trust_env=False).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not answer /healthz within {timeout:.0f} s")
+                time.sleep(0.1)  # polling the server process, not synchronising the browser
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+# --- the browser --------------------------------------------------------------------------
+
+
+@dataclass
+class Watch:
+    """What went wrong on a page: console errors, uncaught exceptions, failed or foreign traffic."""
+
+    origin: str
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    bad_responses: list[str] = field(default_factory=list)
+    foreign_requests: list[str] = field(default_factory=list)
+
+    def attach(self, page: Page) -> None:
+        page.on(
+            "console",
+            lambda m: m.type == "error" and self.console_errors.append(f"{m.text} @ {m.location}"),
+        )
+        page.on("pageerror", lambda e: self.page_errors.append(str(e)))
+        page.on(
+            "response",
+            lambda r: r.status >= 400 and self.bad_responses.append(f"{r.status} {r.url}"),
+        )
+        page.on("request", self._request)
+
+    def _request(self, request: Any) -> None:
+        url = request.url
+        if not (url.startswith(self.origin + "/") or url.startswith(("data:", "blob:"))):
+            self.foreign_requests.append(url)
+
+    def problems(self) -> dict[str, list[str]]:
+        return {
+            "console errors": self.console_errors,
+            "page errors": self.page_errors,
+            "HTTP errors": self.bad_responses,
+            "requests off 127.0.0.1": self.foreign_requests,
+        }
+
+
+@dataclass
+class App:
+    """One open ConvScope page and what it noticed."""
+
+    page: Page
+    watch: Watch
+    url: str
+
+
+def open_app(context: BrowserContext, url: str) -> App:
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    watch = Watch(origin=url)
+    watch.attach(page)
+    page.goto(url + "/")
+    # the layer panels are built from /api/v1/model; softmax is always the last one
+    page.locator('[data-testid="layer-softmax"]').wait_for(state="attached")
+    page.locator('main[data-state="idle"]').wait_for(state="attached")
+    return App(page=page, watch=watch, url=url)
+
+
+# --- drawing ------------------------------------------------------------------------------
+
+Points = Sequence[tuple[float, float]]  # fractions of the pad's width and height
+
+
+def vertical_stroke(x: float = 0.5, top: float = 0.18, bottom: float = 0.82, n: int = 40) -> Points:
+    """A "1"."""
+    return [(x, top + (bottom - top) * i / (n - 1)) for i in range(n)]
+
+
+def ellipse(
+    cx: float = 0.5, cy: float = 0.5, rx: float = 0.2, ry: float = 0.3, n: int = 64
+) -> Points:
+    """A "0": a closed loop, starting and ending at the top."""
+    return [
+        (cx + rx * math.sin(2 * math.pi * i / n), cy - ry * math.cos(2 * math.pi * i / n))
+        for i in range(n + 2)
+    ]
+
+
+def polyline(corners: Points, per_segment: int = 20) -> Points:
+    """Corners joined by straight runs of small steps."""
+    pts: list[tuple[float, float]] = [corners[0]]
+    for (x0, y0), (x1, y1) in itertools.pairwise(corners):
+        pts += [
+            (x0 + (x1 - x0) * k / per_segment, y0 + (y1 - y0) * k / per_segment)
+            for k in range(1, per_segment + 1)
+        ]
+    return pts
+
+
+def pad_box(page: Page) -> dict[str, float]:
+    box = page.get_by_test_id("pad").bounding_box()
+    assert box is not None, "the drawing pad is not displayed"
+    return box
+
+
+def draw_mouse(page: Page, points: Points) -> None:
+    """One stroke with the mouse: down at the first point, small moves, up at the last."""
+    box = pad_box(page)
+
+    def at(p: tuple[float, float]) -> tuple[float, float]:
+        return box["x"] + p[0] * box["width"], box["y"] + p[1] * box["height"]
+
+    page.mouse.move(*at(points[0]))
+    page.mouse.down()
+    for p in points[1:]:
+        page.mouse.move(*at(p))
+    page.mouse.up()
+
+
+def draw_touch(page: Page, points: Points) -> None:
+    """One stroke with a finger, as real touch input through the DevTools protocol."""
+    box = pad_box(page)
+    cdp = page.context.new_cdp_session(page)
+    try:
+
+        def touch(kind: str, p: tuple[float, float] | None) -> None:
+            pts = []
+            if p is not None:
+                pts = [{"x": box["x"] + p[0] * box["width"], "y": box["y"] + p[1] * box["height"]}]
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": pts})
+
+        touch("touchStart", points[0])
+        for p in points[1:]:
+            touch("touchMove", p)
+        touch("touchEnd", None)
+    finally:
+        cdp.detach()
+
+
+BURST_JS = """
+([cv, pts]) => {
+  const r = cv.getBoundingClientRect();
+  const fire = (type, [x, y]) => cv.dispatchEvent(new PointerEvent(type, {
+    bubbles: true, cancelable: true, composed: true, pointerId: 1, pointerType: 'mouse',
+    isPrimary: true, button: type === 'pointermove' ? -1 : 0, buttons: type === 'pointerup' ? 0 : 1,
+    clientX: r.left + x * r.width, clientY: r.top + y * r.height,
+  }));
+  fire('pointerdown', pts[0]);
+  for (const p of pts.slice(1)) fire('pointermove', p);
+  fire('pointerup', pts[pts.length - 1]);
+}
+"""
+
+
+def draw_burst(page: Page, points: Points) -> None:
+    """A whole stroke in one task of the page (synthetic pointer events): no answer can arrive
+    before it ends, so its stroke-to-views measure spans a full request and render."""
+    pad = page.get_by_test_id("pad").element_handle()
+    page.evaluate(BURST_JS, [pad, [list(p) for p in points]])
+
+
+def strokes_measured(page: Page) -> int:
+    return int(page.evaluate("performance.getEntriesByName('stroke-to-views').length"))
+
+
+def wait_for_views(page: Page, measures_before: int) -> None:
+    """After a stroke: the views show the final drawing (a new stroke-to-views measure) and
+    the app says it is ready."""
+    page.wait_for_function(
+        "n => performance.getEntriesByName('stroke-to-views').length > n", arg=measures_before
+    )
+    page.locator('main[data-state="ready"]').wait_for(state="attached")
+
+
+def draw_and_wait(page: Page, points: Points) -> str:
+    """Draw a stroke with the mouse, wait until every view shows it; the predicted digit."""
+    before = strokes_measured(page)
+    draw_mouse(page, points)
+    wait_for_views(page, before)
+    return page.get_by_test_id("prediction").inner_text()
+
+
+# --- canvases -----------------------------------------------------------------------------
+
+# JS: how many distinct RGBA colours a canvas holds (capped), read back with getImageData
+DISTINCT_COLOURS_JS = """
+(cv) => {
+  const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+  const seen = new Set();
+  for (let i = 0; i < d.length && seen.size < 16; i += 4) {
+    seen.add(((d[i] << 24) | (d[i + 1] << 16) | (d[i + 2] << 8) | d[i + 3]) >>> 0);
+  }
+  return seen.size;
+}
+"""
+
+
+def png_bytes(image: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
