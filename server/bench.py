@@ -1,6 +1,8 @@
 """`convscope bench --json`: engine speed, and PyTorch's on the same architecture in the same run.
 
-Ratios compare the two in one process on one machine: absolute figures are noisy, ratios less so.
+Timings on a shared 2-core machine drift by 2x within a minute, so each figure is measured in
+interleaved rounds (ours, theirs, ours, ...) and reported as the median over all rounds:
+drift then hits both sides alike and the ratios hold still.
 """
 
 from __future__ import annotations
@@ -18,26 +20,37 @@ import numpy as np
 from server.cnn import Adam, Sequential, load_model, softmax_cross_entropy
 from server.cnn.architectures import mnist_cnn
 
+Workload = dict[str, Callable[[], object]]
 
-def median_seconds(fn: Callable[[], object], min_time: float, min_runs: int = 5) -> float:
-    """Median wall time of fn after a warm-up, repeated until min_time has passed."""
-    for _ in range(3):
-        fn()
+
+def sample(fn: Callable[[], object], seconds: float) -> list[float]:
+    """Wall times of repeated calls to fn for about `seconds` (at least 3 calls)."""
     times: list[float] = []
-    deadline = time.perf_counter() + min_time
-    while len(times) < min_runs or time.perf_counter() < deadline:
+    deadline = time.perf_counter() + seconds
+    while len(times) < 3 or time.perf_counter() < deadline:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
 
 
-def bench_numpy(model: Sequential, min_time: float, rng: np.random.Generator) -> dict[str, float]:
+def interleaved(workloads: list[Callable[[], object]], seconds: float, rounds: int) -> list[float]:
+    """Median seconds per call of each workload, measured in alternating rounds."""
+    for fn in workloads:  # warm-up: allocations, BLAS threads, torch's kernel choice
+        sample(fn, min(0.2, seconds / rounds))
+    times: list[list[float]] = [[] for _ in workloads]
+    for _ in range(rounds):
+        for fn, bucket in zip(workloads, times, strict=True):
+            bucket.extend(sample(fn, seconds / rounds))
+    return [statistics.median(bucket) for bucket in times]
+
+
+def numpy_workloads(model: Sequential, rng: np.random.Generator) -> Workload:
     x1 = rng.random((1, 28, 28, 1), dtype=np.float32)
     x256 = rng.random((256, 28, 28, 1), dtype=np.float32)
     x64 = rng.random((64, 28, 28, 1), dtype=np.float32)
     y64 = rng.integers(0, 10, 64)
-    optimizer = Adam(model.parameters(), lr=1e-4)
+    optimizer = Adam(model.parameters(), lr=1e-6)
 
     def train_step() -> None:
         logits, caches = model.forward_train(x64, rng)
@@ -45,11 +58,17 @@ def bench_numpy(model: Sequential, min_time: float, rng: np.random.Generator) ->
         grads, _ = model.backward(grad, caches)
         optimizer.step(grads)
 
+    def trace_b1() -> None:
+        trace = model.trace(x1)
+        for layer in trace.layers:  # masks are computed on demand: ask for them all
+            if layer.mask is not None:
+                layer.mask.sum()
+
     return {
-        "forward_b1_ms": 1000 * median_seconds(lambda: model.forward(x1), min_time),
-        "forward_b1_trace_ms": 1000 * median_seconds(lambda: model.trace(x1), min_time),
-        "forward_b256_img_per_s": 256 / median_seconds(lambda: model.forward(x256), min_time),
-        "train_b64_img_per_s": 64 / median_seconds(train_step, min_time),
+        "forward_b1": lambda: model.forward(x1),
+        "forward_b1_trace": trace_b1,
+        "forward_b256": lambda: model.forward(x256),
+        "train_b64": train_step,
     }
 
 
@@ -65,9 +84,13 @@ def torch_twin(model: Sequential) -> Any:
     modules: list[nn.Module] = []
     for layer in model:
         spec = layer.spec()
-        if spec["kind"] == "conv2d":
-            padding = spec["kernel_size"] // 2 if spec["padding"] == "same" else spec["padding"]
-            padding = 0 if padding == "valid" else padding
+        kind = spec["kind"]
+        if kind == "conv2d":
+            padding = spec["padding"]
+            if padding == "same":
+                padding = spec["kernel_size"] // 2
+            elif padding == "valid":
+                padding = 0
             modules.append(
                 nn.Conv2d(
                     spec["in_channels"],
@@ -77,56 +100,51 @@ def torch_twin(model: Sequential) -> Any:
                     padding,
                 )
             )
-        elif spec["kind"] == "relu":
+        elif kind == "relu":
             modules.append(nn.ReLU())
-        elif spec["kind"] == "maxpool2d":
+        elif kind == "maxpool2d":
             modules.append(nn.MaxPool2d(spec["pool_size"], spec["stride"]))
-        elif spec["kind"] == "flatten":
+        elif kind == "flatten":
             modules += [ToNHWC(), nn.Flatten()]
-        elif spec["kind"] == "dense":
+        elif kind == "dense":
             modules.append(nn.Linear(spec["in_features"], spec["out_features"]))
-        elif spec["kind"] == "dropout":
+        elif kind == "dropout":
             modules.append(nn.Dropout(spec["rate"]))
     return nn.Sequential(*modules)
 
 
-def bench_torch(model: Sequential, min_time: float, threads: int) -> dict[str, Any]:
+def torch_workloads(model: Sequential, threads: int) -> Workload:
     import torch
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = torch_twin(model)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    x1, x256, x64 = torch.rand(1, 1, 28, 28), torch.rand(256, 1, 28, 28), torch.rand(64, 1, 28, 28)
-    y64 = torch.randint(0, 10, (64,))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-6)
+    x1, x256 = torch.rand(1, 1, 28, 28), torch.rand(256, 1, 28, 28)
+    x64, y64 = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def train_step() -> None:
+        net.train()
         optimizer.zero_grad()
         loss_fn(net(x64), y64).backward()
         optimizer.step()
 
-    net.train()
-    train = median_seconds(train_step, min_time)
-    net.eval()
-    with torch.inference_mode():
-        b1 = median_seconds(lambda: net(x1), min_time)
-        b256 = median_seconds(lambda: net(x256), min_time)
-    return {
-        "forward_b1_ms": 1000 * b1,
-        "forward_b256_img_per_s": 256 / b256,
-        "train_b64_img_per_s": 64 / train,
-        "threads": threads,
-        "version": torch.__version__,
-    }
+    def infer(x: Any) -> Callable[[], object]:
+        def run() -> object:
+            net.eval()
+            with torch.inference_mode():
+                return net(x)
+
+        return run
+
+    return {"forward_b1": infer(x1), "forward_b256": infer(x256), "train_b64": train_step}
 
 
 def blas_info() -> dict[str, Any]:
     """Which BLAS kernel NumPy runs: OPENBLAS_CORETYPE can pin an older, slower one."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return {}
+    from threadpoolctl import threadpool_info
+
     for pool in threadpool_info():
         if pool.get("user_api") == "blas":
             return {
@@ -137,22 +155,53 @@ def blas_info() -> dict[str, Any]:
     return {}
 
 
-def run(weights: Path | None, min_time: float, torch_threads: int) -> dict[str, Any]:
+def run(weights: Path | None, seconds: float, rounds: int, torch_threads: int) -> dict[str, Any]:
     model = load_model(weights).model if weights else mnist_cnn()
-    result: dict[str, Any] = bench_numpy(model, min_time, np.random.default_rng(0))
-    result["numpy"] = np.__version__
-    result["blas"] = blas_info()
+    ours = numpy_workloads(model, np.random.default_rng(0))
     try:
-        import torch  # noqa: F401
+        theirs: Workload | None = torch_workloads(model, torch_threads)
     except ImportError:
-        result["torch"] = None
+        theirs = None
+    # Figures measured in the same rounds: ours, then PyTorch's counterpart.
+    groups = [
+        (["forward_b1", "forward_b1_trace"], "forward_b1"),
+        (["forward_b256"], "forward_b256"),
+        (["train_b64"], "train_b64"),
+    ]
+    medians: dict[str, float] = {}
+    torch_medians: dict[str, float] = {}
+    for mine, other in groups:
+        workloads = [ours[name] for name in mine] + ([theirs[other]] if theirs else [])
+        timed = interleaved(workloads, seconds, rounds)
+        medians.update(zip(mine, timed, strict=False))
+        if theirs:
+            torch_medians[other] = timed[-1]
+    result: dict[str, Any] = {
+        "forward_b1_ms": 1000 * medians["forward_b1"],
+        "forward_b1_trace_ms": 1000 * medians["forward_b1_trace"],
+        "forward_b256_img_per_s": 256 / medians["forward_b256"],
+        "train_b64_img_per_s": 64 / medians["train_b64"],
+        "numpy": np.__version__,
+        "blas": blas_info(),
+        "torch": None,
+    }
+    if theirs is None:
         return result
-    theirs = bench_torch(model, min_time, torch_threads)
-    result["torch"] = theirs
-    result["ratios"] = {
-        "train_b64": result["train_b64_img_per_s"] / theirs["train_b64_img_per_s"],
-        "forward_b256": result["forward_b256_img_per_s"] / theirs["forward_b256_img_per_s"],
-        "forward_b1_trace_vs_torch_b1": theirs["forward_b1_ms"] / result["forward_b1_trace_ms"],
+    import torch
+
+    result["torch"] = {
+        "forward_b1_ms": 1000 * torch_medians["forward_b1"],
+        "forward_b256_img_per_s": 256 / torch_medians["forward_b256"],
+        "train_b64_img_per_s": 64 / torch_medians["train_b64"],
+        "threads": torch_threads,
+        "version": torch.__version__,
+    }
+    result["ratios"] = {  # ours / PyTorch's speed: above 1 means faster than PyTorch
+        "train_b64": torch_medians["train_b64"] / medians["train_b64"],
+        "forward_b256": torch_medians["forward_b256"] / medians["forward_b256"],
+        "forward_b1": torch_medians["forward_b1"] / medians["forward_b1"],
+        # our forward with every activation and mask vs PyTorch's plain forward
+        "forward_b1_trace_vs_torch_b1": torch_medians["forward_b1"] / medians["forward_b1_trace"],
     }
     return result
 
@@ -160,18 +209,19 @@ def run(weights: Path | None, min_time: float, torch_threads: int) -> dict[str, 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="convscope bench", description=__doc__)
     parser.add_argument(
-        "--weights", type=Path, default=None, help="time this model (default: a fresh mnist_cnn)"
+        "--weights", type=Path, default=None, help="time this model (default: a fresh one)"
     )
-    parser.add_argument("--min-time", type=float, default=2.0, help="seconds per measurement")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per figure and side")
+    parser.add_argument("--rounds", type=int, default=6, help="alternations per figure")
     parser.add_argument("--torch-threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = run(args.weights, args.min_time, args.torch_threads)
+    result = run(args.weights, args.seconds, args.rounds, args.torch_threads)
     if args.json:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:>24}: {value}")
+            print(f"{key:>22}: {value}")
     return 0
 
 

@@ -17,7 +17,7 @@ from server.cnn import (
     softmax_cross_entropy,
 )
 from server.cnn.architectures import mnist_cnn
-from server.cnn.im2col import col2im, im2col, resolve_padding
+from server.cnn.im2col import col2im_product, im2col, resolve_padding
 
 # --- naive references ----------------------------------------------------------------------
 
@@ -197,7 +197,7 @@ def test_pool_forward_and_mask_match_loops(
     ("hp", "wp", "c", "k", "stride"),
     [(7, 9, 3, 3, 1), (8, 8, 2, 3, 2), (9, 7, 1, 5, 2), (7, 7, 8, 3, 2), (6, 9, 12, 2, 3)],
 )
-def test_im2col_matches_loops_and_col2im_is_its_adjoint(
+def test_im2col_matches_loops_and_col2im_product_is_its_adjoint(
     hp: int, wp: int, c: int, k: int, stride: int, rng: np.random.Generator
 ) -> None:
     out_h, out_w = (hp - k) // stride + 1, (wp - k) // stride + 1
@@ -208,11 +208,13 @@ def test_im2col_matches_loops_and_col2im_is_its_adjoint(
         for ox in range(out_w):
             window = x[:, oy * stride : oy * stride + k, ox * stride : ox * stride + k, :]
             np.testing.assert_array_equal(cols[:, oy, ox], window)
-    # <im2col(x), y> == <x, col2im(y)>: col2im is exactly the transpose of the gather
-    y = rng.standard_normal(cols.shape)
-    back = col2im(y, x.shape, stride)
+    # <im2col(x) @ W, g> == <x, col2im_product(g, W)>: the exact transpose of gather-then-multiply
+    weight = rng.standard_normal((k, k, c, 4))
+    g = rng.standard_normal((2, out_h, out_w, 4))
+    back = col2im_product(g, weight, x.shape, stride)
     assert back.shape == x.shape
-    assert np.vdot(cols, y) == pytest.approx(np.vdot(x, back), rel=1e-12)
+    forward = cols.reshape(-1, k * k * c) @ weight.reshape(k * k * c, 4)
+    assert np.vdot(forward, g) == pytest.approx(np.vdot(x, back), rel=1e-12)
 
 
 # --- dtypes --------------------------------------------------------------------------------

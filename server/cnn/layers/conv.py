@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from server.cnn.im2col import Padding, col2im, im2col, pad_spatial, resolve_padding
+from server.cnn.im2col import Padding, col2im_product, im2col, pad_spatial, resolve_padding
 from server.cnn.layers.base import Array, Layer, Params
 
 
@@ -68,15 +68,12 @@ class Conv2D(Layer):
 
     def backward(self, grad_out: Array, cache: Any) -> tuple[Array, Params]:
         cols, padded_shape, (top, left, h, w) = cache
-        n, out_h, out_w, f = grad_out.shape
-        k, c = self.kernel_size, self.in_channels
+        f = grad_out.shape[-1]
         grad_2d = grad_out.reshape(-1, f)  # (N*oh*ow, F)
         grads: Params = {"weight": (cols.T @ grad_2d).reshape(self.params["weight"].shape)}
         if self.bias:
             grads["bias"] = grad_2d.sum(axis=0)
-        weight = self.params["weight"].reshape(k * k * c, f)
-        grad_cols = (grad_2d @ weight.T).reshape(n, out_h, out_w, k, k, c)
-        grad_padded = col2im(grad_cols, padded_shape, self.stride)
+        grad_padded = col2im_product(grad_out, self.params["weight"], padded_shape, self.stride)
         return grad_padded[:, top : top + h, left : left + w, :], grads
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:

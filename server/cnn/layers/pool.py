@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -11,13 +12,41 @@ from server.cnn.im2col import resolve_padding, window_slice
 from server.cnn.layers.base import Array, Layer, Params
 
 
-@dataclass(frozen=True)
-class PoolCache:
-    """Which cell won each window: a one-hot bool tiling, or an offset index per window."""
+class TiledWinners:
+    """Windows that tile the input; which cell won is worked out only if someone asks.
 
-    winners: Array  # tiled: (N, oh, p, ow, p, C) bool; strided: (N, oh, ow, C) uint8 offset
+    Plain inference never asks, a trace asks for the mask, training asks in backward. The
+    object belongs to one forward call, so caching the answer on it is thread-safe.
+    """
+
+    def __init__(self, tiles: Array, best: Array, input_shape: tuple[int, ...]) -> None:
+        self.tiles = tiles  # (N, oh, p, ow, p, C), a view of the input
+        self.best = best  # (N, oh, ow, C)
+        self.input_shape = input_shape
+
+    @cached_property
+    def one_hot(self) -> Array:
+        """(N, oh, p, ow, p, C) bool, exactly one True per window: the first maximum."""
+        winners = self.tiles == self.best[:, :, None, :, None, :]
+        if np.count_nonzero(winners) == self.best.size:
+            return winners
+        # Ties (common: ReLU zeros). Walk the offsets in row-major order; for bools,
+        # `cell > claimed` is `cell and not claimed`.
+        p = winners.shape[2]
+        cells = [winners[:, :, i, :, j] for i in range(p) for j in range(p)]
+        claimed = cells[0].copy()
+        for cell in cells[1:]:
+            np.greater(cell, claimed, out=cell)
+            np.logical_or(claimed, cell, out=claimed)
+        return winners
+
+
+@dataclass(frozen=True)
+class StridedWinners:
+    """Overlapping windows: the offset (row-major index in the window) of each winner."""
+
+    offset: Array  # (N, oh, ow, C) uint8
     input_shape: tuple[int, ...]
-    tiled: bool
 
 
 class MaxPool2D(Layer):
@@ -53,7 +82,7 @@ class MaxPool2D(Layer):
         p = self.pool_size
         return x[:, : out_h * p, : out_w * p].reshape(n, out_h, p, out_w, p, c)
 
-    def _forward_tiled(self, x: Array, out_h: int, out_w: int) -> tuple[Array, PoolCache]:
+    def _forward_tiled(self, x: Array, out_h: int, out_w: int) -> tuple[Array, TiledWinners]:
         p = self.pool_size
         tiles = self._tiles(x, out_h, out_w)
         rows = tiles[:, :, 0]  # (N, oh, ow, p, C): max over the window's rows ...
@@ -62,14 +91,9 @@ class MaxPool2D(Layer):
         best = rows[:, :, :, 0]  # ... then over its columns: (N, oh, ow, C)
         for j in range(1, p):
             best = np.maximum(best, rows[:, :, :, j])
-        winners = tiles == best[:, :, None, :, None, :]  # (N, oh, p, ow, p, C)
-        if np.count_nonzero(winners) != best.size:  # a tie somewhere: keep the first only
-            claimed = np.zeros(best.shape, dtype=bool)
-            for i, j in self._offsets():
-                cell = winners[:, :, i, :, j]
-                cell &= ~claimed
-                claimed |= cell
-        return best, PoolCache(winners, x.shape, tiled=True)
+        if p == 1:
+            best = best.copy()
+        return best, TiledWinners(tiles, best, x.shape)
 
     def _windows(self, x: Array, out_h: int, out_w: int) -> list[Array]:
         """One strided view per window offset, each (N, out_h, out_w, C)."""
@@ -79,7 +103,7 @@ class MaxPool2D(Layer):
             for i, j in self._offsets()
         ]
 
-    def _forward_strided(self, x: Array, out_h: int, out_w: int) -> tuple[Array, PoolCache]:
+    def _forward_strided(self, x: Array, out_h: int, out_w: int) -> tuple[Array, StridedWinners]:
         views = self._windows(x, out_h, out_w)
         best = views[0].copy() if len(views) == 1 else np.maximum(views[0], views[1])
         for view in views[2:]:
@@ -88,30 +112,38 @@ class MaxPool2D(Layer):
         winner = np.full(best.shape, len(views) - 1, dtype=np.uint8)
         for index in range(len(views) - 2, -1, -1):
             np.copyto(winner, np.uint8(index), where=views[index] == best)
-        return best, PoolCache(winner, x.shape, tiled=False)
+        return best, StridedWinners(winner, x.shape)
 
     def backward(self, grad_out: Array, cache: Any) -> tuple[Array, Params]:
-        grad_in = np.zeros(cache.input_shape, dtype=grad_out.dtype)
-        zero = grad_out.dtype.type(0)
         _, out_h, out_w, _ = grad_out.shape
-        if cache.tiled:
-            routed = np.where(cache.winners, grad_out[:, :, None, :, None, :], zero)
+        if isinstance(cache, TiledWinners):
+            # (N, oh, p, ow, p, C): each window's gradient goes to its winner alone
+            routed = cache.one_hot * grad_out[:, :, None, :, None, :]
+            if routed.shape[2] * out_h == cache.input_shape[1] and (
+                routed.shape[4] * out_w == cache.input_shape[2]
+            ):
+                return routed.reshape(cache.input_shape), {}
+            grad_in = np.zeros(cache.input_shape, dtype=grad_out.dtype)
             self._tiles(grad_in, out_h, out_w)[...] = routed
             return grad_in, {}
+        grad_in = np.zeros(cache.input_shape, dtype=grad_out.dtype)
         for index, region in enumerate(self._windows(grad_in, out_h, out_w)):
-            region += np.where(cache.winners == index, grad_out, zero)
+            region += (cache.offset == index) * grad_out
         return grad_in, {}
 
     def mask(self, cache: Any) -> Array:
         """(N, H, W, C) uint8, 1 where a cell was the maximum of some window."""
-        mask = np.zeros(cache.input_shape, dtype=np.uint8)
-        if cache.tiled:
-            _, out_h, _, out_w, _, _ = cache.winners.shape
-            self._tiles(mask, out_h, out_w)[...] = cache.winners
+        if isinstance(cache, TiledWinners):
+            _, out_h, p, out_w, _, _ = cache.one_hot.shape
+            if (out_h * p, out_w * p) == tuple(cache.input_shape[1:3]):
+                return cache.one_hot.view(np.uint8).reshape(cache.input_shape)  # no copy
+            mask = np.zeros(cache.input_shape, dtype=np.uint8)
+            self._tiles(mask, out_h, out_w)[...] = cache.one_hot
             return mask
-        _, out_h, out_w, _ = cache.winners.shape
+        mask = np.zeros(cache.input_shape, dtype=np.uint8)
+        _, out_h, out_w, _ = cache.offset.shape
         for index, region in enumerate(self._windows(mask, out_h, out_w)):
-            region |= cache.winners == index
+            region |= cache.offset == index
         return mask
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
