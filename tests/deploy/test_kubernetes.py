@@ -1,0 +1,48 @@
+"""The Kubernetes manifest parses and wires the probes, ports and autoscaler together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+yaml = pytest.importorskip("yaml", reason="PyYAML is in the dev extra")
+
+MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "convscope.yaml"
+
+
+@pytest.fixture(scope="module")
+def documents() -> dict[str, dict[str, Any]]:
+    docs = [doc for doc in yaml.safe_load_all(MANIFEST.read_text()) if doc]
+    return {doc["kind"]: doc for doc in docs}
+
+
+def test_every_document_has_the_basics(documents: dict[str, dict[str, Any]]) -> None:
+    assert set(documents) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    for doc in documents.values():
+        assert doc["apiVersion"]
+        assert doc["metadata"]["name"] == "convscope"
+
+
+def test_probes_hit_healthz_on_the_served_port(documents: dict[str, dict[str, Any]]) -> None:
+    pod = documents["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8000}
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_service_and_autoscaler_point_at_the_deployment(
+    documents: dict[str, dict[str, Any]],
+) -> None:
+    deployment = documents["Deployment"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert documents["Service"]["spec"]["selector"] == labels
+    assert deployment["spec"]["selector"]["matchLabels"] == labels
+    target = documents["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
+    spec = documents["HorizontalPodAutoscaler"]["spec"]
+    assert 1 <= spec["minReplicas"] <= spec["maxReplicas"]
