@@ -2,8 +2,9 @@
 """Load test a running ConvScope server on this machine; prints one JSON report.
 
 Measures requests/s, errors and p50/p95 latency of `GET /healthz` and of `POST /api/v1/predict`
-with activations, saliency and base64 arrays (a real digit PNG) at N concurrent clients, the
-predict response's size raw and gzip-encoded, and the predict/healthz throughput ratio.
+with activations (and, with --saliency, saliency) as base64 arrays for a real digit PNG, at N
+concurrent clients; the predict response's size raw and gzip-encoded; and the predict/healthz
+throughput ratio.
 
     python scripts/loadtest.py --url http://127.0.0.1:8000 --clients 16 --seconds 10
     python scripts/loadtest.py --start-server --weights model_weights/mnist_cnn.npz
@@ -210,11 +211,13 @@ def local_server(weights: Path | None) -> Iterator[str]:
             process.wait(timeout=15)
 
 
-def measure(url: str, clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
+def measure(
+    url: str, clients: int, seconds: float, max_requests: int, saliency: bool
+) -> dict[str, Any]:
     body = {
         "image": base64.b64encode(digit_png()).decode("ascii"),
         "activations": True,
-        "saliency": True,
+        "saliency": saliency,
         "encoding": "base64",
     }
     sizes = response_sizes(url, body)
@@ -238,7 +241,7 @@ def measure(url: str, clients: int, seconds: float, max_requests: int) -> dict[s
         "healthz": health_report,
         "predict": {
             **predict_report,
-            "options": "activations+saliency, base64",
+            "options": "activations" + ("+saliency" if saliency else "") + ", base64",
             "response_bytes_raw": sizes["raw"],
             "response_bytes_gzip": sizes["gzip"],
         },
@@ -263,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--weights", type=Path, default=None, help="weights for --start-server (default: settings)"
     )
+    parser.add_argument(
+        "--saliency", action="store_true", help="ask for saliency too (one backward pass more)"
+    )
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0 or args.max_requests < 1:
         parser.error("--clients, --seconds and --max-requests must be positive")
@@ -270,11 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seconds is capped at 600")
     if args.start_server:
         with local_server(args.weights) as url:
-            report = measure(url, args.clients, args.seconds, args.max_requests)
+            report = measure(url, args.clients, args.seconds, args.max_requests, args.saliency)
     else:
         url = loopback_only(args.url)
         try:
-            report = measure(url, args.clients, args.seconds, args.max_requests)
+            report = measure(url, args.clients, args.seconds, args.max_requests, args.saliency)
         except httpx.TransportError as error:
             raise SystemExit(f"loadtest: cannot reach {url}: {error}") from None
     print(json.dumps(report, indent=2))
