@@ -214,10 +214,13 @@ def _frame(image: np.ndarray) -> np.ndarray:
     k = max(1, round(min(h, w) * BORDER_FRACTION))
     if 2 * k >= min(h, w):
         return image.ravel()
-    inner = (slice(k, h - k), slice(k, w - k))
-    mask = np.ones(image.shape, dtype=bool)
-    mask[inner] = False
-    return image[mask]
+    sides = (
+        image[:k].ravel(),
+        image[-k:].ravel(),
+        image[k:-k, :k].ravel(),
+        image[k:-k, -k:].ravel(),
+    )
+    return np.concatenate(sides)  # the same pixels as a mask would pick, in another order
 
 
 def to_ink(gray: np.ndarray) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -16,17 +15,25 @@ class TiledWinners:
     """Windows that tile the input; which cell won is worked out only if someone asks.
 
     Plain inference never asks, a trace asks for the mask, training asks in backward. The
-    object belongs to one forward call, so caching the answer on it is thread-safe.
+    object belongs to one forward call, so keeping the answer on it is thread-safe. (Not
+    functools.cached_property: before Python 3.12 it takes one lock shared by every instance,
+    which serialised pooling across request threads.)
     """
 
     def __init__(self, tiles: Array, best: Array, input_shape: tuple[int, ...]) -> None:
         self.tiles = tiles  # (N, oh, p, ow, p, C), a view of the input
         self.best = best  # (N, oh, ow, C)
         self.input_shape = input_shape
+        self._one_hot: Array | None = None
 
-    @cached_property
+    @property
     def one_hot(self) -> Array:
         """(N, oh, p, ow, p, C) bool, exactly one True per window: the first maximum."""
+        if self._one_hot is None:
+            self._one_hot = self._first_winners()
+        return self._one_hot
+
+    def _first_winners(self) -> Array:
         winners = self.tiles == self.best[:, :, None, :, None, :]
         if np.count_nonzero(winners) == self.best.size:
             return winners

@@ -1,0 +1,78 @@
+"""Response compression: zstd where the client accepts it, gzip otherwise.
+
+A full activations response is ~290 KB of JSON. Measured here on one: gzip level 3 takes
+2.3 ms for 73 KB, zstd level 3 0.43 ms for 65 KB; browsers send `Accept-Encoding: zstd`.
+"""
+
+from __future__ import annotations
+
+import zstandard
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def quality(params: str) -> float:
+    """The q value of one Accept-Encoding item's parameters ("q=0.5"); 1 when absent."""
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def accepted_encodings(scope: Scope) -> set[str]:
+    """Content codings in Accept-Encoding, without those refused with q=0."""
+    header = Headers(scope=scope).get("accept-encoding", "")
+    accepted = set()
+    for item in header.lower().split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip() and quality(params) > 0:
+            accepted.add(coding.strip())
+    return accepted
+
+
+class Compression:
+    """Pure ASGI middleware: zstd-encode whole bodies for clients that take zstd."""
+
+    def __init__(
+        self, app: ASGIApp, minimum_size: int = 1024, gzip_level: int = 3, zstd_level: int = 3
+    ) -> None:
+        self.app = app
+        self.minimum_size = minimum_size
+        self.zstd_level = zstd_level
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=gzip_level)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or "zstd" not in accepted_encodings(scope):
+            await self.gzip(scope, receive, send)
+            return
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def compressing_send(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return  # buffer: our bodies are small and whole (JSON, the front end's files)
+            body = b"".join(chunks)
+            headers = MutableHeaders(raw=start["headers"])
+            if len(body) >= self.minimum_size and "content-encoding" not in headers:
+                # a compressor per response: they are cheap, and not safe to share
+                body = zstandard.ZstdCompressor(level=self.zstd_level).compress(body)
+                headers["content-encoding"] = "zstd"
+                headers["content-length"] = str(len(body))
+                headers.add_vary_header("Accept-Encoding")
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, compressing_send)

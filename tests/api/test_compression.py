@@ -1,0 +1,86 @@
+"""Compression: zstd for clients that take it, gzip for the rest, never for tiny bodies."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+import pytest
+import zstandard
+from fastapi.testclient import TestClient
+
+from server.api.compression import accepted_encodings, quality
+
+PIXELS = [[0.0] * 28 for _ in range(28)]
+BODY = {"pixels": PIXELS, "activations": True, "encoding": "base64"}
+
+
+def raw_post(client: TestClient, accept: str) -> tuple[dict[str, str], bytes]:
+    """Headers and the bytes on the wire, not decoded by the client."""
+    with client.stream(
+        "POST", "/api/v1/predict", json=BODY, headers={"Accept-Encoding": accept}
+    ) as response:
+        assert response.status_code == 200
+        return dict(response.headers), b"".join(response.iter_raw())
+
+
+def without_timings(body: bytes) -> dict[str, Any]:
+    """The answer minus the one part that differs per request."""
+    answer: dict[str, Any] = json.loads(body)
+    answer.pop("timings_ms")
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("gzip, deflate, br, zstd", {"gzip", "deflate", "br", "zstd"}),
+        ("zstd;q=0, gzip", {"gzip"}),
+        ("ZSTD;q=0.5", {"zstd"}),
+        ("zstd;q=0.000", set()),
+        ("", set()),
+    ],
+)
+def test_accepted_encodings(header: str, expected: set[str]) -> None:
+    scope = {"type": "http", "headers": [(b"accept-encoding", header.encode())]}
+    assert accepted_encodings(scope) == expected
+
+
+def test_quality_of_a_malformed_q_is_zero() -> None:
+    assert quality("q=abc") == 0.0
+    assert quality("") == 1.0
+
+
+def test_zstd_when_accepted_and_identical_to_the_plain_body(client: TestClient) -> None:
+    plain_headers, plain = raw_post(client, "identity")
+    headers, wire = raw_post(client, "gzip, zstd")
+    assert "content-encoding" not in plain_headers
+    assert headers["content-encoding"] == "zstd"
+    assert "accept-encoding" in headers["vary"].lower()
+    assert int(headers["content-length"]) == len(wire) < len(plain)
+    decoded = zstandard.ZstdDecompressor().decompressobj().decompress(wire)
+    assert without_timings(decoded) == without_timings(plain)
+
+
+def test_gzip_when_only_gzip_is_accepted(client: TestClient) -> None:
+    _, plain = raw_post(client, "identity")
+    headers, wire = raw_post(client, "gzip")
+    assert headers["content-encoding"] == "gzip"
+    assert without_timings(gzip.decompress(wire)) == without_timings(plain)
+
+
+def test_small_bodies_stay_plain(client: TestClient) -> None:
+    response = client.get("/healthz", headers={"Accept-Encoding": "zstd"})
+    assert "content-encoding" not in response.headers
+    assert response.json() == {"status": "ok"}
+
+
+def test_front_end_files_can_be_zstd_encoded(client: TestClient) -> None:
+    with client.stream("GET", "/", headers={"Accept-Encoding": "zstd"}) as response:
+        wire = b"".join(response.iter_raw())
+        headers = response.headers
+    assert response.status_code == 200
+    assert headers["content-encoding"] == "zstd"
+    html = zstandard.ZstdDecompressor().decompressobj().decompress(wire)
+    assert html.startswith(b"<!doctype html>")
