@@ -21,14 +21,8 @@ import base64
 import io
 import ipaddress
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +30,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-STARTUP_TIMEOUT_S = 60.0
+from server.local_server import ServerStartError, local_server
+
 REQUEST_TIMEOUT_S = 30.0
 
 
@@ -157,60 +151,6 @@ def response_sizes(url: str, body: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def local_server(weights: Path | None) -> Iterator[str]:
-    """uvicorn with one worker on a free loopback port, stopped on the way out."""
-    port = free_port()
-    env = dict(os.environ)
-    if weights is not None:
-        env["CONVSCOPE_WEIGHTS"] = str(weights.resolve())
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "server.api.main:create_default_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--log-level",
-        "warning",
-    ]
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"loadtest: the server exited with {process.returncode}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"loadtest: no answer from {url}/healthz in {STARTUP_TIMEOUT_S} s")
-            time.sleep(0.1)  # readiness polling interval
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-
-
 def measure(
     url: str, clients: int, seconds: float, max_requests: int, saliency: bool
 ) -> dict[str, Any]:
@@ -275,8 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds > 600:
         parser.error("--seconds is capped at 600")
     if args.start_server:
-        with local_server(args.weights) as url:
-            report = measure(url, args.clients, args.seconds, args.max_requests, args.saliency)
+        try:
+            with local_server(args.weights) as server:
+                report = measure(
+                    server.url, args.clients, args.seconds, args.max_requests, args.saliency
+                )
+        except ServerStartError as error:
+            raise SystemExit(f"loadtest: {error}") from None
     else:
         url = loopback_only(args.url)
         try:

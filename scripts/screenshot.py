@@ -11,19 +11,13 @@ shipped weights (or --weights) with uvicorn on 127.0.0.1 and a free port; no oth
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
+from server.local_server import local_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -60,45 +54,6 @@ def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float) ->
 
 # A "3": two strokes, each a bowl opening to the left, meeting in the middle.
 THREE = [arc(0.48, 0.33, 0.17, 0.14, -155, 90), arc(0.48, 0.62, 0.19, 0.17, -90, 150)]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def run_server(weights: Path, timeout: float = 60.0) -> Iterator[str]:
-    """uvicorn serving the app on 127.0.0.1 and a free port; yields the base URL."""
-    port = free_port()
-    env = {**os.environ, "CONVSCOPE_WEIGHTS": str(weights)}
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "server.api.main:create_default_app"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    output = log.read().decode(errors="replace")
-                    raise SystemExit(f"the server exited with {proc.returncode}:\n{output}")
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{url}/healthz", timeout=1.0, trust_env=False).is_success:
-                        break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the server did not answer /healthz within {timeout:.0f} s")
-                time.sleep(0.1)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 def draw(page: Page, strokes: Sequence[Points], touch: bool) -> str:
@@ -179,7 +134,8 @@ def main() -> None:
 
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with run_server(args.weights.resolve()) as url, sync_playwright() as p:
+    with local_server(args.weights) as server, sync_playwright() as p:
+        url = server.url
         browser = p.chromium.launch(
             executable_path=str(args.chromium), headless=True, args=CHROMIUM_ARGS
         )

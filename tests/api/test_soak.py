@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,24 +16,18 @@ import httpx
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from server.local_server import LocalServer, local_server
+
 CLIENTS = 64
 WARMUP_PER_CLIENT = 8  # requests per client before the baseline: RSS levels off by ~500
 WARMUP_TIMEOUT_S = 120.0
 SOAK_SECONDS = float(os.environ.get("CONVSCOPE_SOAK_SECONDS", "30"))
 MAX_REQUESTS = 200_000  # per phase, a bound beside the clock
-STARTUP_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 60.0
 # Under uvicorn's 5 s keep-alive, so the client never reuses a connection the server is closing.
 CLIENT_KEEPALIVE_S = 2.0
 MAX_GROWTH_FRACTION = 0.20  # RSS after the soak vs after the warm-up
 MAX_GROWTH_BYTES = 50 * 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss(pid: int) -> int:
@@ -45,68 +36,6 @@ def rss(pid: int) -> int:
     return process.memory_info().rss + sum(
         child.memory_info().rss for child in process.children(recursive=True)
     )
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-@pytest.fixture
-def server(weights_path: Path, tmp_path: Path) -> Iterator[Server]:
-    """`uvicorn --factory server.api.main:create_default_app`, one worker, stopped in finally."""
-    port = free_port()
-    log = tmp_path / "uvicorn.log"
-    env = {
-        **os.environ,
-        "CONVSCOPE_WEIGHTS": str(weights_path),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "server.api.main:create_default_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--log-level",
-        "warning",
-    ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, process, log)
-        yield Server(url, process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-
-
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll /healthz until it answers, the process dies, or the start-up deadline passes."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)  # polling interval of a readiness probe
-    pytest.fail(f"uvicorn did not answer /healthz in {STARTUP_TIMEOUT_S} s:\n{log.read_text()}")
 
 
 @dataclass
@@ -153,8 +82,15 @@ async def hammer(
     return tally
 
 
+@pytest.fixture
+def server(weights_path: Path) -> Iterator[LocalServer]:
+    """`uvicorn --factory server.api.main:create_default_app`, one worker, stopped afterwards."""
+    with local_server(weights_path) as running:
+        yield running
+
+
 def test_sixty_four_clients_without_errors_or_memory_growth(
-    server: Server, kit: Any, record_property: Any
+    server: LocalServer, kit: Any, record_property: Any
 ) -> None:
     bodies = [
         {
@@ -181,10 +117,10 @@ def test_sixty_four_clients_without_errors_or_memory_growth(
     )
     print(f"\n{summary}")
     record_property("soak_summary", summary)
-    assert server.process.poll() is None, f"the server died:\n{server.log.read_text()[-3000:]}"
+    assert server.process.poll() is None, f"the server died:\n{server.log_tail()}"
     assert soak.requests > 0
     assert not soak.errors, (
-        f"{summary}; first errors: {soak.errors[:5]}; server log:\n{server.log.read_text()[-3000:]}"
+        f"{summary}; first errors: {soak.errors[:5]}; server log:\n{server.log_tail()}"
     )
     assert growth <= MAX_GROWTH_FRACTION * warm_rss, summary
     assert growth <= MAX_GROWTH_BYTES, summary

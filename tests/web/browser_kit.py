@@ -11,22 +11,14 @@ Environment:
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import math
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import httpx
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
@@ -54,7 +46,6 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 DESKTOP = {"width": 1400, "height": 1000}
-SERVER_START_SECONDS = 60.0
 TIMEOUT_MS = 20_000  # per Playwright wait; predictions take tens of ms, model loads a second
 
 
@@ -80,58 +71,6 @@ def missing_requirements() -> list[str]:
 
 
 # --- the server ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def run_server(weights: Path, timeout: float = SERVER_START_SECONDS) -> Iterator[str]:
-    """uvicorn serving the app on 127.0.0.1 and a free port; yields the base URL."""
-    port = free_port()
-    env = {**os.environ, "CONVSCOPE_WEIGHTS": str(weights), "CONVSCOPE_LOG_LEVEL": "warning"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "server.api.main:create_default_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    output = log.read().decode(errors="replace")
-                    raise RuntimeError(f"the server exited with {proc.returncode}:\n{output}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1.0, trust_env=False).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not answer /healthz within {timeout:.0f} s")
-                time.sleep(0.1)  # polling the server process, not synchronising the browser
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 # --- the browser --------------------------------------------------------------------------

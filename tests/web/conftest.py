@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from server.local_server import local_server
 from tests.web.browser_kit import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -19,7 +20,6 @@ from tests.web.browser_kit import (
     HAVE_PLAYWRIGHT,
     App,
     open_app,
-    run_server,
     weights_file,
 )
 
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
-    with run_server(weights_file()) as url:
-        yield url
+    with local_server(weights_file()) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
