@@ -257,12 +257,13 @@ def suppress_noise(ink: np.ndarray) -> np.ndarray:
 
 def _drop_isolated(ink: np.ndarray) -> np.ndarray:
     """Zero, in place, lone pixels with no inked neighbour: a speck would stretch the bbox."""
-    marked = np.pad(ink > 0, 1)
     h, w = ink.shape
+    marked = np.zeros((h + 2, w + 2), dtype=bool)  # ink > 0, in a frame of False
+    np.greater(ink, 0, out=marked[1:-1, 1:-1])
     has_neighbour = np.zeros((h, w), dtype=bool)
     for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
         has_neighbour |= marked[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-    ink[~has_neighbour] = 0.0  # pixels without ink and without neighbours stay 0 either way
+    ink *= has_neighbour  # pixels without ink and without neighbours stay 0 either way
     return ink
 
 
