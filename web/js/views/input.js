@@ -6,15 +6,20 @@ export function setupInput(container, { onToggleSaliency }) {
   toggle.addEventListener('change', () => onToggleSaliency(toggle.checked));
 }
 
-/** Paint a [H, W] array with values in [0, 1] as grey (white ink on black). */
-export function paintGray(canvas, arr) {
-  const [H, W] = arr.shape.slice(-2);
+/** Size the canvas to a [.., H, W] array; its context and a blank ImageData of that size. */
+function blankImage(canvas, shape) {
+  const [H, W] = shape.slice(-2);
   canvas.width = W;
   canvas.height = H;
   const ctx = canvas.getContext('2d');
-  const img = ctx.createImageData(W, H);
+  return { ctx, img: ctx.createImageData(W, H), size: W * H };
+}
+
+/** Paint a [H, W] array with values in [0, 1] as grey (white ink on black). */
+export function paintGray(canvas, arr) {
+  const { ctx, img, size } = blankImage(canvas, arr.shape);
   const d = arr.data;
-  for (let i = 0; i < W * H; i++) {
+  for (let i = 0; i < size; i++) {
     const v = Math.max(0, Math.min(255, Math.round(d[i] * 255)));
     img.data[i * 4] = img.data[i * 4 + 1] = img.data[i * 4 + 2] = v;
     img.data[i * 4 + 3] = 255;
@@ -24,15 +29,11 @@ export function paintGray(canvas, arr) {
 
 /** Saliency: positive red, negative blue, alpha by magnitude relative to the largest. */
 function paintSaliency(canvas, arr) {
-  const [H, W] = arr.shape.slice(-2);
-  canvas.width = W;
-  canvas.height = H;
-  const ctx = canvas.getContext('2d');
-  const img = ctx.createImageData(W, H);
+  const { ctx, img, size } = blankImage(canvas, arr.shape);
   const d = arr.data;
   let m = 0;
-  for (let i = 0; i < W * H; i++) if (Math.abs(d[i]) > m) m = Math.abs(d[i]);
-  for (let i = 0; i < W * H; i++) {
+  for (let i = 0; i < size; i++) if (Math.abs(d[i]) > m) m = Math.abs(d[i]);
+  for (let i = 0; i < size; i++) {
     const v = m ? d[i] / m : 0;
     const o = i * 4;
     if (v >= 0) [img.data[o], img.data[o + 1], img.data[o + 2]] = [214, 39, 40];
