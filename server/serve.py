@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,9 +32,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
+    from server.cnn import ModelFileError, load_model
     from server.config import Settings
 
     settings = Settings()
+    try:  # say what is wrong in one line, before uvicorn would print a traceback per worker
+        load_model(settings.weights)
+    except ModelFileError as error:
+        print(f"convscope serve: cannot load the model weights: {error}", file=sys.stderr)
+        return 1
     uvicorn.run(
         "server.api.main:create_default_app",
         factory=True,

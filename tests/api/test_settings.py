@@ -265,3 +265,17 @@ def test_serve_hands_its_options_to_uvicorn(
     assert (options["host"], options["port"], options["workers"]) == ("127.0.0.1", 8123, 1)
     assert options["log_level"] == "debug"
     assert os.environ["CONVSCOPE_WEIGHTS"] == str(weights_path.resolve())
+
+
+def test_serve_refuses_a_bad_weights_file_in_one_line(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    clean_env.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("uvicorn must not start"))
+    missing = tmp_path / "missing.npz"
+    assert serve.main(["--weights", str(missing)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("convscope serve: cannot load the model weights:")
+    assert str(missing) in error
+    assert "Traceback" not in error
