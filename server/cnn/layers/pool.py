@@ -89,6 +89,15 @@ class MaxPool2D(Layer):
         p = self.pool_size
         return x[:, : out_h * p, : out_w * p].reshape(n, out_h, p, out_w, p, c)
 
+    def _untile(self, tiled: Array, input_shape: tuple[int, ...]) -> Array:
+        """(N, oh, p, ow, p, C) -> (N, H, W, C): a view, or zeros where no window reached."""
+        _, out_h, p, out_w, _, _ = tiled.shape
+        if (out_h * p, out_w * p) == tuple(input_shape[1:3]):
+            return tiled.reshape(input_shape)
+        full = np.zeros(input_shape, dtype=tiled.dtype)
+        self._tiles(full, out_h, out_w)[...] = tiled
+        return full
+
     def _forward_tiled(self, x: Array, out_h: int, out_w: int) -> tuple[Array, TiledWinners]:
         p = self.pool_size
         tiles = self._tiles(x, out_h, out_w)
@@ -122,17 +131,11 @@ class MaxPool2D(Layer):
         return best, StridedWinners(winner, x.shape)
 
     def backward(self, grad_out: Array, cache: Any) -> tuple[Array, Params]:
-        _, out_h, out_w, _ = grad_out.shape
         if isinstance(cache, TiledWinners):
             # (N, oh, p, ow, p, C): each window's gradient goes to its winner alone
             routed = cache.one_hot * grad_out[:, :, None, :, None, :]
-            if routed.shape[2] * out_h == cache.input_shape[1] and (
-                routed.shape[4] * out_w == cache.input_shape[2]
-            ):
-                return routed.reshape(cache.input_shape), {}
-            grad_in = np.zeros(cache.input_shape, dtype=grad_out.dtype)
-            self._tiles(grad_in, out_h, out_w)[...] = routed
-            return grad_in, {}
+            return self._untile(routed, cache.input_shape), {}
+        _, out_h, out_w, _ = grad_out.shape
         grad_in = np.zeros(cache.input_shape, dtype=grad_out.dtype)
         for index, region in enumerate(self._windows(grad_in, out_h, out_w)):
             region += (cache.offset == index) * grad_out
@@ -141,12 +144,7 @@ class MaxPool2D(Layer):
     def mask(self, cache: Any) -> Array:
         """(N, H, W, C) uint8, 1 where a cell was the maximum of some window."""
         if isinstance(cache, TiledWinners):
-            _, out_h, p, out_w, _, _ = cache.one_hot.shape
-            if (out_h * p, out_w * p) == tuple(cache.input_shape[1:3]):
-                return cache.one_hot.view(np.uint8).reshape(cache.input_shape)  # no copy
-            mask = np.zeros(cache.input_shape, dtype=np.uint8)
-            self._tiles(mask, out_h, out_w)[...] = cache.one_hot
-            return mask
+            return self._untile(cache.one_hot.view(np.uint8), cache.input_shape)  # bool as 0/1
         mask = np.zeros(cache.input_shape, dtype=np.uint8)
         _, out_h, out_w, _ = cache.offset.shape
         for index, region in enumerate(self._windows(mask, out_h, out_w)):
