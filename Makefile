@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
+PYTEST_ARGS ?=
 PORT ?= 8000
 
 .PHONY: install install-parity run test lint format bench train evaluate clean
@@ -32,7 +33,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/convscope bench --json --weights model_weights/mnist_cnn.npz
