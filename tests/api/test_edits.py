@@ -82,8 +82,8 @@ def test_without_edits_there_is_no_baseline_and_empty_edits_change_nothing(
 def test_saliency_with_edits_explains_the_edited_network(
     client: TestClient, digit_pixels: np.ndarray, kit: Any
 ) -> None:
-    """Ablating every conv1 channel but one leaves a network whose gradient differs; the map
-    follows the edit, and an edit that silences everything makes every map 0."""
+    """The map follows the edit; an edit that silences conv1 (so the input no longer matters)
+    makes every map 0."""
     pixels = digit_pixels.tolist()
     plain = post(client, pixels=pixels, saliency=True, target=3)
     edited = post(client, pixels=pixels, saliency=True, target=3, edits=EDITS)
@@ -91,7 +91,7 @@ def test_saliency_with_edits_explains_the_edited_network(
     silent = {"ablate": [{"layer": "conv1", "channels": list(range(32))}]}
     for method in ("gradient", "occlusion"):
         body = post(client, pixels=pixels, saliency=True, saliency_method=method, edits=silent)
-        assert np.all(kit.decode(body["saliency"]) == 0), method
+        np.testing.assert_allclose(kit.decode(body["saliency"]), 0, atol=1e-7, err_msg=method)
 
 
 def test_occlusion_equals_single_passes_of_the_reference(
