@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from server.cnn import Conv2D, Dense, MaxPool2D, Sequential, load_model, softmax
+from server.explain.edits import Edits, edited_model
+from server.explain.saliency import SaliencyMethod, saliency_for
 
 NUM_CLASSES = 10
 
@@ -50,6 +52,7 @@ class Explanation:
     layers: list[LayerMap] | None
     saliency: np.ndarray | None  # (28, 28)
     target: int | None
+    baseline: np.ndarray | None = None  # (10,) the unedited network's probabilities, with edits
 
 
 def channels_first(array: np.ndarray) -> np.ndarray:
@@ -89,11 +92,20 @@ class Predictor:
         return softmax(self.model.forward(self._batch(images)))
 
     def explain(
-        self, image: np.ndarray, *, activations: bool, saliency: bool, target: int | None
+        self,
+        image: np.ndarray,
+        *,
+        activations: bool,
+        saliency: bool,
+        target: int | None,
+        saliency_method: SaliencyMethod = "gradient",
+        edits: Edits | None = None,
     ) -> Explanation:
-        """Forward one (28, 28) image with a trace; saliency is d(target logit)/d(input) * input."""
+        """Forward one (28, 28) image with a trace, through the network as `edits` change it for
+        this request alone; the saliency explains that network. EditError for a bad edit."""
         x = self._batch(image[None])
-        trace = self.model.trace(x)
+        model = self.model if edits is None else edited_model(self.model, edits)
+        trace = model.trace(x)
         probabilities = softmax(trace.logits)[0]
         label = int(probabilities.argmax())
         layers = None
@@ -111,11 +123,9 @@ class Predictor:
         saliency_map, explained = None, None
         if saliency:
             explained = label if target is None else target
-            grad_logits = np.zeros_like(trace.logits)
-            grad_logits[0, explained] = 1.0
-            _, grad_input = self.model.backward(grad_logits, trace.caches)
-            saliency_map = (grad_input * x)[0, :, :, 0]
-        return Explanation(label, probabilities, layers, saliency_map, explained)
+            saliency_map = saliency_for(model, trace, explained, saliency_method)
+        baseline = None if edits is None else softmax(self.model.forward(x))[0]
+        return Explanation(label, probabilities, layers, saliency_map, explained, baseline)
 
     def architecture(self) -> list[LayerInfo]:
         """Every layer with its output shape and geometry, then the softmax the API adds."""

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from server.explain.edits import EditError
 from server.preprocess import (
     ImageTooLarge,
     NoDigitFound,
@@ -83,6 +84,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PreprocessError)
     async def on_preprocess(_: Request, exc: PreprocessError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=preprocess_status(exc))
+
+    @app.exception_handler(EditError)
+    async def on_edit(_: Request, exc: EditError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(InputError)
     async def on_input(_: Request, exc: InputError) -> JSONResponse:

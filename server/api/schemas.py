@@ -7,6 +7,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from server.explain.edits import Ablation, Edits, KernelEdit
+
 SIDE = 28
 Pixels = list[list[float]]
 
@@ -45,13 +47,56 @@ class PredictOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     activations: bool = Field(False, description="every layer's output, and pooling masks")
-    saliency: bool = Field(False, description="d(target score)/d(input) times the input, 28x28")
+    saliency: bool = Field(False, description="a 28x28 map of what drove the target's score")
+    saliency_method: Literal["gradient", "occlusion"] = Field(
+        "gradient",
+        description="gradient: d(target logit)/d(input) times the input; occlusion: the drop of "
+        "p(target) when a 4x4 patch (stride 2, filled with 0) covers each pixel, averaged",
+    )
     target: int | None = Field(
         None, ge=0, le=9, description="class to explain; default: the predicted one"
     )
     encoding: Literal["list", "base64"] = Field(
         "list", description="arrays as nested lists or base64"
     )
+
+
+class AblationIn(BaseModel):
+    """Output channels (units, for vectors) of one layer to set to 0."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layer: str = Field(description="a layer name from /api/v1/model, e.g. conv1 or fc1")
+    channels: list[int] = Field(description="channel indices; repeats count once; at most 256")
+
+
+class KernelEditIn(BaseModel):
+    """A new filter for one output channel of a conv layer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layer: str = Field(description="a conv layer, e.g. conv1")
+    channel: int = Field(description="which filter (output channel) to replace")
+    weight: list[list[list[float]]] = Field(
+        description="[C_in, kh, kw], as /model/layers/{name}/weights gives one filter; "
+        "finite numbers within +-1000"
+    )
+    bias: float | None = Field(None, description="the filter's new bias; default: unchanged")
+
+
+class EditsIn(BaseModel):
+    """Changes to the network for this request only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ablate: list[AblationIn] = Field(default_factory=list)
+    kernels: list[KernelEditIn] = Field(default_factory=list)
+
+    def to_edits(self) -> Edits:
+        return Edits(
+            ablate=[Ablation(a.layer, a.channels) for a in self.ablate],
+            kernels=[KernelEdit(k.layer, k.channel, k.weight, k.bias) for k in self.kernels],
+        )
 
 
 class PredictRequest(PredictOptions):
@@ -61,6 +106,9 @@ class PredictRequest(PredictOptions):
         None, description="base64 or data URL of a PNG, JPEG, WebP, BMP or GIF"
     )
     pixels: Pixels | None = Field(None, description="28x28 numbers in [0, 1], white ink on black")
+    edits: EditsIn | None = Field(
+        None, description="ablations and kernel edits applied to this request only"
+    )
 
     @field_validator("pixels")
     @classmethod
@@ -111,6 +159,13 @@ class LayerOut(BaseModel):
     )
 
 
+class Baseline(BaseModel):
+    """The prediction of the network as served, beside an edited one."""
+
+    label: int
+    probabilities: list[float]
+
+
 class PredictResponse(BaseModel):
     label: int
     probabilities: list[float]
@@ -120,6 +175,7 @@ class PredictResponse(BaseModel):
     layers: list[LayerOut] | None = None
     saliency: ArrayOut | None = None
     target: int | None = None
+    baseline: Baseline | None = Field(None, description="with edits: the unedited prediction")
 
 
 class BatchResponse(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from server.cnn.layers import LAYER_KINDS, Layer, MaxPool2D
+from server.cnn.layers import LAYER_KINDS, Layer
 
 Params = dict[str, np.ndarray]
 
@@ -94,8 +94,7 @@ class Sequential:
         inputs, layers, caches = x, [], []
         for layer in self.layers:
             output, cache = layer.forward(inputs)
-            mask = layer.mask(cache) if isinstance(layer, MaxPool2D) else None
-            layers.append(LayerTrace(layer.name, layer.kind, output, mask))
+            layers.append(LayerTrace(layer.name, layer.kind, output, layer.mask(cache)))
             caches.append(cache)
             inputs = output
         return Trace(input=x, logits=inputs, layers=layers, caches=caches)

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import time
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from pydantic import ValidationError
 
 from server import preprocess
 from server.api.deps import PredictorDep, SettingsDep
 from server.api.encoding import ORJSONResponse, encode_map, encode_mask
-from server.api.errors import InputError
+from server.api.errors import InputError, describe_validation
 from server.api.schemas import (
     BatchRequest,
     BatchResponse,
+    EditsIn,
     ErrorResponse,
     PredictOptions,
     PredictRequest,
     PredictResponse,
 )
 from server.config import Settings
+from server.explain.edits import Edits
 from server.inference import Explanation, Predictor
 
 router = APIRouter(prefix="/api/v1", tags=["predict"])
@@ -110,15 +114,29 @@ def explanation_body(
     if explained.saliency is not None:
         body["saliency"] = encode_map(explained.saliency, options.encoding)
         body["target"] = explained.target
+    if explained.baseline is not None:
+        body["baseline"] = {
+            "label": int(explained.baseline.argmax()),
+            "probabilities": explained.baseline.astype(np.float64).tolist(),
+        }
     body["timings_ms"] = clock.report()
     return body
 
 
 def predict_one(
-    image: np.ndarray, options: PredictOptions, predictor: Predictor, clock: Clock
+    image: np.ndarray,
+    options: PredictOptions,
+    predictor: Predictor,
+    clock: Clock,
+    edits: Edits | None = None,
 ) -> ORJSONResponse:
     explained = predictor.explain(
-        image, activations=options.activations, saliency=options.saliency, target=options.target
+        image,
+        activations=options.activations,
+        saliency=options.saliency,
+        target=options.target,
+        saliency_method=options.saliency_method,
+        edits=edits,
     )
     clock.lap("forward")
     return ORJSONResponse(explanation_body(explained, image, options, predictor, clock))
@@ -136,7 +154,8 @@ def predict(
         image = np.asarray(request.pixels, dtype=np.float32)  # (28, 28)
         clock.lap("decode")
         clock.lap("preprocess")
-    return predict_one(image, request, predictor, clock)
+    edits = None if request.edits is None else request.edits.to_edits()
+    return predict_one(image, request, predictor, clock, edits)
 
 
 @router.post("/predict/file", response_model=PredictResponse, responses=ERRORS)
@@ -145,11 +164,26 @@ def predict_file(
     options: Annotated[PredictOptions, Query()],
     predictor: PredictorDep,
     settings: SettingsDep,
+    edits: Annotated[str | None, Form(description="JSON of /predict's `edits` object")] = None,
 ) -> ORJSONResponse:
     """The same as /predict for a multipart upload: `curl -F file=@digit.png .../predict/file`."""
     clock = Clock()
+    parsed = None if edits is None else edits_from_form(edits)
     image = image_from_bytes(file.file.read(), settings, clock)
-    return predict_one(image, options, predictor, clock)
+    return predict_one(image, options, predictor, clock, parsed)
+
+
+def edits_from_form(text: str) -> Edits:
+    """The `edits` form field: the same JSON object /predict takes, checked by the same schema."""
+    try:
+        data = json.loads(text)  # as FastAPI reads a JSON body: NaN and Infinity get through
+    except ValueError as error:
+        raise InputError(422, f"edits: not valid JSON ({error})") from None
+    try:
+        return EditsIn.model_validate(data).to_edits()
+    except ValidationError as error:
+        errors = [{**e, "loc": ("edits", *e["loc"])} for e in error.errors()]
+        raise InputError(422, describe_validation(errors)) from None
 
 
 @router.post("/predict/batch", response_model=BatchResponse, responses=ERRORS)

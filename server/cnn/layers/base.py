@@ -33,6 +33,10 @@ class Layer:
         """Return the gradient w.r.t. the input and w.r.t. each parameter (same keys)."""
         raise NotImplementedError
 
+    def mask(self, cache: Any) -> Array | None:
+        """Which input cells won, for layers that pick winners (max-pool); None for the rest."""
+        return None
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one sample's output (no batch axis) for one sample's input shape."""
         return input_shape
