@@ -111,7 +111,8 @@ export function setupDetail(dialog, { onClose, onChannel, loadWeights }) {
   map.addEventListener('pointermove', pointAt);
   map.addEventListener('pointerdown', pointAt);
   map.addEventListener('pointerleave', () => ui.view && ui.view.vector && showUnit(dialog, ui.view.ch));
-  map.addEventListener('focus', () => ui.cursor || (ui.view && !ui.view.vector && setCursor(dialog, [0, 0])));
+  // a keyboard user starts at the first cell; a click or tap leaves the hint until they point
+  map.addEventListener('focus', () => map.matches(':focus-visible') && !ui.cursor && ui.view && !ui.view.vector && setCursor(dialog, [0, 0]));
   map.addEventListener('keydown', (e) => {
     const d = KEYS[e.key];
     const v = ui.view;

@@ -63,10 +63,10 @@ function chart(title, epochs, trainKey, valKey, asPercent) {
   for (let i = 0; lo + i * step <= hi + step * 1e-6; i++) {
     const y = lo + i * step;
     svg('line', { x1: m.l, x2: W - m.r, y1: Y(y), y2: Y(y), class: 'grid' }, s);
-    svg('text', { x: m.l - 6, y: Y(y) + 4, 'text-anchor': 'end', class: 'tick' }, s).textContent = tickText(y);
+    svg('text', { x: m.l - 6, y: Y(y) + 4, 'text-anchor': 'end', class: 'tick y' }, s).textContent = tickText(y);
   }
   for (const x of epochTicks(x0, x1)) {
-    svg('text', { x: X(x), y: H - m.b + 16, 'text-anchor': 'middle', class: 'tick' }, s).textContent = x;
+    svg('text', { x: X(x), y: H - m.b + 16, 'text-anchor': 'middle', class: 'tick x' }, s).textContent = x;
   }
   svg('text', { x: (W + m.l) / 2, y: H - 2, 'text-anchor': 'middle', class: 'axis' }, s).textContent = 'epoch';
   for (const ser of series) {
