@@ -1,15 +1,32 @@
-// Detail view: one feature map enlarged in a modal dialog. Hover (or arrow keys) reads a cell and
-// shows its receptive field on the input; conv maps show their kernel, pool maps the pooling
-// mask over the pool's input, ReLU maps the map before the ReLU.
+// Detail view: one feature map, or one vector layer, enlarged in a modal dialog.
+// Maps: hover, tap or arrow keys read a cell and show its receptive field on the input; conv maps
+// show their kernel, pool maps the pooling mask over the pool's input, ReLU maps the map before.
+// Vectors (flatten, dense, softmax, ...): the whole vector with one unit selected (arrow keys move),
+// its value, and for a dense unit its strongest incoming weights.
 
-import { scale, range, isDivergingKind, paintCanvas, gradient, cssColor, isDark, fmt } from '../colormap.js';
+import { scale, range, isDivergingKind, paintCanvas, gradient, cssColor, fmt } from '../colormap.js';
 import { receptiveField, poolWindow, geometry } from '../receptive.js';
+import { inkOn, rgbOf } from '../contrast.js';
 import { paintGray, placeHighlight } from './input.js';
 import { kindLabel, esc } from './layers.js';
 
-const uis = new WeakMap(); // dialog -> { cursor, loadWeights, opener, key, view }
+const uis = new WeakMap(); // dialog -> { cursor, loadWeights, onChannel, opener, key, view }
 const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
 const KEYS = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+const touch = () => window.matchMedia('(hover: none)').matches;
+const TOP_WEIGHTS = 8;
+
+const ABOUT = {
+  conv2d: 'Where this filter finds its pattern in the layer below: red where it matches, blue where the input looks like its opposite.',
+  relu: 'The convolution\u2019s map with every negative value set to 0: what passes on to the next layer.',
+  maxpool2d: 'Half the size of its input: each cell keeps the largest value of one 2\u00d72 window.',
+  flatten: 'All the maps of the layer before, laid out in one long row of numbers for the dense layers.',
+  dense: 'Each unit weighs every value of the layer before and adds them up, plus a bias.',
+  logits: 'The raw scores (logits): one per digit, before softmax turns them into probabilities.',
+  relu1d: 'The dense layer\u2019s units with negatives set to 0.',
+  dropout: 'Dropout only acts while training; here the values pass through unchanged.',
+  softmax: 'The probability of each digit: softmax of the raw scores, all ten add up to 1.',
+};
 
 /** The detail view stretches each map to its own range. */
 function chScale(kind, data, off, n) {
@@ -34,14 +51,33 @@ function canvasFor(parent, cls, W, H) {
   return cv;
 }
 
+/** A coloured cell with readable text, for kernels and small vectors. */
+function colourCell(tag, value, sc, text) {
+  const el = document.createElement(tag);
+  const bg = cssColor(value, sc);
+  el.style.background = bg;
+  el.style.color = inkOn(rgbOf(bg));
+  el.textContent = text;
+  return el;
+}
+
+/** Columns and rows a vector of n units is drawn in: a strip up to 16, then a grid. */
+function vectorGrid(n) {
+  if (n <= 16) return [n, 1];
+  const cols = n <= 256 ? 16 : Math.ceil(Math.sqrt(n));
+  return [cols, Math.ceil(n / cols)];
+}
+
 const TEMPLATE = `<form method="dialog" class="detail-head">
 <div><h2 id="detail-title"></h2><p class="detail-sub"></p></div>
 <div class="detail-nav"><button type="button" class="btn icon prev" aria-label="Previous channel">\u2039</button>
 <button type="button" class="btn icon next" aria-label="Next channel">\u203a</button>
 <button class="btn icon" value="close" aria-label="Close details">\u00d7</button></div></form>
-<div class="detail-body"><figure class="detail-map">
+<div class="detail-body"><p class="detail-about"></p><figure class="detail-map">
 <div class="stage big"><canvas class="map-canvas" tabindex="0"></canvas><div class="cursor" hidden></div></div>
-<div class="legend" aria-hidden="true"><span class="lg-lo"></span><span class="lg-bar"></span><span class="lg-hi"></span></div>
+<div class="vec-labels" aria-hidden="true"></div>
+<div class="legend"><span class="lg-lo"></span><span class="lg-bar" aria-hidden="true"></span><span class="lg-hi"></span></div>
+<p class="lg-note"></p>
 <figcaption class="readout" aria-live="polite"></figcaption></figure>
 <figure class="detail-rf"><div class="stage"><canvas class="input-canvas"></canvas><div class="rf" hidden></div></div>
 <figcaption class="rf-text"></figcaption></figure>
@@ -49,7 +85,7 @@ const TEMPLATE = `<form method="dialog" class="detail-head">
 
 export function setupDetail(dialog, { onClose, onChannel, loadWeights }) {
   dialog.innerHTML = TEMPLATE;
-  const ui = { cursor: null, loadWeights, opener: null, key: '', view: null };
+  const ui = { cursor: null, loadWeights, onChannel, opener: null, key: '', view: null, incoming: null, sortBy: 'weight' };
   uis.set(dialog, ui);
   const q = (s) => dialog.querySelector(s);
   dialog.addEventListener('close', () => {
@@ -57,25 +93,50 @@ export function setupDetail(dialog, { onClose, onChannel, loadWeights }) {
     if (ui.opener && ui.opener.isConnected) ui.opener.focus();
   });
   dialog.addEventListener('click', (e) => e.target === dialog && dialog.close()); // backdrop
-  q('.prev').addEventListener('click', () => onChannel(-1));
-  q('.next').addEventListener('click', () => onChannel(1));
+  // aria-disabled rather than disabled: a disabled button would drop focus to the page
+  const step = (d) => (e) => e.currentTarget.getAttribute('aria-disabled') !== 'true' && onChannel(d);
+  q('.prev').addEventListener('click', step(-1));
+  q('.next').addEventListener('click', step(1));
   const map = q('.map-canvas');
-  map.addEventListener('mousemove', (e) => setCursor(dialog, cellAt(map, e, map.height, map.width)));
-  map.addEventListener('focus', () => ui.cursor || setCursor(dialog, [0, 0]));
+  const pointAt = (e) => {
+    const v = ui.view;
+    if (!v) return;
+    const cell = cellAt(map, e, map.height, map.width);
+    if (!v.vector) return setCursor(dialog, cell);
+    const unit = cell[0] * map.width + cell[1];
+    if (unit >= v.n) return;
+    if (e.type === 'pointerdown') onChannel(unit - v.ch);
+    else showUnit(dialog, unit);
+  };
+  map.addEventListener('pointermove', pointAt);
+  map.addEventListener('pointerdown', pointAt);
+  map.addEventListener('pointerleave', () => ui.view && ui.view.vector && showUnit(dialog, ui.view.ch));
+  // a keyboard user starts at the first cell; a click or tap leaves the hint until they point
+  map.addEventListener('focus', () => map.matches(':focus-visible') && !ui.cursor && ui.view && !ui.view.vector && setCursor(dialog, [0, 0]));
   map.addEventListener('keydown', (e) => {
     const d = KEYS[e.key];
-    if (!d) return;
+    const v = ui.view;
+    if (!d || !v) return;
     e.preventDefault();
+    if (v.vector) return onChannel(d[0] * map.width + d[1]);
     const [r, c] = ui.cursor || [0, 0];
     setCursor(dialog, [clamp(r + d[0], 0, map.height - 1), clamp(c + d[1], 0, map.width - 1)]);
   });
-  // hovering the pool overlay selects the pooled cell whose window covers that input cell
-  q('.detail-extra').addEventListener('mousemove', (e) => {
-    const v = uis.get(dialog).view;
+  // pointing at the pool overlay selects the pooled cell whose window covers that input cell
+  const poolPoint = (e) => {
+    const v = ui.view;
     if (!v || !v.geo || !e.target.matches('[data-testid="pool-overlay"]')) return;
     const [ri, ci] = cellAt(e.target, e, v.inH, v.inW);
     setCursor(dialog, [Math.min(v.H - 1, Math.floor((ri + v.geo.ph) / v.geo.sh)), Math.min(v.W - 1, Math.floor((ci + v.geo.pw) / v.geo.sw))]);
+  };
+  q('.detail-extra').addEventListener('pointermove', poolPoint);
+  q('.detail-extra').addEventListener('click', (e) => {
+    const b = e.target.closest('[data-sort]');
+    if (!b || !ui.incoming) return;
+    ui.sortBy = b.dataset.sort;
+    fillWeights(dialog);
   });
+  q('.detail-extra').addEventListener('pointerdown', poolPoint);
 }
 
 /** Open the dialog, remembering what to refocus on close. */
@@ -96,14 +157,14 @@ function setCursor(dialog, cell) {
   const rfText = q('.rf-text');
   let rf = null;
   if (!v || !cell) {
-    readout.textContent = v ? 'Hover the map, or focus it and use the arrow keys, to read a cell.' : '';
-    rfText.textContent = 'Receptive field on the 28\u00d728 input';
+    readout.textContent = !v ? '' : touch() ? 'Tap the map to read a cell.' : 'Hover the map, or focus it and use the arrow keys, to read a cell.';
+    rfText.textContent = 'Receptive field on the 28\u00d728 input: the pixels one cell looks at.';
   } else {
     const [r, c] = cell;
     readout.textContent = `row ${r}, col ${c}: ${fmt(v.data[v.offset + r * v.W + c])}`;
     if (v.model) {
       rf = receptiveField(v.model.layers, v.index, r, c, r, c, v.model.input_shape);
-      rfText.textContent = `Receptive field: input rows ${rf.r0}\u2013${rf.r1}, cols ${rf.c0}\u2013${rf.c1} (${rf.r1 - rf.r0 + 1}\u00d7${rf.c1 - rf.c0 + 1} pixels)`;
+      rfText.textContent = `Receptive field: input rows ${rf.r0}\u2013${rf.r1}, cols ${rf.c0}\u2013${rf.c1} (${rf.r1 - rf.r0 + 1}\u00d7${rf.c1 - rf.c0 + 1} pixels), the part of the input this cell looks at.`;
     } else {
       rfText.textContent = 'Receptive field unknown: the model description is not loaded.';
     }
@@ -113,7 +174,7 @@ function setCursor(dialog, cell) {
   if (v && v.kind === 'maxpool2d') drawPool(dialog, cell);
 }
 
-/** Render the open map from the latest state; closes the dialog when detail is null. */
+/** Render the open map or vector from the latest state; closes the dialog when detail is null. */
 export function render(dialog, { model, result, detail }) {
   const q = (s) => dialog.querySelector(s);
   const ui = uis.get(dialog);
@@ -130,16 +191,40 @@ export function render(dialog, { model, result, detail }) {
   const li = layers.findIndex((l) => l.name === detail.name);
   const layer = layers[li];
   const extra = q('.detail-extra');
-  if (!layer || !layer.data || layer.data.shape.length !== 3) {
-    q('#detail-title').textContent = `${detail.name} \u00b7 channel ${detail.channel}`;
-    q('.detail-sub').textContent = 'No activations to show: draw a digit or upload an image.';
-    extra.replaceChildren();
-    return setCursor(dialog, null);
-  }
+  const dims = layer && layer.data ? layer.data.shape.length : 0;
   const index = model ? model.layers.findIndex((l) => l && l.name === detail.name) : -1;
+  const ctx = { q, ui, model, result, layers, li, layer, index, extra, changed };
+  q('.stage.big').style.aspectRatio = '';
+  q('.vec-labels').replaceChildren();
+  if (dims === 3) return renderMap(dialog, ctx, detail.channel);
+  if (dims === 1) return renderVector(dialog, ctx, detail.channel);
+  q('#detail-title').textContent = `${detail.name} \u00b7 ${detail.channel}`;
+  q('.detail-sub').textContent = 'No activations to show: draw a digit or upload an image.';
+  for (const s of ['.detail-about', '.lg-note', '.lg-lo', '.lg-hi']) q(s).textContent = '';
+  extra.replaceChildren();
+  return setCursor(dialog, null);
+}
+
+/** Title, prev/next, legend and the input thumbnail: the parts maps and vectors share. */
+function frame(q, { title, sub, about, pos, count, what, sc, note, input }) {
+  q('#detail-title').textContent = title;
+  q('.detail-sub').textContent = sub;
+  q('.detail-about').textContent = about;
+  for (const [cls, off, word] of [['.prev', pos === 0, 'Previous'], ['.next', pos === count - 1, 'Next']]) {
+    q(cls).setAttribute('aria-disabled', String(off));
+    q(cls).setAttribute('aria-label', `${word} ${what}`);
+  }
+  q('.detail-map .lg-bar').style.background = gradient(sc.map);
+  q('.detail-map .lg-lo').textContent = fmt(sc.lo);
+  q('.detail-map .lg-hi').textContent = fmt(sc.hi);
+  q('.lg-note').textContent = note;
+  if (input) paintGray(q('.detail-rf .input-canvas'), input);
+}
+
+function renderMap(dialog, { q, ui, model, result, layers, li, layer, index, extra, changed }, channel) {
   const geo = index >= 0 ? model.layers[index] : null;
   const [C, H, W] = layer.data.shape;
-  const ch = clamp(detail.channel, 0, C - 1);
+  const ch = clamp(channel, 0, C - 1);
   const offset = ch * H * W;
   const sc = chScale(layer.kind, layer.data.data, offset, H * W);
   const prev = layers[li - 1];
@@ -148,20 +233,18 @@ export function render(dialog, { model, result, detail }) {
     geo: layer.kind === 'maxpool2d' ? geometry(geo) : null,
     prev: prev && prev.data && prev.data.shape.length === 3 ? prev : null,
   });
-
-  q('#detail-title').textContent = `${layer.name} \u00b7 channel ${ch} of ${C}`;
-  q('.detail-sub').textContent = `${kindLabel({ kind: layer.kind, geo })} \u00b7 ${H}\u00d7${W} \u00b7 this map: min ${fmt(sc.min)}, max ${fmt(sc.max)}`;
-  q('.prev').disabled = ch === 0;
-  q('.next').disabled = ch === C - 1;
+  frame(q, {
+    title: `${layer.name} \u00b7 channel ${ch} of ${C}`,
+    sub: `${kindLabel({ kind: layer.kind, geo })} \u00b7 ${H}\u00d7${W} \u00b7 this map: min ${fmt(sc.min)}, max ${fmt(sc.max)}`,
+    about: ABOUT[layer.kind] || '',
+    pos: ch, count: C, what: 'channel', sc, input: result.input,
+    note: `Colours span this map\u2019s own range${sc.diverging ? ' (0 is white)' : ''}; the small maps share one range for the whole layer, so the same colour can mean different values there.`,
+  });
   const map = q('.map-canvas');
   map.width = W;
   map.height = H;
   map.setAttribute('aria-label', `${layer.name} channel ${ch}, ${H} by ${W}; arrow keys move the cursor`);
   paintCanvas(map, v.data, offset, sc);
-  q('.detail-map .lg-bar').style.background = gradient(sc.map);
-  q('.detail-map .lg-lo').textContent = fmt(sc.lo);
-  q('.detail-map .lg-hi').textContent = fmt(sc.hi);
-  if (result.input) paintGray(q('.detail-rf .input-canvas'), result.input);
 
   if (layer.kind === 'conv2d') {
     if (changed || !extra.querySelector('.kernel')) renderKernel(dialog, layer.name, ch);
@@ -175,6 +258,145 @@ export function render(dialog, { model, result, detail }) {
     extra.replaceChildren();
   }
   setCursor(dialog, ui.cursor);
+}
+
+// ---- vectors: flatten, dense, ReLU after dense, dropout, softmax -------------------------------
+
+/** Which words a vector layer gets: "digit" for ten outputs at the end, else "unit". */
+function vectorWords(layers, li, model) {
+  const layer = layers[li];
+  const n = layer.data.shape[0];
+  const next = layers[li + 1];
+  const logits = layer.kind === 'dense' && (!next || next.kind === 'softmax');
+  const digits = n === 10 && (logits || layer.kind === 'softmax' || !next);
+  const aboutKey = logits ? 'logits' : layer.kind === 'relu' ? 'relu1d' : layer.kind;
+  const spec = model && model.layers.find((l) => l && l.name === layer.name);
+  return { n, logits, digits, about: ABOUT[aboutKey] || '', kind: kindLabel({ kind: layer.kind, geo: spec || null }) };
+}
+
+function renderVector(dialog, { q, ui, model, result, layers, li, layer, extra, changed }, channel) {
+  const words = vectorWords(layers, li, model);
+  const { n } = words;
+  const u = clamp(channel, 0, n - 1);
+  const data = layer.data.data;
+  const sc = chScale(layer.kind, data, 0, n);
+  const [cols, rows] = vectorGrid(n);
+  const prev = layers[li - 1];
+  const v = (ui.view = { vector: true, kind: layer.kind, n, ch: u, data, layer, words, H: rows, W: cols });
+  const unitName = (i) => (words.digits ? `digit ${i}` : `unit ${i}`);
+  frame(q, {
+    title: `${layer.name} \u00b7 ${words.logits ? 'raw score (logit) for ' : ''}${unitName(u)}${words.digits ? '' : ` of ${n}`}`,
+    sub: `${words.kind}${words.logits ? ' \u00b7 raw scores (logits)' : ''} \u00b7 ${n} values \u00b7 min ${fmt(sc.min)}, max ${fmt(sc.max)}`,
+    about: words.about,
+    pos: u, count: n, what: words.digits ? 'digit' : 'unit', sc, input: result.input,
+    note: `One square per ${words.digits ? 'digit' : 'unit'}${rows > 1 ? `, ${cols} to a row` : ''}, coloured over the whole layer\u2019s range${sc.diverging ? ' (0 is white)' : ''}, as in the layer\u2019s own panel.`,
+  });
+  const map = q('.map-canvas');
+  map.width = cols;
+  map.height = rows;
+  q('.stage.big').style.aspectRatio = `${cols} / ${rows}`;
+  map.setAttribute('aria-label', `${layer.name}: ${n} values; ${unitName(u)} selected; arrow keys move between them`);
+  paintCanvas(map, data, 0, sc);
+  if (n <= 16) {
+    const labels = q('.vec-labels');
+    labels.style.gridTemplateColumns = `repeat(${n}, 1fr)`;
+    labels.replaceChildren(...Array.from({ length: n }, (_, i) => Object.assign(document.createElement('span'), { textContent: i })));
+  }
+  placeHighlight(q('.cursor'), { r0: Math.floor(u / cols), c0: u % cols, r1: Math.floor(u / cols), c1: u % cols }, rows, cols);
+  showUnit(dialog, u);
+  const input = result.input && result.input.shape;
+  placeHighlight(q('.detail-rf .rf'), input ? { r0: 0, c0: 0, r1: input[0] - 1, c1: input[1] - 1 } : null);
+  q('.rf-text').textContent = 'Receptive field: all 28\u00d728 input pixels. From the flatten on, every unit sees the whole image.';
+
+  if (layer.kind === 'dense') {
+    if (changed || !extra.querySelector('.weights')) renderIncoming(dialog, layer.name, u, prev, words.logits ? `The score for ${u}` : `Unit ${u}`);
+  } else if (layer.kind === 'softmax') {
+    const score = prev && prev.data && prev.data.shape.length === 1 ? prev.data.data[u] : null;
+    extra.innerHTML = `<h3>Probability of ${u}</h3><p class="big-value">${(data[u] * 100).toFixed(1)}%</p>` +
+      `<p class="muted">Softmax: e raised to this digit\u2019s raw score${score != null ? ` (${esc(fmt(score))} from ${esc(prev.name)})` : ''}, divided by the sum of that over all ten digits.</p>`;
+  } else if (prev && prev.data && prev.data.shape.length === 1 && prev.data.shape[0] === n) {
+    extra.innerHTML = `<h3>${esc(unitName(u))}</h3><p class="big-value">${esc(fmt(data[u]))}</p>` +
+      `<p class="muted">Before this layer (${esc(prev.name)}): ${esc(fmt(prev.data.data[u]))}.</p>`;
+  } else {
+    extra.innerHTML = `<h3>${esc(unitName(u))}</h3><p class="big-value">${esc(fmt(data[u]))}</p>` +
+      `<p class="muted">${layer.kind === 'flatten' ? 'One value of the maps before, unrolled; the dense layer after weighs all of them.' : ''}</p>`;
+  }
+}
+
+/** The readout under a vector: the selected (or pointed-at) unit and its value. */
+function showUnit(dialog, i) {
+  const v = uis.get(dialog).view;
+  const val = v.data[i];
+  const own = i === v.ch ? '' : ` (${touch() ? 'tap' : 'click'} to select)`;
+  let text = `unit ${i}: ${fmt(val)}`;
+  if (v.kind === 'softmax') text = `P(${i}) = ${(val * 100).toFixed(1)}%`;
+  else if (v.words.logits) text = `raw score for ${i}: ${fmt(val)}`;
+  dialog.querySelector('.detail-map .readout').textContent = text + own;
+}
+
+/** A dense unit's strongest incoming weights, with what each contributes for this drawing. */
+async function renderIncoming(dialog, name, u, prev, label) {
+  const extra = dialog.querySelector('.detail-extra');
+  const ui = uis.get(dialog);
+  const key = ui.key;
+  const head = `<h3>${esc(label)}: strongest incoming weights</h3>`;
+  extra.innerHTML = `${head}<p class="muted weights">Loading weights\u2026</p>`;
+  let w;
+  try {
+    w = await ui.loadWeights(name);
+  } catch (err) {
+    if (ui.key !== key) return;
+    extra.innerHTML = `${head}<p class="error-text weights" role="status"></p>`;
+    extra.querySelector('p').textContent = `Could not load the weights of ${name}: ${err.message}`;
+    return;
+  }
+  if (ui.key !== key) return; // the user moved on meanwhile
+  if (!w.weight || w.weight.shape.length !== 2) {
+    extra.innerHTML = `${head}<p class="muted weights">This layer reports no weight matrix.</p>`;
+    return;
+  }
+  const [, I] = w.weight.shape; // (out_features, in_features)
+  const row = w.weight.data.subarray(u * I, (u + 1) * I);
+  const x = prev && prev.data && prev.data.data.length === I ? prev.data.data : null;
+  const bias = w.bias ? w.bias.data[u] : 0;
+  let sum = bias;
+  if (x) for (let j = 0; j < I; j++) sum += row[j] * x[j];
+  const from = prev ? esc(prev.name) : 'input';
+  const peak = Math.max(...Array.from(row, Math.abs)) || 1;
+  ui.incoming = { row, x, from, wsc: scale(-peak, peak, true) };
+  extra.innerHTML = `${head}<p class="muted">Out of ${I} weights from ${from}, the ${TOP_WEIGHTS} largest. Positive ones (red) raise the unit when their input is high, negative ones (blue) lower it.</p>` +
+    (x ? '<div class="sort" role="group" aria-label="Largest by"><button type="button" class="btn" data-sort="weight">size of weight</button><button type="button" class="btn" data-sort="now">effect on this drawing</button></div>' : '') +
+    '<table class="weights"></table>';
+  fillWeights(dialog);
+  extra.insertAdjacentHTML('beforeend', `<p class="muted sum">Bias ${esc(fmt(bias))}.${x ? ` Bias + all ${I} weight \u00d7 value products = ${esc(fmt(sum))}, the unit\u2019s value (up to rounding in transit).` : ''}</p>` +
+    `<h4>All ${I} incoming weights (blue \u2212, red +)</h4>`);
+  const [cols, rows] = vectorGrid(I);
+  const cv = canvasFor(extra, 'weights-map', cols, rows);
+  cv.style.aspectRatio = `${cols} / ${rows}`;
+  cv.setAttribute('role', 'img');
+  cv.setAttribute('aria-label', `The ${I} incoming weights of unit ${u}, ${cols} to a row`);
+  paintCanvas(cv, row, 0, ui.incoming.wsc);
+}
+
+/** The top-weights table, ordered by |weight| or by |weight x value| for this drawing. */
+function fillWeights(dialog) {
+  const ui = uis.get(dialog);
+  const { row, x, from, wsc } = ui.incoming;
+  const byNow = ui.sortBy === 'now' && x;
+  const size = byNow ? (j) => Math.abs(row[j] * x[j]) : (j) => Math.abs(row[j]);
+  const order = Array.from(row.keys()).sort((a, b) => size(b) - size(a)).slice(0, TOP_WEIGHTS);
+  dialog.querySelectorAll('[data-sort]').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.sort === (byNow ? 'now' : 'weight'))));
+  const table = dialog.querySelector('table.weights');
+  table.innerHTML = `<thead><tr><th scope="col">${from} unit</th><th scope="col">weight</th>${x ? '<th scope="col">its value now</th><th scope="col">weight \u00d7 value</th>' : ''}</tr></thead>`;
+  const body = document.createElement('tbody');
+  for (const j of order) {
+    const tr = document.createElement('tr');
+    tr.innerHTML = `<th scope="row">${j}</th>`;
+    tr.append(colourCell('td', row[j], wsc, fmt(row[j])));
+    if (x) tr.insertAdjacentHTML('beforeend', `<td>${esc(fmt(x[j]))}</td><td>${esc(fmt(row[j] * x[j]))}</td>`);
+    body.append(tr);
+  }
+  table.append(body);
 }
 
 // ---- conv: the filter's kernel ------------------------------------------------------------------
@@ -216,13 +438,7 @@ async function renderKernel(dialog, name, ch) {
   grid.className = 'kernel-grid kernel';
   grid.style.gridTemplateColumns = `repeat(${kw}, 1fr)`;
   const sc = scale(-ms, ms, true);
-  for (const val of sum) {
-    const s = document.createElement('span');
-    s.style.background = cssColor(val, sc);
-    if (isDark(val, sc)) s.className = 'light';
-    s.textContent = fmt(val);
-    grid.append(s);
-  }
+  for (const val of sum) grid.append(colourCell('span', val, sc, fmt(val)));
   extra.append(grid);
   if (I > 1) {
     extra.insertAdjacentHTML('beforeend', `<h4>Per input channel (${I} kernels, colour scale \u00b1${fmt(m)})</h4><div class="kernel-many"></div>`);
@@ -237,9 +453,10 @@ function buildPool(dialog, extra) {
   const v = uis.get(dialog).view;
   let cv = extra.querySelector('[data-testid="pool-overlay"]');
   if (!cv) {
-    extra.innerHTML = '<h3>Which input won each window</h3><p class="muted">The pool\u2019s input map. Outlined cells won their window (the pooling mask; all-zero windows have no real winner); the rest is dimmed. Hover a pooled cell to see its window.</p>';
+    extra.innerHTML = `<h3>Which input won each window</h3><p class="muted">The pool\u2019s input map. Outlined cells won their window (the pooling mask: the cell each window kept; all-zero windows have no real winner); the rest is dimmed. ${touch() ? 'Tap' : 'Hover'} a cell to see its window.</p>`;
     cv = canvasFor(extra, 'pool-overlay', 1, 1);
     cv.dataset.testid = 'pool-overlay';
+    cv.setAttribute('role', 'img');
   }
   const mask = v.layer.mask;
   v.inH = mask ? mask.shape[1] : v.prev ? v.prev.data.shape[1] : v.H * 2;

@@ -2,6 +2,7 @@
 // confusion matrix (a shaded table), from GET /api/v1/model.
 
 import { esc, kindLabel } from './layers.js';
+import { inkOn } from '../contrast.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const SERIES = [
@@ -16,6 +17,23 @@ function svg(tag, attrs, parent) {
   return el;
 }
 
+/** A round tick spacing (1, 2 or 5 times a power of ten) giving about `count` gaps over span. */
+function niceStep(span, count) {
+  const raw = span / count || 1;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const m = raw / p;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+}
+
+/** Epoch ticks: the first epoch, round multiples after it, the last; none closer than half a step. */
+function epochTicks(x0, x1) {
+  const step = Math.max(1, niceStep(x1 - x0, 5));
+  const ticks = [x0];
+  for (let x = Math.ceil((x0 + step / 2) / step) * step; x <= x1; x += step) ticks.push(x);
+  if (x1 - ticks[ticks.length - 1] >= step / 2) ticks.push(x1);
+  return ticks;
+}
+
 /** A small line chart of train vs validation per epoch. */
 function chart(title, epochs, trainKey, valKey, asPercent) {
   const W = 320;
@@ -27,27 +45,29 @@ function chart(title, epochs, trainKey, valKey, asPercent) {
   const xs = epochs.map((e, i) => Number(e.epoch ?? i + 1));
   const series = SERIES.map((ser) => ({ ...ser, ys: epochs.map((e) => Number(e[ser.key === 'train' ? trainKey : valKey])) }));
   const all = series.flatMap((ser) => ser.ys).filter(Number.isFinite);
-  let lo = all.length ? Math.min(...all) : 0;
-  let hi = all.length ? Math.max(...all) : 1;
-  if (hi - lo < 1e-9) [lo, hi] = [lo - 0.5 * (Math.abs(lo) || 1), hi + 0.5 * (Math.abs(hi) || 1)];
-  const pad = (hi - lo) * 0.08;
-  lo -= pad;
-  hi += pad;
+  const min = all.length ? Math.min(...all) : 0;
+  const max = all.length ? Math.max(...all) : 1;
+  // round ticks around the data; a loss never goes below 0 nor an accuracy above 100%
+  const step = niceStep(max - min || Math.abs(max) || 1, 4);
+  const lo = Math.max(min >= 0 ? 0 : -Infinity, Math.floor(min / step) * step);
+  let hi = Math.ceil(max / step) * step;
+  if (asPercent) hi = Math.min(hi, Math.max(1, max));
+  if (hi <= lo) hi = lo + step;
   const x0 = Math.min(...xs);
   const x1 = Math.max(...xs);
   const X = (x) => m.l + (x1 > x0 ? ((x - x0) / (x1 - x0)) * (W - m.l - m.r) : (W - m.l - m.r) / 2);
   const Y = (y) => m.t + (1 - (y - lo) / (hi - lo)) * (H - m.t - m.b);
-  const f = (y) => (asPercent ? `${(y * 100).toFixed(hi - lo < 0.05 ? 1 : 0)}%` : y.toFixed(hi - lo < 0.1 ? 3 : 2));
-  for (let i = 0; i <= 3; i++) {
-    const y = lo + ((hi - lo) * i) / 3;
+  const decimals = (v) => Math.max(0, -Math.floor(Math.log10(v) + 1e-9));
+  const tickText = (y) => (asPercent ? `${(y * 100).toFixed(decimals(step * 100))}%` : y.toFixed(decimals(step)));
+  const f = (y) => (asPercent ? `${(y * 100).toFixed(2)}%` : y.toFixed(4));
+  for (let i = 0; lo + i * step <= hi + step * 1e-6; i++) {
+    const y = lo + i * step;
     svg('line', { x1: m.l, x2: W - m.r, y1: Y(y), y2: Y(y), class: 'grid' }, s);
-    svg('text', { x: m.l - 6, y: Y(y) + 4, 'text-anchor': 'end', class: 'tick' }, s).textContent = f(y);
+    svg('text', { x: m.l - 6, y: Y(y) + 4, 'text-anchor': 'end', class: 'tick y' }, s).textContent = tickText(y);
   }
-  const step = Math.max(1, Math.ceil(xs.length / 8));
-  xs.forEach((x, i) => {
-    if (i % step && i !== xs.length - 1) return;
-    svg('text', { x: X(x), y: H - m.b + 16, 'text-anchor': 'middle', class: 'tick' }, s).textContent = x;
-  });
+  for (const x of epochTicks(x0, x1)) {
+    svg('text', { x: X(x), y: H - m.b + 16, 'text-anchor': 'middle', class: 'tick x' }, s).textContent = x;
+  }
   svg('text', { x: (W + m.l) / 2, y: H - 2, 'text-anchor': 'middle', class: 'axis' }, s).textContent = 'epoch';
   for (const ser of series) {
     const pts = xs.map((x, i) => [x, ser.ys[i]]).filter(([, y]) => Number.isFinite(y));
@@ -68,29 +88,31 @@ function chart(title, epochs, trainKey, valKey, asPercent) {
   return fig;
 }
 
+const ACCENT = [37, 84, 199];
+
 function confusion(matrix) {
   const n = matrix.length;
   const t = document.createElement('table');
   t.className = 'confusion';
-  t.innerHTML = '<caption>Confusion matrix on the test set: rows are the true digit, columns the prediction. Shading is the share of each row.</caption>';
-  const head = document.createElement('tr');
-  head.innerHTML = '<th scope="col"><span class="sr-only">true \\ predicted</span></th>' +
-    Array.from({ length: n }, (_, j) => `<th scope="col">${j}</th>`).join('');
+  t.innerHTML = '<caption>Each number counts test images: the row is the digit it really shows, the column the digit the network predicted. The diagonal is right; everything else is a mistake.</caption>';
   const thead = document.createElement('thead');
-  thead.append(head);
+  thead.innerHTML = `<tr><td colspan="2" rowspan="2"></td><th colspan="${n}" scope="colgroup" class="axis-x">predicted digit</th></tr>` +
+    `<tr>${Array.from({ length: n }, (_, j) => `<th scope="col">${j}</th>`).join('')}</tr>`;
   const tbody = document.createElement('tbody');
   matrix.forEach((row, i) => {
     const total = row.reduce((a, b) => a + Number(b), 0) || 1;
     const tr = document.createElement('tr');
-    tr.innerHTML = `<th scope="row">${i}</th>`;
+    tr.innerHTML = (i ? '' : `<th rowspan="${n}" scope="rowgroup" class="axis-y"><span>true digit</span></th>`) + `<th scope="row">${i}</th>`;
     row.forEach((count, j) => {
       const td = document.createElement('td');
       const share = Number(count) / total;
       // sqrt makes the rare mistakes visible next to the big diagonal
       const t01 = Math.sqrt(share);
       if (count > 0) {
-        td.style.background = `rgba(37, 84, 199, ${(0.06 + 0.94 * t01).toFixed(3)})`;
-        if (t01 > 0.55) td.className = 'light';
+        const a = 0.06 + 0.94 * t01;
+        const rgb = ACCENT.map((c) => Math.round(255 + (c - 255) * a)); // the accent over white
+        td.style.background = `rgb(${rgb.join(',')})`;
+        td.style.color = inkOn(rgb);
       }
       td.textContent = count;
       td.title = `true ${i}, predicted ${j}: ${count} (${(share * 100).toFixed(1)}% of ${i}s)`;
@@ -100,7 +122,15 @@ function confusion(matrix) {
     tbody.append(tr);
   });
   t.append(thead, tbody);
-  return t;
+  const key = document.createElement('p');
+  key.className = 'conf-key';
+  key.innerHTML = '<span>Shading, the share of the row\u2019s images:</span><span>none</span><span class="lg-bar conf-bar" aria-hidden="true"></span><span>all</span>';
+  const wrap = document.createElement('div');
+  wrap.className = 'table-scroll';
+  wrap.append(t);
+  const frag = document.createDocumentFragment();
+  frag.append(wrap, key);
+  return frag;
 }
 
 export function render(container, { model, modelError }) {
@@ -128,7 +158,7 @@ export function render(container, { model, modelError }) {
   arch.className = 'arch';
   arch.innerHTML =
     '<h3>Architecture</h3><div class="table-scroll"><table><thead><tr><th scope="col">Layer</th><th scope="col">Kind</th>' +
-    '<th scope="col">Output shape</th><th scope="col" class="num">Params</th></tr></thead><tbody>' +
+    '<th scope="col">Output shape <span class="unit">(channels \u00d7 height \u00d7 width)</span></th><th scope="col" class="num">Params</th></tr></thead><tbody>' +
     layers.map((l) => `<tr><th scope="row">${esc(l.name)}</th><td>${esc(kindLabel({ kind: l.kind, geo: l }))}</td>` +
       `<td>${esc((l.output_shape || []).join(' \u00d7 '))}</td><td class="num">${Number(l.parameters || 0).toLocaleString('en')}</td></tr>`).join('') +
     `</tbody><tfoot><tr><th scope="row" colspan="3">Total (input ${esc((model.input_shape || []).join(' \u00d7 '))})</th>` +
@@ -136,7 +166,7 @@ export function render(container, { model, modelError }) {
 
   const train = document.createElement('div');
   train.className = 'training';
-  train.innerHTML = '<h3>Training</h3>';
+  train.innerHTML = '<h3>Training</h3><p class="help">Per epoch (one pass over the training images): the loss (how wrong it is; lower is better) and the accuracy, on the training images and on held-out validation images.</p>';
   if (epochs.length) {
     train.append(chart('Loss', epochs, 'train_loss', 'val_loss', false), chart('Accuracy', epochs, 'train_accuracy', 'val_accuracy', true));
   } else {
@@ -145,7 +175,7 @@ export function render(container, { model, modelError }) {
 
   const conf = document.createElement('div');
   conf.className = 'conf';
-  conf.innerHTML = '<h3>Where it goes wrong</h3>';
+  conf.innerHTML = '<h3>Where it goes wrong: the confusion matrix</h3>';
   if (cm) conf.append(confusion(cm));
   else conf.insertAdjacentHTML('beforeend', '<p class="muted">No confusion matrix was reported.</p>');
 

@@ -1,8 +1,11 @@
-// The drawing pad: pointer events (mouse, touch, pen), smooth strokes kept as point lists so
-// undo, resize and export redraw exactly. White ink on black, like MNIST.
+// The drawing pad: pointer events (mouse, touch, pen) or the keyboard (arrows move a pen, Space
+// puts it down or lifts it), smooth strokes kept as point lists so undo, resize and export
+// redraw exactly. White ink on black, like MNIST. Clear can be undone.
 
 const EXPORT_SIZE = 280; // px of the PNG sent to the server (10x the network's 28x28)
 const BRUSH_REF = 280; // brush values are px on a 280-px pad; strokes store width / BRUSH_REF
+const KEY_STEP = 1 / 28; // one input pixel per arrow press; Shift moves four
+const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
 
 /** Trace one stroke: quadratic curves through midpoints, a dot for a tap. */
 function traceStroke(ctx, stroke, size) {
@@ -47,7 +50,8 @@ function paintAll(ctx, size, strokes, image) {
 /**
  * Wire the pad inside container (which holds the canvas, brush, undo and clear controls).
  * hooks: onChange() after the drawing changed (at most once per animation frame),
- * onStrokeEnd() on pointerup, onReset() when the pad becomes empty or leaves upload mode.
+ * onStrokeEnd() on pointerup (or when the keyboard pen lifts), onReset() when the pad becomes
+ * empty or leaves upload mode.
  */
 export function setupPad(container, hooks) {
   const canvas = container.querySelector('[data-testid="pad"]');
@@ -60,8 +64,9 @@ export function setupPad(container, hooks) {
   exportCanvas.width = exportCanvas.height = EXPORT_SIZE;
 
   const strokes = [];
+  let cleared = null; // the strokes the last Clear removed, so Undo can bring them back
   let image = null; // an uploaded image being displayed
-  let active = null; // pointerId of the stroke in progress
+  let active = null; // pointerId of the stroke in progress ('keys' for the keyboard pen)
   let frame = 0;
   let version = 0; // bumps on every change of what the pad shows
 
@@ -71,7 +76,7 @@ export function setupPad(container, hooks) {
     paintAll(ctx, size(), strokes, image);
     const empty = !strokes.length && !image;
     hint.hidden = !empty;
-    undoBtn.setAttribute('aria-disabled', String(empty));
+    undoBtn.setAttribute('aria-disabled', String(empty && !cleared));
   }
   const brushWidth = () => Number(brush.value) / BRUSH_REF;
 
@@ -117,18 +122,25 @@ export function setupPad(container, hooks) {
     image = null;
   }
 
-  canvas.addEventListener('pointerdown', (e) => {
-    if (active !== null || (e.pointerType === 'mouse' && e.button !== 0)) return;
-    e.preventDefault();
-    canvas.setPointerCapture(e.pointerId);
-    active = e.pointerId;
+  function startStroke(id, p) {
+    active = id;
     if (image) {
       dropImage();
       strokes.length = 0;
       hooks.onReset();
     }
-    strokes.push({ w: brushWidth(), pts: [point(e)] });
+    strokes.push({ w: brushWidth(), pts: [p] });
     changed();
+  }
+
+  canvas.addEventListener('pointerdown', (e) => {
+    if (active !== null || (e.pointerType === 'mouse' && e.button !== 0)) return;
+    e.preventDefault();
+    canvas.setPointerCapture(e.pointerId);
+    // drawing moves the keyboard's attention off a map button, so a following Esc clears the pad
+    const was = document.activeElement;
+    if (was && was !== document.body && !container.contains(was)) was.blur();
+    startStroke(e.pointerId, point(e));
   });
 
   canvas.addEventListener('pointermove', (e) => {
@@ -147,18 +159,62 @@ export function setupPad(container, hooks) {
     if (moved) changed();
   });
 
-  function end(e) {
-    if (e.pointerId !== active) return;
+  function endStroke() {
     active = null;
-    if (canvas.hasPointerCapture(e.pointerId)) canvas.releasePointerCapture(e.pointerId);
     flush();
     hooks.onStrokeEnd();
+  }
+
+  function end(e) {
+    if (e.pointerId !== active) return;
+    if (canvas.hasPointerCapture(e.pointerId)) canvas.releasePointerCapture(e.pointerId);
+    endStroke();
   }
   canvas.addEventListener('pointerup', end);
   canvas.addEventListener('pointercancel', end);
 
+  // ---- the keyboard pen: a ring over the pad while it has keyboard focus ----
+  const wrap = container.querySelector('.pad-wrap');
+  const pen = container.querySelector('.pad-pen');
+  const kb = { x: 0.5, y: 0.5 };
+  function showPen() {
+    const on = canvas.matches(':focus-visible');
+    wrap.classList.toggle('keys', on);
+    pen.hidden = !on;
+    if (!on) return;
+    const d = `${brushWidth() * 100}%`;
+    Object.assign(pen.style, { left: `${kb.x * 100}%`, top: `${kb.y * 100}%`, width: d, height: d });
+    pen.classList.toggle('down', active === 'keys');
+  }
+  canvas.addEventListener('focus', showPen);
+  canvas.addEventListener('blur', () => {
+    if (active === 'keys') endStroke();
+    showPen();
+  });
+  canvas.addEventListener('keydown', (e) => {
+    const dir = ARROWS[e.key];
+    if (dir && !e.altKey && !e.ctrlKey && !e.metaKey) {
+      e.preventDefault();
+      const step = KEY_STEP * (e.shiftKey ? 4 : 1);
+      kb.x = Math.min(1, Math.max(0, kb.x + dir[0] * step));
+      kb.y = Math.min(1, Math.max(0, kb.y + dir[1] * step));
+      if (active === 'keys') {
+        strokes[strokes.length - 1].pts.push([kb.x, kb.y]);
+        changed();
+      }
+    } else if (e.key === ' ' || e.key === 'Enter' || (e.key === 'Escape' && active === 'keys')) {
+      e.preventDefault(); // (Esc lifts a lowered pen rather than clearing)
+      if (active === 'keys') endStroke();
+      else if (active === null) startStroke('keys', [kb.x, kb.y]);
+    } else {
+      return;
+    }
+    showPen();
+  });
+
   function clear() {
     if (active !== null) return;
+    if (strokes.length) cleared = strokes.slice();
     dropImage();
     strokes.length = 0;
     version++;
@@ -170,8 +226,14 @@ export function setupPad(container, hooks) {
   function undo() {
     if (active !== null) return;
     if (image) return clear();
-    if (!strokes.length) return;
-    strokes.pop();
+    if (!strokes.length && cleared) {
+      strokes.push(...cleared); // Undo after Clear brings the drawing back
+      cleared = null;
+    } else if (strokes.length) {
+      strokes.pop();
+    } else {
+      return;
+    }
     version++;
     flush();
     if (!strokes.length) hooks.onReset();
@@ -183,6 +245,7 @@ export function setupPad(container, hooks) {
   brush.addEventListener('input', () => {
     brushOut.value = brush.value;
   });
+  brush.addEventListener('change', showPen);
   brushOut.value = brush.value;
 
   document.addEventListener('keydown', (e) => {
@@ -190,7 +253,8 @@ export function setupPad(container, hooks) {
     const t = e.target;
     if (t && (t.isContentEditable || (t.tagName === 'INPUT' && /^(text|search|email|number)$/.test(t.type)))) return;
     if (e.key === 'Escape') {
-      clear();
+      // only where the pad is the subject: not on a map the detail dialog just handed focus back to
+      if (t === document.body || container.contains(t)) clear();
     } else if ((e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && e.key.toLowerCase() === 'z') {
       e.preventDefault();
       undo();
@@ -209,6 +273,7 @@ export function setupPad(container, hooks) {
     showImage(file) {
       dropImage();
       strokes.length = 0;
+      cleared = null;
       const img = new Image();
       img.onload = () => image === img && redraw();
       img.onerror = () => image === img && redraw(); // not decodable here: the server will say why

@@ -1,6 +1,23 @@
-// The predicted digit, large, and ten probability bars with percentages.
+// The predicted digit, large, and ten probability bars with percentages. On a phone a compact
+// copy of the answer floats at the bottom while the pad is on screen and this card is not.
 
 const rowsOf = new WeakMap();
+
+/** Show the mini answer only while the pad is on screen and the big digit is not (fully). */
+function watchMini(container, mini) {
+  const pad = document.querySelector('[data-testid="pad"]');
+  if (!pad || !('IntersectionObserver' in window)) return;
+  const seen = { pad: false, digit: false };
+  const watch = (key, el, minRatio, options) => new IntersectionObserver((entries) => {
+    const e = entries[entries.length - 1];
+    seen[key] = e.isIntersecting && e.intersectionRatio >= minRatio;
+    mini.classList.toggle('off-screen', !seen.pad || seen.digit);
+    mini.hidden = !mini.textContent || mini.classList.contains('off-screen');
+  }, options).observe(el);
+  watch('pad', pad, 0, { threshold: 0 });
+  // the digit counts as seen when it is whole and clear of the band the mini would cover
+  watch('digit', container.querySelector('.prediction-digit'), 0.99, { threshold: [0, 1], rootMargin: '0px 0px -72px 0px' });
+}
 
 export function setupPrediction(container) {
   const list = container.querySelector('[data-testid="probabilities"]');
@@ -16,6 +33,7 @@ export function setupPrediction(container) {
     rows.push({ li, bar: li.querySelector('.prob-bar'), pct: li.querySelector('.prob-pct') });
   }
   rowsOf.set(container, rows);
+  watchMini(container, container.querySelector('[data-testid="prediction-mini"]'));
 }
 
 const pct = (p) => (p >= 0.9995 ? '100%' : p < 0.0005 ? '0%' : `${(p * 100).toFixed(p < 0.1 ? 1 : 0)}%`);
@@ -23,16 +41,22 @@ const pct = (p) => (p >= 0.9995 ? '100%' : p < 0.0005 ? '0%' : `${(p * 100).toFi
 export function render(container, result) {
   const digit = container.querySelector('[data-testid="prediction"]');
   const note = container.querySelector('.prediction-note');
+  const mini = container.querySelector('[data-testid="prediction-mini"]');
   const probs = result ? result.probabilities : null;
   digit.textContent = result ? String(result.label) : '';
   container.classList.toggle('empty', !result);
   if (result) {
     const p = probs[result.label];
     const t = result.timings && result.timings.total;
-    note.textContent = `${pct(p)} sure${Number.isFinite(t) ? ` \u00b7 ${t.toFixed(1)} ms` : ''}`;
+    note.innerHTML = `<b>${pct(p)} sure</b>`;
+    if (Number.isFinite(t)) note.append(`computed in ${t.toFixed(1)} ms on the server`);
+    mini.innerHTML = `<b>${result.label}</b>`;
+    mini.append(`${pct(p)} sure \u00b7 bars below`);
   } else {
     note.textContent = 'Nothing to read yet';
+    mini.textContent = '';
   }
+  mini.hidden = !result || mini.classList.contains('off-screen');
   rowsOf.get(container).forEach((row, d) => {
     const p = probs && Number.isFinite(probs[d]) ? Math.min(1, Math.max(0, probs[d])) : 0;
     row.bar.style.transform = `scaleX(${p})`;
