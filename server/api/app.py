@@ -86,9 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def add_middleware(app: FastAPI, settings: Settings, app_metrics: Metrics) -> None:
-    """The stack, outermost first once built (each add_middleware wraps what came before).
+    """Added innermost first: each add_middleware wraps what came before.
 
-    Outside everything: the request id, the access line and the metrics, so they see every
+    From the outside in: the request id, the access line and the metrics, so they see every
     answer, even a rejected one. Then the security headers and CORS, then UnhandledErrors,
     inside them, so a 500 still carries both. Then the limits, cheapest refusal first: too
     many requests in progress (503), a body too slow (408) or too large (413).
