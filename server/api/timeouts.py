@@ -7,12 +7,22 @@ response listening for the client to go away) wait as long as they like.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-import anyio
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def declares_body(scope: Scope) -> bool:
+    """Whether the request says a body follows (a length over 0, or chunked)."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length":
+            return value.strip() not in (b"", b"0")
+    return False
 
 
 class BodyReadTimeout(HTTPException):
@@ -44,7 +54,7 @@ class BodyTimeout:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not declares_body(scope):
             await self.app(scope, receive, send)
             return
         deadline = time.monotonic() + self.seconds
@@ -59,7 +69,7 @@ class BodyTimeout:
             try:
                 if remaining <= 0:
                     raise TimeoutError
-                with anyio.fail_after(remaining):
+                async with asyncio.timeout(remaining):  # uvicorn runs asyncio; cheap timer
                     message = await receive()
             except TimeoutError:
                 raise BodyReadTimeout(self.seconds) from None

@@ -68,6 +68,15 @@ def test_a_stalled_body_gets_408_in_json_and_the_connection_closes(server: Local
     assert 0.8 * DEADLINE_S <= elapsed < 10, f"answered after {elapsed:.2f} s"
 
 
+def test_a_stalled_chunked_body_gets_408_too(server: LocalServer) -> None:
+    head = b"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head += b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with open_sockets([connect(server.url, head + b'b\r\n{"pixels": \r\n')]) as (sock,):
+        raw, closed = read_until_closed(sock, timeout=15)
+    assert parse_answer(raw).status == 408
+    assert closed
+
+
 def test_a_body_sent_in_pieces_within_the_deadline_is_answered(server: LocalServer) -> None:
     body = b'{"pixels": ' + str([[0.0] * 28] * 28).encode() + b"}"
     head = request_bytes("POST", "/api/v1/predict", body, content_type="application/json")
