@@ -107,6 +107,26 @@ def test_300_half_sent_heads_get_408_and_are_closed(server: LocalServer) -> None
     assert len({a.headers["x-request-id"] for a in answers}) == 300
 
 
+def test_a_head_that_never_ends_gets_431_before_the_deadline(server: LocalServer) -> None:
+    endless = HALF_HEAD + b"a" * 100_000  # one header, 100 KB and counting
+    start = time.monotonic()
+    with open_sockets([connect(server.url, endless)]) as (sock,):
+        raw, closed = read_until_closed(sock, timeout=15)
+    answer = parse_answer(raw)
+    assert answer.status == 431
+    assert "larger than 65536 bytes" in answer.json()["detail"]
+    assert closed
+    assert time.monotonic() - start < 0.8 * DEADLINE_S  # refused on size, not on time
+
+
+def test_a_large_but_finished_head_is_fine(server: LocalServer) -> None:
+    cookies = "; ".join(f"c{i}={'v' * 100}" for i in range(150))  # ~16 KB of cookies
+    with open_sockets([connect(server.url, request_bytes("GET", "/healthz", cookie=cookies))]) as (
+        sock,
+    ):
+        assert read_answer(sock).status == 200
+
+
 def test_a_silent_connection_is_closed_without_an_answer(server: LocalServer) -> None:
     start = time.monotonic()
     with open_sockets([connect(server.url)]) as (sock,):
