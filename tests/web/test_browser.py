@@ -172,7 +172,8 @@ def test_clear_resets_everything(app: App) -> None:
         "cv => [...cv.getContext('2d').getImageData(0, 0, 1, 1).data]"
     ) == [0, 0, 0, 255]
     assert distinct_colours(app, '[data-testid="input-view"] .input-canvas') == 1
-    assert page.locator('[data-testid^="layer-"]:not(.empty)').count() == 0
+    # the layer explorer draws on the next animation frame
+    page.locator('[data-testid^="layer-"]:not(.empty)').first.wait_for(state="detached")
 
 
 # --- 4. upload ----------------------------------------------------------------------------
