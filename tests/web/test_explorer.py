@@ -9,13 +9,23 @@ import io
 import json
 import random
 import re
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.web.browser_kit import TILES_JS, App, in_ci, missing_requirements
+from tests.web.browser_kit import (
+    DESKTOP,
+    TILES_JS,
+    App,
+    draw_and_wait,
+    ellipse,
+    in_ci,
+    missing_requirements,
+    open_app,
+)
 
 MISSING = missing_requirements()
 if MISSING:
@@ -259,3 +269,38 @@ def test_cursor_moves_like_one_big_grid(app: App, C: int, H: int, W: int, cols: 
     keys = [(rng.choice(names), rng.random() < 0.3) for _ in range(400)]
     got = app.page.evaluate(MOVES_JS, json.loads(json.dumps([[C, H, W, cols, 1], keys])))
     assert got == model_moves(C, H, W, cols, keys)
+
+
+# --- a strict Content-Security-Policy ------------------------------------------------------------
+
+STRICT_CSP = (
+    "default-src 'none'; script-src 'self'; worker-src 'self'; style-src 'self'; "
+    "img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'self'"
+)
+
+
+def test_the_explorer_works_under_a_strict_csp(browser: Any, server_url: str) -> None:
+    """Scripts only from the page's origin, no inline script or style attribute, no eval."""
+    context = browser.new_context(viewport=DESKTOP)
+
+    def with_csp(route: Any) -> None:
+        if route.request.resource_type != "document":
+            return route.continue_()
+        response = route.fetch()
+        route.fulfill(
+            response=response, headers={**response.headers, "content-security-policy": STRICT_CSP}
+        )
+
+    context.route("**/*", with_csp)
+    try:
+        app = open_app(context, server_url)
+        draw_and_wait(app.page, ellipse())
+        maps = app.page.get_by_test_id("layer-conv1").locator(".maps")
+        assert maps.evaluate(TILES_JS)["colours"][0] > 1
+        maps.focus()
+        app.page.keyboard.press("ArrowRight")
+        assert readout(app, "conv1").startswith("channel 0 · row 0, col 1: ")
+        problems = {k: v for k, v in app.watch.problems().items() if v}
+        assert not problems, problems
+    finally:
+        context.close()

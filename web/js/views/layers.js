@@ -76,43 +76,23 @@ function buildPanel(spec, width) {
     `<p class="layer-about">${ABOUT[spec.kind] || ''}</p>` +
     '<div class="legend" aria-hidden="true"><span class="lg-lo">\u2013</span><span class="lg-bar"></span>' +
     '<span class="lg-hi">\u2013</span></div><p class="lg-range">No data yet</p>';
-  const body = document.createElement('div');
-  body.tabIndex = 0;
-  body.setAttribute('role', 'application');
-  const p = { spec, sec, body, n: spec.shape.reduce((a, b) => a * b, 1), cursor: 0, layer: null };
-  let what;
-  if (spec.shape.length === 3) {
-    body.className = 'maps';
-    what = `${spec.shape[0]} maps of ${spec.shape[1]} by ${spec.shape[2]}; arrow keys move over cells and from map to map, Shift+arrows jump a map, Enter opens it`;
-  } else if (p.n <= 16) {
-    body.className = 'cells';
-    for (let i = 0; i < p.n; i++) body.insertAdjacentHTML('beforeend', `<span class="cell" data-i="${i}"><b>${i}</b><i>\u2013</i></span>`);
-    what = `${p.n} ${spec.kind === 'softmax' ? 'probabilities' : 'units'}; arrow keys move, Enter opens one`;
-  } else {
-    const [cols, rows] = vectorGrid(p.n);
-    body.className = rows === 1 ? 'vector strip' : 'vector grid';
-    p.L = tileLayout(1, rows, cols, 1, 0);
-    what = `${p.n} units; arrow keys move, Enter opens one`;
-  }
-  body.setAttribute('aria-label', `${spec.name}: ${what}`);
-  if (body.className !== 'cells') {
-    p.canvas = document.createElement('canvas');
-    p.ring = document.createElement('div');
-    p.ring.className = 'tile-ring';
-    p.box = document.createElement('div');
-    p.box.className = 'tile-cursor';
-    p.ring.hidden = p.box.hidden = true;
-    body.append(p.canvas, p.ring, p.box);
-    if (p.L) sizeCanvas(p, p.L);
-    else sizeCanvas(p, mapLayout(spec.shape, width));
-  }
-  sec.append(body);
-  const readout = document.createElement('p');
-  readout.className = 'readout';
-  readout.setAttribute('aria-live', 'polite');
-  readout.dataset.hint = spec.shape.length !== 3 ? 'Hover or focus a unit to read its value; click it or press Enter to open it.' : 'Hover or focus a map to read values; click it or press Enter to open it.';
-  sec.append(readout);
-  p.readout = readout;
+  const maps = spec.shape.length === 3;
+  const n = spec.shape.reduce((x, y) => x * y, 1);
+  const [cols, rows] = vectorGrid(n);
+  const kind = maps ? 'maps' : n <= 16 ? 'cells' : rows === 1 ? 'vector strip' : 'vector grid';
+  const what = maps ? `${spec.shape[0]} maps of ${spec.shape[1]} by ${spec.shape[2]}; arrow keys move, Shift+arrows jump a map` : `${n} ${spec.kind === 'softmax' ? 'probabilities' : 'units'}; arrow keys move`;
+  sec.insertAdjacentHTML(
+    'beforeend',
+    `<div class="${kind}" tabindex="0" role="application" aria-label="${esc(`${spec.name}: ${what}, Enter opens`)}">` +
+      (kind === 'cells' ? [...Array(n).keys()].map((i) => `<span class="cell" data-i="${i}"><b>${i}</b><i>\u2013</i></span>`).join('') : '<canvas></canvas><div class="tile-ring" hidden></div><div class="tile-cursor" hidden></div>') +
+      `</div><p class="readout" aria-live="polite" data-hint="Hover or focus ${maps ? 'a map to read values' : 'a unit to read its value'}; click it or press Enter to open it."></p>`,
+  );
+  const q = (s) => sec.querySelector(s);
+  const p = { spec, sec, n, cursor: 0, layer: null, body: sec.lastChild.previousSibling, readout: sec.lastChild };
+  p.canvas = q('canvas');
+  p.ring = q('.tile-ring');
+  p.box = q('.tile-cursor');
+  if (p.canvas) sizeCanvas(p, maps ? mapLayout(spec.shape, width) : tileLayout(1, rows, cols, 1, 0));
   return p;
 }
 
@@ -141,7 +121,7 @@ function cellOf(p, i) {
 }
 
 export function setupLayers(container, hooks) {
-  const view = { sig: '', model: null, panels: new Map(), hooks };
+  const view = { sig: '', model: null, panels: new Map() };
   views.set(container, view);
   const list = container.querySelector('.layer-list');
   const panelOf = (el) => {
