@@ -2,8 +2,10 @@
 and pen-up to every view updated. Real mouse input at ~60 Hz in real Chromium against the real
 server; the figures are printed (and recorded as properties), the asserts are loose bounds.
 
-The machine these run on is shared and has 2 cores without a GPU, so the figures are noisy:
-read them, compare runs, and do not tighten the bounds to what one quiet run showed.
+The machine these run on has 2 cores and no GPU, so the figures are noisy: read them, compare
+runs, and do not tighten the bounds to what one quiet run showed. Long tasks are wall time: other
+busy processes stretch them too, and on a machine that is several times oversubscribed the
+longest one can pass the bound however little the page does.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ pytestmark = pytest.mark.browser
 MOVE_HZ = 60
 STROKE_SECONDS = 8.0
 LONGEST_TASK_BOUND_MS = 150  # the target is 50 ms; this bound only catches a return to ~200 ms
-INK_FRAME_SHARE_BOUND = 0.5  # of the frames in which the pointer moved, the ink followed in ...
+INK_FRAME_SHARE_BOUND = 0.8  # share of the frames with a pointer move that also drew the ink
 STROKE_TO_VIEWS_BOUND_MS = 200  # median; the target is 50 ms
 
 # Installed before the page's own scripts: what the main thread did while we drew.
@@ -159,6 +161,7 @@ def test_long_stroke_keeps_the_page_responsive(probed_app: App, record_property:
         previous = t
     figures = {
         "long tasks": summary(tasks),
+        "total blocking time (ms)": round(sum(d - 50 for d in tasks)),
         "pointermove wait (ms)": summary(move_delays),
         "mouse.move round trip (ms)": summary(acks),
         "mouse.move round trip, hovering (ms)": summary(hovering),
