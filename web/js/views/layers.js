@@ -168,6 +168,9 @@ export function setupLayers(container, hooks) {
     }
   }
 
+  /** The detail view of cell i's map (a unit of a vector), refocusing the panel on close. */
+  const open = (p, i) => hooks.onOpen(p.spec.name, p.spec.shape.length === 3 ? cellOf(p, i).t : i, p.body);
+
   /** Back to the keyboard's cursor while the panel has focus, else to nothing lit. */
   function hide(p, blur = false) {
     if (!blur && p.body === document.activeElement) return show(p, p.cursor, true);
@@ -192,7 +195,7 @@ export function setupLayers(container, hooks) {
     if (i < 0) return;
     p.cursor = i;
     p.body.focus({ preventScroll: true });
-    hooks.onOpen(p.spec.name, p.spec.shape.length === 3 ? cellOf(p, i).t : i, p.body);
+    open(p, i);
   });
   list.addEventListener('focusin', (e) => {
     const p = panelOf(e.target);
@@ -207,7 +210,7 @@ export function setupLayers(container, hooks) {
     if (!p || e.target !== p.body || e.altKey || e.ctrlKey || e.metaKey) return;
     if (e.key === 'Enter' || e.key === ' ') {
       e.preventDefault();
-      return hooks.onOpen(p.spec.name, p.spec.shape.length === 3 ? cellOf(p, p.cursor).t : p.cursor, p.body);
+      return open(p, p.cursor);
     }
     let L = p.L;
     let at = cellOf(p, p.cursor);
@@ -254,7 +257,7 @@ export function render(container, { model, result }) {
   const sig = specs.map((s) => `${s.name}:${s.kind}:${s.shape}`).join('|');
   if (sig !== view.sig) {
     view.sig = sig;
-    const width = list.clientWidth;
+    const width = list.clientWidth || 600; // (re-tiled once the list is laid out)
     view.panels = new Map(specs.map((spec) => [spec.name, buildPanel(spec, width)]));
     list.replaceChildren(...[...view.panels.values()].map((p) => p.sec));
     container.querySelector('.layers-empty').hidden = specs.length > 0;
