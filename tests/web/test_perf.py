@@ -48,6 +48,7 @@ pytestmark = pytest.mark.browser
 MOVE_HZ = 60
 STROKE_SECONDS = 8.0
 LONGEST_TASK_BOUND_MS = 150  # the target is 50 ms; this bound only catches a return to ~200 ms
+MOVED_FRAMES_BOUND = 60  # frames in which a pointer move was handled (~480 at 60 Hz)
 INK_FRAME_SHARE_BOUND = 0.8  # share of the frames with a pointer move that also drew the ink
 STROKE_TO_VIEWS_BOUND_MS = 200  # median; the target is 50 ms
 
@@ -173,7 +174,7 @@ def test_long_stroke_keeps_the_page_responsive(probed_app: App, record_property:
     print(f"\n{STROKE_SECONDS:.0f}-second stroke: {figures}")
     record_property("long_stroke", figures)
     assert page.get_by_test_id("prediction").inner_text() != ""
-    assert moved_frames > STROKE_SECONDS * 10, f"the pointer hardly moved: {figures}"
+    assert moved_frames >= MOVED_FRAMES_BOUND, f"the page took few pointer moves: {figures}"
     assert max(tasks, default=0) < LONGEST_TASK_BOUND_MS, figures
     assert ink_frames >= INK_FRAME_SHARE_BOUND * moved_frames, figures
 
