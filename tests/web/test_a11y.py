@@ -12,7 +12,7 @@ import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -24,6 +24,7 @@ from tests.web.browser_kit import (
     draw_and_wait,
     draw_touch,
     in_ci,
+    map_point,
     missing_requirements,
     open_app,
     strokes_measured,
@@ -174,12 +175,12 @@ def test_axe_detail_dialog_scrolled_through(app: App) -> None:
     assert draw_and_wait(page, vertical_stroke()) == "1"
     found = []
     # a conv map: the kernel's numbers on coloured cells were the failing case
-    page.get_by_test_id("layer-conv1").locator("button.map").first.click()
+    page.mouse.click(*map_point(page, "conv1", 0))
     page.locator("dialog#detail[open] .kernel-grid").wait_for()
     found += axe_through_dialog(page, "conv1 dialog")
     page.keyboard.press("Escape")
     page.locator("dialog#detail[open]").wait_for(state="detached")
-    page.get_by_test_id("layer-pool1").locator("button.map").first.click()
+    page.mouse.click(*map_point(page, "pool1", 0))
     page.get_by_test_id("pool-overlay").wait_for()
     found += axe_through_dialog(page, "pool1 dialog")
     page.keyboard.press("Escape")
@@ -194,7 +195,7 @@ def test_axe_phone(phone_app: App) -> None:
     page = phone_app.page
     assert draw_with_finger(phone_app) == "1"
     found = serious_violations(page, "phone page")
-    page.get_by_test_id("layer-conv2").locator("button.map").first.click()
+    page.mouse.click(*map_point(page, "conv2", 0))
     page.locator("dialog#detail[open] .kernel-grid").wait_for()
     found += axe_through_dialog(page, "phone conv2 dialog")
     assert found == []
@@ -290,12 +291,14 @@ def test_pad_is_reachable_and_draws_by_keyboard(app: App) -> None:
     assert pad_has_ink(page)
 
 
-def test_arrow_buttons_keep_focus_in_the_dialog(app: App) -> None:
+def test_arrow_buttons_keep_focus_in_the_dialog(
+    app: App, model_layers: list[dict[str, Any]]
+) -> None:
     page = app.page
     draw_and_wait(page, vertical_stroke())
-    maps = page.get_by_test_id("layer-conv1").locator("button.map")
-    last = maps.count() - 1
-    maps.nth(last - 1).click()
+    conv1 = next(layer for layer in model_layers if layer["name"] == "conv1")
+    last = conv1["output_shape"][0] - 1
+    page.mouse.click(*map_point(page, "conv1", last - 1))
     page.locator("dialog#detail[open] .next").focus()
     page.keyboard.press("Enter")
     page.locator("#detail-title", has_text=f"channel {last} of").wait_for()
@@ -318,7 +321,7 @@ def test_arrow_buttons_keep_focus_in_the_dialog(app: App) -> None:
 def test_second_escape_after_the_dialog_keeps_the_drawing(app: App) -> None:
     page = app.page
     assert draw_and_wait(page, vertical_stroke()) == "1"
-    page.get_by_test_id("layer-relu1").locator("button.map").first.click()
+    page.mouse.click(*map_point(page, "relu1", 0))
     page.locator("dialog#detail[open]").wait_for()
     page.keyboard.press("Escape")  # closes the dialog
     page.locator("dialog#detail[open]").wait_for(state="detached")
@@ -397,7 +400,7 @@ def test_touch_screens_are_told_to_tap(phone_app: App) -> None:
     assert re.search(r"\btap\b", text, re.IGNORECASE), text
     for word in ("hover", "click", "Esc", "Ctrl+Z", "drop"):
         assert word.lower() not in text.lower(), f"a touch screen is told {word!r}: {text}"
-    page.get_by_test_id("layer-conv1").locator("button.map").first.tap()
+    page.touchscreen.tap(*map_point(page, "conv1", 0))
     readout = page.locator("dialog#detail[open] .detail-map .readout")
     assert "Tap" in readout.inner_text()
 
@@ -458,7 +461,7 @@ def test_server_time_and_the_colour_ranges_are_named(app: App) -> None:
     page = app.page
     draw_and_wait(page, vertical_stroke())
     assert "on the server" in page.locator(".prediction-note").inner_text()
-    page.get_by_test_id("layer-conv1").locator("button.map").first.click()
+    page.mouse.click(*map_point(page, "conv1", 0))
     note = page.locator("dialog#detail[open] .lg-note").inner_text()
     assert "own range" in note, note
     assert "whole layer" in note, note

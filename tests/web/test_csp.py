@@ -18,6 +18,7 @@ from tests.web.browser_kit import (
     draw_and_wait,
     ellipse,
     in_ci,
+    map_point,
     missing_requirements,
     open_app,
     vertical_stroke,
@@ -85,8 +86,8 @@ def test_a_session_on_the_page_breaks_no_policy(watched: BrowserContext, server_
     assert draw_and_wait(page, vertical_stroke()) == "1"
     page.get_by_label("Show saliency").check()  # the saliency overlay: a canvas over a canvas
     page.locator('[data-testid="input-view"] .saliency-canvas:not([hidden])').wait_for()
-    conv = page.get_by_test_id("layer-conv1").locator("button.map").first
-    conv.click()  # the detail dialog, its kernel grid painted with inline style properties
+    # the detail dialog, its kernel grid painted with inline style properties
+    page.mouse.click(*map_point(page, "conv1", 0))
     page.locator("dialog#detail[open] .kernel-grid").wait_for()
     page.keyboard.press("Escape")
     page.locator("dialog#detail[open]").wait_for(state="detached")
