@@ -92,6 +92,8 @@ function decodePrediction(body) {
       data: decodeArray(l.data),
       mask: decodeArray(l.mask),
     })),
+    baseline: body.baseline ? { label: body.baseline.label, probabilities: Float32Array.from(body.baseline.probabilities) } : null,
+    steps: body.steps ? body.steps.map((st) => ({ name: st.name, note: st.note, image: decodeArray(st.image) })) : null,
   };
 }
 
@@ -131,21 +133,22 @@ export function getModel() {
   return request('/model');
 }
 
-/** POST /api/v1/predict with a data URL (PNG from the pad). */
-export async function predictImage(dataUrl) {
+/** POST /api/v1/predict with a data URL (PNG from the pad); extra: more body fields (edits). */
+export async function predictImage(dataUrl, extra = {}) {
   const body = await request('/predict', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ image: dataUrl, ...PREDICT_OPTIONS }),
+    body: JSON.stringify({ image: dataUrl, ...PREDICT_OPTIONS, ...extra }),
   });
   return decodePrediction(body);
 }
 
 /** POST /api/v1/predict/file with a File (multipart), same response as predictImage. */
-export async function predictFile(file) {
+export async function predictFile(file, { edits, ...extra } = {}) {
   const form = new FormData();
   form.append('file', file, file.name || 'upload');
-  const query = new URLSearchParams(Object.entries(PREDICT_OPTIONS).map(([k, v]) => [k, String(v)]));
+  if (edits) form.append('edits', JSON.stringify(edits));
+  const query = new URLSearchParams(Object.entries({ ...PREDICT_OPTIONS, ...extra }).map(([k, v]) => [k, String(v)]));
   const body = await request(`/predict/file?${query}`, { method: 'POST', body: form });
   return decodePrediction(body);
 }
@@ -155,7 +158,7 @@ const weightCache = new Map();
 /** A layer's weights as { name, kind, weight: {shape, data} | null, bias }, fetched once. */
 export function getWeights(name) {
   if (!weightCache.has(name)) {
-    const p = request(`/model/layers/${encodeURIComponent(name)}/weights?encoding=list`).then((b) => ({
+    const p = request(`/model/layers/${encodeURIComponent(name)}/weights?encoding=base64`).then((b) => ({
       name: b.name,
       kind: b.kind,
       weight: decodeArray(b.weight),
@@ -165,4 +168,33 @@ export function getWeights(name) {
     weightCache.set(name, p);
   }
   return weightCache.get(name);
+}
+
+// ---- interventions (issue 9) ----------------------------------------------------------------
+
+/** A prediction of source ({ image } data URL or { file }) with exactly these options. */
+export function predictSource(source, { edits, ...options }) {
+  const fields = { activations: false, saliency: false, ...options };
+  if (source.file) return predictFile(source.file, { ...fields, ...(edits && { edits }) });
+  return request('/predict', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ image: source.image, ...fields, ...(edits && { edits }) }),
+  }).then(decodePrediction);
+}
+
+/** POST /api/v1/counterfactual: the input edited until the network reads body.target. */
+export async function counterfactual(body) {
+  const b = await request('/counterfactual', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ ...body, encoding: 'base64' }),
+  });
+  return {
+    ...b,
+    pixels: decodeArray(b.pixels),
+    delta: decodeArray(b.delta),
+    probabilities: Float32Array.from(b.probabilities),
+    original: { label: b.original.label, probabilities: Float32Array.from(b.original.probabilities) },
+  };
 }
