@@ -26,4 +26,6 @@ USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+# `convscope serve` hands CONVSCOPE_* to uvicorn: header and body deadlines, keep-alive,
+# the request cap, the log format (see the README's configuration table)
 CMD ["convscope", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -35,3 +35,18 @@ class Settings(BaseSettings):
         default=3, ge=1, le=9, description="response compression, 1 fast .. 9 small"
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per line, for log collectors"
+    )
+    body_timeout_s: float = Field(
+        default=10.0, gt=0, description="a request body not fully received by then gets 408"
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="a connection that has not sent its headers by then closes"
+    )
+    keep_alive_s: int = Field(
+        default=5, ge=1, description="an idle keep-alive connection closes after this many seconds"
+    )
+    max_concurrency: int = Field(
+        default=64, ge=1, description="requests in progress per process; more get 503"
+    )

@@ -1,4 +1,5 @@
-"""The app under uvicorn on a free loopback port, for tools and tests (load test, browser)."""
+"""The app under `convscope serve` on a free loopback port, for tools and tests (load test,
+browser, slow clients)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,20 +62,28 @@ def log_tail(path: str, limit: int = 3000) -> str:
 
 @contextmanager
 def local_server(
-    weights: Path | None = None, *, workers: int = 1, startup_timeout: float = 60.0
+    weights: Path | None = None,
+    *,
+    workers: int = 1,
+    startup_timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
+    log_level: str = "warning",
 ) -> Iterator[LocalServer]:
-    """Start `uvicorn --factory server.api.main:create_default_app`; stop it on the way out."""
+    """Start `convscope serve` (uvicorn with the app's protocol, timeouts and logging) on a free
+    loopback port, with `env` (CONVSCOPE_* settings) on top of ours; stop it on the way out."""
     port = free_port()
-    env = dict(os.environ)
+    child_env = {**os.environ, **(env or {})}
     if weights is not None:
-        env["CONVSCOPE_WEIGHTS"] = str(Path(weights).resolve())
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "uvicorn", "--factory", "server.api.main:create_default_app"]
+        child_env["CONVSCOPE_WEIGHTS"] = str(Path(weights).resolve())
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), child_env.get("PYTHONPATH")])
+    )
+    command = [sys.executable, "-m", "server.cli", "serve"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    command += ["--log-level", "warning"]
+    command += ["--log-level", log_level]
     url = f"http://127.0.0.1:{port}"
     with tempfile.NamedTemporaryFile(prefix="uvicorn-", suffix=".log") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=log)
         try:
             wait_for_health(url, process, log.name, startup_timeout)
             yield LocalServer(url, process, Path(log.name))

@@ -3,10 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import resource
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when a worker imports it
+
+
+def raise_open_file_limit() -> None:
+    """Soft limit up to the hard one: each connection, idle or not, holds a file descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        with contextlib.suppress(ValueError, OSError):  # else keep the soft limit we were given
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+@contextmanager
+def shared_metrics_dir(workers: int) -> Iterator[None]:
+    """With several workers, a fresh directory for their metrics files (removed at exit), unless
+    PROMETHEUS_MULTIPROC_DIR names one already."""
+    if workers <= 1 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="convscope-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,8 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
+    from server.api.connections import GuardedHttpToolsProtocol
     from server.cnn import ModelFileError, load_model
     from server.config import Settings
+    from server.logs import logging_config
 
     settings = Settings()
     try:  # say what is wrong in one line, before uvicorn would print a traceback per worker
@@ -41,14 +75,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelFileError as error:
         print(f"convscope serve: cannot load the model weights: {error}", file=sys.stderr)
         return 1
-    uvicorn.run(
-        "server.api.main:create_default_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level,
-    )
+    raise_open_file_limit()
+    with shared_metrics_dir(args.workers):
+        uvicorn.run(
+            "server.api.main:create_default_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            http=GuardedHttpToolsProtocol,  # a deadline for request headers (CONVSCOPE_HEADER_...)
+            timeout_keep_alive=settings.keep_alive_s,
+            log_config=logging_config(settings.log_level, settings.log_format),
+            log_level=settings.log_level,
+            access_log=False,  # convscope.access writes one line per request, with its id
+        )
     return 0
 
 

@@ -8,19 +8,23 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match, Mount
 from starlette.types import Scope
 from threadpoolctl import threadpool_limits
 
 from server import __version__
 from server.api.compression import Compression
-from server.api.errors import install_error_handlers
+from server.api.concurrency import ConcurrencyLimit
+from server.api.errors import UnhandledErrors, install_error_handlers
 from server.api.limits import BodySizeLimit
-from server.api.routes import health, model, predict
+from server.api.metrics import Metrics, RequestMetrics, TimedPredictor
+from server.api.request_id import AccessLog, request_id_middleware
+from server.api.routes import docs, health, metrics, model, predict
+from server.api.security import SecurityHeaders
+from server.api.static import CachedStaticFiles
+from server.api.timeouts import BodyTimeout
 from server.cnn import ModelFileError
 from server.config import Settings
-from server.inference import Predictor
 
 logger = logging.getLogger("convscope")
 
@@ -40,6 +44,7 @@ class StartupError(RuntimeError):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    app_metrics = Metrics.create()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,36 +52,62 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # them (measured: 16 threads of trace+backward, 5.4 s with 2 BLAS threads, 0.09 s with 1).
         threadpool_limits(limits=settings.blas_threads, user_api="blas")
         try:
-            app.state.predictor = Predictor.from_file(settings.weights)
+            predictor = TimedPredictor.load(settings.weights, app_metrics.inference)
         except ModelFileError as error:
             raise StartupError(f"cannot load the model weights: {error}") from error
-        logger.info(
-            "model loaded from %s (sha256 %s)", settings.weights, app.state.predictor.sha256[:12]
-        )
+        app.state.predictor = predictor
+        app_metrics.set_model(settings.weights, predictor.sha256)
+        logger.info("model loaded from %s (sha256 %s)", settings.weights, predictor.sha256[:12])
         yield
+        app_metrics.process_exiting()
 
     app = FastAPI(
         title="ConvScope",
         version=__version__,
         summary="A pure-NumPy CNN showing every layer's activations, pooling masks and saliency.",
         lifespan=lifespan,
+        docs_url=None,  # docs.router serves /docs from local files, under its own policy
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.state.metrics = app_metrics
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(model.router)
     app.include_router(predict.router)
+    app.include_router(metrics.router)
+    app.include_router(docs.router)
+    app.router.routes.append(docs.assets())
+    if settings.web_dir.is_dir():
+        front_end = CachedStaticFiles(directory=settings.web_dir, html=True)
+        app.router.routes.append(FrontEnd("/", app=front_end, name="web"))
+    add_middleware(app, settings, app_metrics)
+    return app
+
+
+def add_middleware(app: FastAPI, settings: Settings, app_metrics: Metrics) -> None:
+    """Added innermost first: each add_middleware wraps what came before.
+
+    From the outside in: the request id, the access line and the metrics, so they see every
+    answer, even a rejected one. Then the security headers and CORS, then UnhandledErrors,
+    inside them, so a 500 still carries both. Then the limits, cheapest refusal first: too
+    many requests in progress (503), a body too slow (408) or too large (413).
+    Compression is innermost: it only sees real answers.
+    """
     app.add_middleware(Compression, minimum_size=1024, gzip_level=settings.gzip_level)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    if settings.cors_origins:  # outermost, so error answers (413 too) carry the header
+    app.add_middleware(BodyTimeout, seconds=settings.body_timeout_s)
+    app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrency)
+    app.add_middleware(UnhandledErrors)
+    if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
+            expose_headers=["X-Request-ID"],
         )
-    if settings.web_dir.is_dir():
-        app.router.routes.append(
-            FrontEnd("/", app=StaticFiles(directory=settings.web_dir, html=True), name="web")
-        )
-    return app
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics, metrics=app_metrics)
+    app.add_middleware(AccessLog)
+    app.add_middleware(request_id_middleware)

@@ -11,6 +11,16 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# Never compressed nor held back: an event stream must reach the client event by event.
+# (The gzip path, Starlette's GZipMiddleware, already lets these through untouched.)
+STREAMED_TYPES = frozenset({"text/event-stream"})
+
+
+def is_streamed(start: Message) -> bool:
+    """Whether a response, by its start message's Content-Type, must pass through as sent."""
+    content_type = Headers(raw=start.get("headers", [])).get("content-type", "")
+    return content_type.partition(";")[0].strip().lower() in STREAMED_TYPES
+
 
 def quality(params: str) -> float:
     """The q value of one Accept-Encoding item's parameters ("q=0.5"); 1 when absent."""
@@ -52,10 +62,18 @@ class Compression:
             return
         start: Message = {}
         chunks: list[bytes] = []
+        streamed = False
 
         async def compressing_send(message: Message) -> None:
-            nonlocal start
+            nonlocal start, streamed
+            if streamed:
+                await send(message)
+                return
             if message["type"] == "http.response.start":
+                if is_streamed(message):
+                    streamed = True
+                    await send(message)
+                    return
                 start = message
                 return
             if message["type"] != "http.response.body":

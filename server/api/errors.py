@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.explain.edits import EditError
 from server.preprocess import (
@@ -21,6 +23,8 @@ from server.preprocess import (
 )
 
 logger = logging.getLogger("convscope")
+
+INTERNAL_ERROR = "internal error; it has been logged"
 
 PREPROCESS_STATUS: dict[type[PreprocessError], int] = {
     UnsupportedImageType: 415,
@@ -96,4 +100,40 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
+        return JSONResponse({"detail": INTERNAL_ERROR}, status_code=500)
+
+
+class UnhandledErrors:
+    """Pure ASGI middleware: a bug becomes the JSON 500 here, inside the middleware stack.
+
+    Starlette sends its 500 from outside every middleware, so that answer would lack the
+    request id, the security headers and CORS; this one passes back through all of them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:  # half an answer is out: nothing to do but let the server drop it
+                raise
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            body = orjson.dumps({"detail": INTERNAL_ERROR})
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})

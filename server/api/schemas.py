@@ -109,6 +109,9 @@ class PredictRequest(PredictOptions):
     edits: EditsIn | None = Field(
         None, description="ablations and kernel edits applied to this request only"
     )
+    steps: bool = Field(
+        False, description="the preprocessing one step at a time, each image <= 64 px a side"
+    )
 
     @field_validator("pixels")
     @classmethod
@@ -166,6 +169,12 @@ class Baseline(BaseModel):
     probabilities: list[float]
 
 
+class StepOut(BaseModel):
+    name: str = Field(description="decoded, ink, cleaned, cropped, scaled, centred (or pixels)")
+    note: str = Field(description="what this step did, in one sentence")
+    image: ArrayOut = Field(description="the image after this step, at most 64 px a side")
+
+
 class PredictResponse(BaseModel):
     label: int
     probabilities: list[float]
@@ -176,6 +185,7 @@ class PredictResponse(BaseModel):
     saliency: ArrayOut | None = None
     target: int | None = None
     baseline: Baseline | None = Field(None, description="with edits: the unedited prediction")
+    steps: list[StepOut] | None = Field(None, description="with steps: the preprocessing stages")
 
 
 class BatchResponse(BaseModel):

@@ -1,7 +1,9 @@
-"""Compression: zstd for clients that take it, gzip for the rest, never for tiny bodies."""
+"""Compression: zstd for clients that take it, gzip for the rest, never for tiny bodies, and
+never for event streams, which pass through message by message."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from typing import Any
@@ -10,7 +12,7 @@ import pytest
 import zstandard
 from fastapi.testclient import TestClient
 
-from server.api.compression import accepted_encodings, quality
+from server.api.compression import Compression, accepted_encodings, quality
 
 PIXELS = [[0.0] * 28 for _ in range(28)]
 BODY = {"pixels": PIXELS, "activations": True, "encoding": "base64"}
@@ -84,3 +86,45 @@ def test_front_end_files_can_be_zstd_encoded(client: TestClient) -> None:
     assert headers["content-encoding"] == "zstd"
     html = zstandard.ZstdDecompressor().decompressobj().decompress(wire)
     assert html.startswith(b"<!doctype html>")
+
+
+# --- event streams pass through -----------------------------------------------------------
+
+
+def event_stream_app(seen_by_client: list[dict[str, Any]]) -> Any:
+    """An ASGI app that sends an event stream in three messages and, after each, checks that
+    the client already has it: a buffering middleware would hold them back until the end."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for i in range(3):
+            event = f"data: {'x' * 2000} {i}\n\n".encode()  # over the 1 KB threshold
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+            assert seen_by_client[-1].get("body") == event, f"event {i} was held back"
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return app
+
+
+@pytest.mark.parametrize("accept", ["zstd", "gzip", "gzip, deflate, br, zstd", ""])
+def test_event_streams_pass_through_unbuffered_and_uncompressed(accept: str) -> None:
+    seen: list[dict[str, Any]] = []
+    middleware = Compression(event_stream_app(seen), minimum_size=1024)
+    scope = {"type": "http", "method": "GET", "path": "/events", "headers": []}
+    if accept:
+        scope["headers"] = [(b"accept-encoding", accept.encode())]
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        seen.append(message)
+
+    asyncio.run(middleware(scope, receive, send))
+    start, *bodies = seen
+    headers = dict(start["headers"])
+    assert b"content-encoding" not in headers
+    assert headers[b"content-type"].startswith(b"text/event-stream")
+    assert len(bodies) == 4  # three events and the end, one message each
+    assert b"".join(m["body"] for m in bodies).count(b"data: ") == 3

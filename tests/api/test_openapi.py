@@ -136,8 +136,10 @@ def test_bad_weights_encoding_422_matches_its_schema(
         {"activations": True},
         {"saliency": True, "target": 4},
         {"activations": True, "saliency": True, "encoding": "base64"},
+        {"steps": True},
+        {"steps": True, "encoding": "base64"},
     ],
-    ids=["plain", "activations", "saliency", "everything-base64"],
+    ids=["plain", "activations", "saliency", "everything-base64", "steps", "steps-base64"],
 )
 def test_predict_answers_match_their_schema(
     client: TestClient,

@@ -19,7 +19,9 @@ from fastapi.testclient import TestClient
 
 from server import serve
 from server.api.app import StartupError, create_app
+from server.api.connections import GuardedHttpToolsProtocol
 from server.config import Settings
+from server.logs import logging_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "https://draw.example"
@@ -45,6 +47,11 @@ def test_defaults_are_the_documented_limits(clean_env: pytest.MonkeyPatch) -> No
     assert settings.cors_origins == []
     assert settings.weights == ROOT / "model_weights" / "mnist_cnn.npz"
     assert settings.web_dir == ROOT / "web"
+    assert settings.body_timeout_s == 10.0
+    assert settings.header_timeout_s == 10.0
+    assert settings.keep_alive_s == 5
+    assert settings.max_concurrency == 64
+    assert settings.log_format == "text"
 
 
 def test_prefixed_environment_variables_are_read(
@@ -58,6 +65,11 @@ def test_prefixed_environment_variables_are_read(
     clean_env.setenv("CONVSCOPE_CORS_ORIGINS", json.dumps([ORIGIN, "http://localhost:5173"]))
     clean_env.setenv("CONVSCOPE_GZIP_LEVEL", "9")
     clean_env.setenv("CONVSCOPE_LOG_LEVEL", "debug")
+    clean_env.setenv("CONVSCOPE_LOG_FORMAT", "json")
+    clean_env.setenv("CONVSCOPE_BODY_TIMEOUT_S", "2.5")
+    clean_env.setenv("CONVSCOPE_HEADER_TIMEOUT_S", "3")
+    clean_env.setenv("CONVSCOPE_KEEP_ALIVE_S", "7")
+    clean_env.setenv("CONVSCOPE_MAX_CONCURRENCY", "9")
     settings = Settings()
     assert settings.weights == tmp_path / "w.npz"
     assert settings.web_dir == tmp_path / "web"
@@ -67,6 +79,11 @@ def test_prefixed_environment_variables_are_read(
     assert settings.cors_origins == [ORIGIN, "http://localhost:5173"]
     assert settings.gzip_level == 9
     assert settings.log_level == "debug"
+    assert settings.log_format == "json"
+    assert settings.body_timeout_s == 2.5
+    assert settings.header_timeout_s == 3.0
+    assert settings.keep_alive_s == 7
+    assert settings.max_concurrency == 9
 
 
 def test_unprefixed_variables_are_ignored(clean_env: pytest.MonkeyPatch) -> None:
@@ -84,6 +101,11 @@ def test_unprefixed_variables_are_ignored(clean_env: pytest.MonkeyPatch) -> None
         ("CONVSCOPE_GZIP_LEVEL", "10"),
         ("CONVSCOPE_LOG_LEVEL", "loud"),
         ("CONVSCOPE_CORS_ORIGINS", "not json"),
+        ("CONVSCOPE_LOG_FORMAT", "xml"),
+        ("CONVSCOPE_BODY_TIMEOUT_S", "0"),
+        ("CONVSCOPE_HEADER_TIMEOUT_S", "-1"),
+        ("CONVSCOPE_KEEP_ALIVE_S", "0"),
+        ("CONVSCOPE_MAX_CONCURRENCY", "0"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_setting(
@@ -265,6 +287,55 @@ def test_serve_hands_its_options_to_uvicorn(
     assert (options["host"], options["port"], options["workers"]) == ("127.0.0.1", 8123, 1)
     assert options["log_level"] == "debug"
     assert os.environ["CONVSCOPE_WEIGHTS"] == str(weights_path.resolve())
+    # the hardening: a header deadline in the protocol, uvicorn's keep-alive, our access lines
+    assert options["http"] is GuardedHttpToolsProtocol
+    assert options["timeout_keep_alive"] == 5
+    assert options["access_log"] is False
+    assert options["log_config"] == logging_config("debug", "text")
+
+
+def test_serve_hands_the_environment_settings_to_uvicorn(
+    clean_env: pytest.MonkeyPatch, weights_path: Path
+) -> None:
+    import uvicorn
+
+    calls: list[dict[str, Any]] = []
+    clean_env.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    clean_env.setenv("CONVSCOPE_KEEP_ALIVE_S", "11")
+    clean_env.setenv("CONVSCOPE_LOG_FORMAT", "json")
+    assert serve.main(["--weights", str(weights_path)]) == 0
+    ((options),) = calls
+    assert options["timeout_keep_alive"] == 11
+    formatter = options["log_config"]["formatters"]["main"]
+    assert formatter == {"()": "server.logs.JsonFormatter"}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_gives_several_workers_a_fresh_metrics_directory(
+    clean_env: pytest.MonkeyPatch, weights_path: Path, workers: int
+) -> None:
+    import uvicorn
+
+    clean_env.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    seen: list[str | None] = []
+
+    def run(app: str, **options: Any) -> None:
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        seen.append(directory)
+        if directory is not None:
+            assert Path(directory).is_dir()
+            assert not any(Path(directory).iterdir())
+            (Path(directory) / "counter_1.db").write_bytes(b"a worker wrote here")
+
+    clean_env.setattr(uvicorn, "run", run)
+    assert serve.main(["--weights", str(weights_path), "--workers", str(workers)]) == 0
+    (directory,) = seen
+    if workers == 1:
+        assert directory is None  # one process: plain in-memory metrics
+    else:
+        assert directory is not None
+        assert not Path(directory).exists()  # removed at exit, files and all
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
 
 def test_serve_refuses_a_bad_weights_file_in_one_line(

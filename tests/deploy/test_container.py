@@ -68,6 +68,8 @@ def test_dockerfile_keeps_the_promised_shape() -> None:
     assert "EXPOSE 8000" in lines
     assert any(line.startswith('CMD ["python3", "-c"') for line in lines)  # HEALTHCHECK, exec
     assert lines[-1].startswith("CMD [")  # exec form
+    # through `convscope serve`, which applies the header deadline, keep-alive and logging
+    assert lines[-1].startswith('CMD ["convscope", "serve"')
     assert '"0.0.0.0"' in lines[-1]
     assert '"8000"' in lines[-1]
     for kept in ("server", "web", "model_weights"):

@@ -46,3 +46,26 @@ def test_service_and_autoscaler_point_at_the_deployment(
     assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
     spec = documents["HorizontalPodAutoscaler"]["spec"]
     assert 1 <= spec["minReplicas"] <= spec["maxReplicas"]
+
+
+def test_pods_invite_prometheus_to_scrape_metrics(documents: dict[str, dict[str, Any]]) -> None:
+    template = documents["Deployment"]["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    (container,) = template["spec"]["containers"]
+    ports = {p["containerPort"] for p in container["ports"]}
+    assert annotations["prometheus.io/scrape"] == "true"  # a string: annotations are strings
+    assert int(annotations["prometheus.io/port"]) in ports
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert all(isinstance(value, str) for value in annotations.values())
+
+
+def test_logs_are_json_and_tmp_is_writable(documents: dict[str, dict[str, Any]]) -> None:
+    pod = documents["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["CONVSCOPE_LOG_FORMAT"] == "json"
+    # the root filesystem is read-only, so several workers' metrics files need a volume
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]

@@ -27,6 +27,7 @@ from server.api.schemas import (
 )
 from server.config import Settings
 from server.explain.edits import Edits
+from server.explain.steps import Step, pixels_step, preprocessing_steps
 from server.inference import Explanation, Predictor
 
 router = APIRouter(prefix="/api/v1", tags=["predict"])
@@ -82,12 +83,18 @@ def image_from_bytes(data: bytes, settings: Settings, clock: Clock | None = None
     return digit
 
 
+def steps_from_bytes(data: bytes, settings: Settings) -> list[Step]:
+    """The preprocessing stages of an upload, for `steps: true` (decoded a second time)."""
+    return preprocessing_steps(preprocess.decode_image(data, settings.max_image_side))
+
+
 def explanation_body(
     explained: Explanation,
     image: np.ndarray,
     options: PredictOptions,
     predictor: Predictor,
     clock: Clock,
+    steps: list[Step] | None = None,
 ) -> dict[str, Any]:
     """The response, arrays encoded as asked; layers/saliency only when asked."""
     body: dict[str, Any] = {
@@ -119,6 +126,11 @@ def explanation_body(
             "label": int(explained.baseline.argmax()),
             "probabilities": explained.baseline.astype(np.float64).tolist(),
         }
+    if steps is not None:
+        body["steps"] = [
+            {"name": s.name, "note": s.note, "image": encode_map(s.image, options.encoding)}
+            for s in steps
+        ]
     body["timings_ms"] = clock.report()
     return body
 
@@ -129,6 +141,7 @@ def predict_one(
     predictor: Predictor,
     clock: Clock,
     edits: Edits | None = None,
+    steps: list[Step] | None = None,
 ) -> ORJSONResponse:
     explained = predictor.explain(
         image,
@@ -139,7 +152,7 @@ def predict_one(
         edits=edits,
     )
     clock.lap("forward")
-    return ORJSONResponse(explanation_body(explained, image, options, predictor, clock))
+    return ORJSONResponse(explanation_body(explained, image, options, predictor, clock, steps))
 
 
 @router.post("/predict", response_model=PredictResponse, responses=ERRORS)
@@ -148,14 +161,20 @@ def predict(
 ) -> ORJSONResponse:
     """Classify one image (`image`, preprocessed like MNIST) or raw `pixels` (used as they are)."""
     clock = Clock()
+    steps = None
     if request.image is not None:
-        image = image_from_bytes(decode_base64_image(request.image), settings, clock)
+        data = decode_base64_image(request.image)
+        image = image_from_bytes(data, settings, clock)
+        if request.steps:
+            steps = steps_from_bytes(data, settings)
     else:
         image = np.asarray(request.pixels, dtype=np.float32)  # (28, 28)
         clock.lap("decode")
         clock.lap("preprocess")
+        if request.steps:
+            steps = pixels_step(image)
     edits = None if request.edits is None else request.edits.to_edits()
-    return predict_one(image, request, predictor, clock, edits)
+    return predict_one(image, request, predictor, clock, edits, steps)
 
 
 @router.post("/predict/file", response_model=PredictResponse, responses=ERRORS)
