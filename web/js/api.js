@@ -172,15 +172,25 @@ export function getWeights(name) {
 
 // ---- interventions (issue 9) ----------------------------------------------------------------
 
-/** A prediction of source ({ image } data URL or { file }) with exactly these options. */
-export function predictSource(source, { edits, ...options }) {
-  const fields = { activations: false, saliency: false, ...options };
-  if (source.file) return predictFile(source.file, { ...fields, ...(edits && { edits }) });
-  return request('/predict', {
+/** The image of a source ({ image: dataUrl } or { file }) as a data URL, for JSON bodies. */
+export function imageOf(source) {
+  if (!source.file) return Promise.resolve(source.image);
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(new ApiError(`Could not read "${source.file.name}" again.`));
+    reader.readAsDataURL(source.file);
+  });
+}
+
+/** POST /api/v1/predict for a source with exactly these options (and edits, if any). */
+export async function predictSource(source, { edits, ...options }) {
+  const body = { image: await imageOf(source), activations: false, saliency: false, ...options, ...(edits && { edits }) };
+  return decodePrediction(await request('/predict', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ image: source.image, ...fields, ...(edits && { edits }) }),
-  }).then(decodePrediction);
+    body: JSON.stringify(body),
+  }));
 }
 
 /** POST /api/v1/counterfactual: the input edited until the network reads body.target. */

@@ -94,11 +94,10 @@ export function setupInterventions({ pad, refresh }) {
       const { result } = getState();
       const from = result && sources.get(result);
       if (!from) return;
-      const input = from.source.image ? { image: from.source.image } : { pixels: rows(result.input) };
       const mine = (asked = { target, busy: true, source: from.source });
       setState({ counterfactual: mine });
       try {
-        const answer = await api.counterfactual({ ...input, target });
+        const answer = await api.counterfactual({ image: await api.imageOf(from.source), target });
         if (asked === mine) setState({ counterfactual: { target, answer, source: from.source } });
       } catch (err) {
         const why = err.status === 404 ? 'This server cannot search for changes yet.' : err.message;
@@ -136,9 +135,4 @@ export function setupInterventions({ pad, refresh }) {
   });
   renderCounterfactual(el.cf, getState());
   renderSteps(el.steps, null);
-}
-
-/** A [28, 28] array as rows of numbers in [0, 1] for the API's `pixels`. */
-function rows({ shape: [H, W], data }) {
-  return Array.from({ length: H }, (_, r) => Array.from(data.subarray(r * W, (r + 1) * W), (v) => Math.min(1, Math.max(0, Math.round(v * 1e4) / 1e4))));
 }

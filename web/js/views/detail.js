@@ -552,7 +552,7 @@ function syncEdit(dialog) {
   const btn = q('.off-toggle');
   btn.setAttribute('aria-pressed', String(off));
   btn.textContent = `Switch this ${what} off`;
-  q('.off-help').textContent = `${off ? 'Switched off: it passes on only zeros' : `Or press X on the ${what}`}; every layer after it and the answer update.`;
+  q('.off-help').textContent = `${off ? 'Switched off: it passes on only zeros' : touch() ? 'Switch it off and watch' : `Or press X on the ${what}`}; every layer after it and the answer update.`;
   const r = ui.result;
   const pct = (p) => `${(p * 100).toFixed(0)}%`;
   q('.detail-answer').textContent = r

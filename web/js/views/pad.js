@@ -10,7 +10,7 @@ const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], Arrow
 /** Trace one stroke: quadratic curves through midpoints, a dot for a tap; or an adopted image. */
 function traceStroke(ctx, stroke, size) {
   if (stroke.img) {
-    ctx.imageSmoothingEnabled = true; // a 28x28 image drawn over everything before it
+    ctx.imageSmoothingEnabled = false; // a 28x28 image over everything before it, in its pixels
     return ctx.drawImage(stroke.img, 0, 0, size, size);
   }
   const pts = stroke.pts;
