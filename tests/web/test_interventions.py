@@ -206,7 +206,7 @@ def test_switching_a_map_off_updates_the_answer_beside_the_baseline(
     page.keyboard.press("Escape")
     bar = page.get_by_test_id("edits-bar")
     assert bar.is_visible()
-    assert f"1 switched off (conv1 map {ch})" in bar.inner_text()
+    assert f"1 switched off (conv1: {ch})" in bar.inner_text()
     page.get_by_test_id("ablate-reset").click()
     wait_for_probabilities(page, plain["probabilities"])
     assert bar.is_hidden()

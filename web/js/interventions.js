@@ -112,9 +112,9 @@ export function setupInterventions({ pad, refresh }) {
     },
   });
 
-  subscribe((s, changed) => {
+  subscribe((s, changed, prev) => {
     const any = (...keys) => keys.some((k) => changed.has(k));
-    if (any('ablated', 'kernels', 'model')) renderBar(el.bar, s);
+    if (any('ablated', 'kernels')) renderBar(el.bar, s);
     if (any('ablated', 'kernels') && s.result) {
       const from = sources.get(s.result);
       queueMicrotask(() => {
@@ -130,7 +130,7 @@ export function setupInterventions({ pad, refresh }) {
       }
     }
     if (any('result', 'status') && s.status === 'ready') loadSteps();
-    if (any('steps')) renderSteps(el.steps, s.steps);
+    if (any('steps') || !s.result !== !prev.result) renderSteps(el.steps, s.result && s.steps);
     if (any('result', 'counterfactual')) renderCounterfactual(el.cf, s);
   });
   renderCounterfactual(el.cf, getState());

@@ -3,21 +3,12 @@
 
 const pct = (p) => `${(p * 100).toFixed(p < 0.1 ? 1 : 0)}%`;
 
-/** "conv1 maps 3, 7 · fc1 unit 12": the switched-off channels in words. */
-function offWords(ablated, model) {
-  const shapeOf = (name) => (model && (model.layers.find((l) => l && l.name === name) || {}).output_shape) || [];
-  return Object.entries(ablated).map(([layer, chs]) => {
-    const word = shapeOf(layer).length === 1 ? 'unit' : 'map';
-    return `${layer} ${word}${chs.length > 1 ? 's' : ''} ${chs.join(', ')}`;
-  }).join(' \u00b7 ');
-}
-
-export function renderBar(bar, { ablated, kernels, model }) {
+export function renderBar(bar, { ablated, kernels }) {
   const off = Object.values(ablated).reduce((n, c) => n + c.length, 0);
   const swapped = Object.values(kernels).reduce((n, k) => n + Object.keys(k).length, 0);
   bar.hidden = !off && !swapped;
   const parts = [];
-  if (off) parts.push(`${off} switched off (${offWords(ablated, model)})`);
+  if (off) parts.push(`${off} switched off (${Object.entries(ablated).map(([l, c]) => `${l}: ${c.join(', ')}`).join('; ')})`);
   if (swapped) parts.push(`${swapped} kernel${swapped > 1 ? 's' : ''} edited`);
   bar.querySelector('.edits-text').textContent = parts.join('; ');
 }

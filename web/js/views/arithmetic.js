@@ -46,8 +46,7 @@ export function convTerms(x, w, { kh, kw, sh, sw, ph, pw }, r, c) {
 const grid = (vals, kw, cls = () => '') =>
   `<span class="ar-grid k${kw}">${vals.map((v) => `<span class="${v === null ? 'pad' : cls(v)}">${v === null ? '0' : f4(v)}</span>`).join('')}</span>`;
 
-const KEY = '<p class="help ar-key"><span class="swatch pos"></span>raises the value <span class="swatch neg"></span>lowers it' +
-  ' <span class="swatch pad"></span>outside the input (the zero border)</p>';
+const key = (pad) => `<p class="help ar-key"><span class="swatch pos"></span>raises the value <span class="swatch neg"></span>lowers it${pad ? ' <span class="swatch pad"></span>outside the input (the zero border)' : ''}</p>`;
 
 /** The closing lines: bias, total, and the network's own value beside it. */
 function totals(rows, bias, total, value, off) {
@@ -75,7 +74,7 @@ export function renderConv(box, { terms, bias, value, off, from, where, kw }) {
   }
   const rows = shown.map((t) => [many ? `channel ${t.ch}` : 'sum of products', t.sum]);
   if (rest.length) rows.push([`the other ${rest.length} channels`, rest.reduce((s, t) => s + t.sum, 0)]);
-  box.innerHTML = html + KEY + totals(rows, bias, total, value, off);
+  box.innerHTML = html + key(true) + totals(rows, bias, total, value, off);
   box.hidden = false;
 }
 
@@ -89,6 +88,6 @@ export function renderDense(box, { x, row, bias, value, off, from, where }) {
   const lines = top.map((j) => `<tr><th scope="row">${j}</th><td>${f4(x[j])}</td><td>${f4(row[j])}</td><td class="${sign(prod[j])}">${f4(prod[j])}</td></tr>`).join('');
   box.innerHTML = `<h3>The arithmetic of ${esc(where)}</h3><p class="muted">Every one of the ${row.length} inputs from ${esc(from)} times its weight, added up, plus the bias, is the unit\u2019s value; the ${top.length} that add the most are listed.</p>` +
     `<table class="ar-dense"><thead><tr><th scope="col">${esc(from)} unit</th><th scope="col">value</th><th scope="col">weight</th><th scope="col">product</th></tr></thead><tbody>${lines}</tbody></table>` +
-    KEY.replace(/ <span class="swatch pad">.*(?=<\/p>)/, '') + totals([[`the ${top.length} listed`, sumOf(top)], [`the other ${order.length - top.length}`, sumOf(order.slice(TOP_INPUTS))]], bias, total, value, off);
+    key(false) + totals([[`the ${top.length} listed`, sumOf(top)], [`the other ${order.length - top.length}`, sumOf(order.slice(TOP_INPUTS))]], bias, total, value, off);
   box.hidden = false;
 }

@@ -8,7 +8,7 @@ const ADDED = [255, 176, 0];
 const REMOVED = [64, 160, 255];
 const pct = (p) => `${(p * 100).toFixed(p < 0.1 ? 1 : 0)}%`;
 
-const VIEW = `<p class="cf-summary"></p><div class="cf-figs">
+const VIEW = `<div class="cf-figs">
 <figure><div class="stage"><canvas class="cf-edited" role="img" aria-label="The edited 28 by 28 input"></canvas></div><figcaption>Edited input</figcaption></figure>
 <figure><div class="stage"><canvas class="cf-delta" role="img" aria-label="What changed: added ink in amber, removed ink in blue"></canvas></div><figcaption>What changed</figcaption></figure></div>
 <p class="help cf-key"><span class="swatch added"></span>ink added <span class="swatch removed"></span>ink removed <span class="swatch kept"></span>your input</p>
@@ -69,7 +69,7 @@ export function render(card, { result, counterfactual: cf }) {
   const view = card.querySelector('[data-testid="counterfactual-view"]');
   view.hidden = !cf;
   if (!cf) return;
-  if (!view.querySelector('.cf-figs')) view.innerHTML = VIEW;
+  if (!view.querySelector('.cf-figs')) view.querySelector('.cf-answer').innerHTML = VIEW;
   const summary = view.querySelector('.cf-summary');
   const a = cf.answer;
   view.classList.toggle('busy', !!cf.busy);
