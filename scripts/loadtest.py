@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Load test a running ConvScope server on this machine; prints one JSON report.
 
+For latency percentiles and correctness under load (every answer must be a 200). Its Python
+client competes with the server for this machine's cores, so its requests/s are lower than the
+server can do: scripts/wrk-bench.sh is the throughput measure.
+
 Measures requests/s, errors and p50/p95 latency of `GET /healthz` and of `POST /api/v1/predict`
 with activations (and, with --saliency, saliency) as base64 arrays for a real digit PNG, at N
 concurrent clients; the predict response's size raw and gzip-encoded; and the predict/healthz

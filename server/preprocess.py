@@ -5,6 +5,11 @@ digit's longer side scaled to 20 px with anti-aliasing, its centre of mass moved
 of a 28x28 field by an integer shift. It knows nothing of HTTP: every failure is a typed
 `PreprocessError` (a `ValueError`) whose message is meant for the person who sent the image.
 
+Each step also exists on its own, on whole images (`to_ink`, `suppress_noise`, `crop_to_ink`,
+...). `digit_from_gray` gives the same result without their full-frame float passes: it decides
+polarity and the noise cut from the frame's histogram and the image's extremes, finds the ink's
+box from row and column extremes, and makes floats of that box alone.
+
 Nothing here mutates module globals (Pillow's or ours), so it is safe to call from threads.
 """
 
@@ -12,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import struct
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -46,6 +53,11 @@ NOISE_SIGMAS = 6.0  # a gaussian's maximum over 16 M pixels is about 5.6 sigma
 RELATIVE_FLOOR = 0.2  # faint shadows and JPEG ringing under 20% of the peak ink are dropped
 MAD_TO_SIGMA = 1.4826  # median absolute deviation -> standard deviation for gaussian noise
 
+# 8-bit level k -> gray in [0, 1] and its inverse, computed as the float steps compute them
+UNIT = np.arange(256, dtype=np.float32) * np.float32(1 / 255)
+INVERTED = np.subtract(1.0, UNIT, dtype=np.float32)
+UNIT.flags.writeable = INVERTED.flags.writeable = False  # shared by every thread
+
 
 class PreprocessError(ValueError):
     """Base class: the upload cannot be turned into an MNIST digit (a client error)."""
@@ -69,34 +81,84 @@ class NoDigitFound(PreprocessError):  # noqa: N818 (the API's names)
 
 def to_mnist(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Run the whole pipeline: uploaded bytes -> (28, 28) float32, white ink on black."""
-    return digit_from_gray(decode_image(data, max_pixels=max_pixels))
+    return digit_from_gray(decode(data, max_pixels=max_pixels))
 
 
 def digit_from_gray(gray: np.ndarray) -> np.ndarray:
-    """Decoded (H, W) gray -> (28, 28) MNIST-style digit; apart so callers can time decoding."""
-    ink = suppress_noise(to_ink(gray))
-    return center_by_mass(fit_box(crop_to_ink(ink)))
+    """Decoded (H, W) gray -> (28, 28) MNIST-style digit; apart so callers can time decoding.
+
+    The same as center_by_mass(fit_box(crop_to_ink(suppress_noise(to_ink(gray))))), but only
+    the box holding the ink is ever made float (gray: uint8 levels or float32 in [0, 1]).
+    """
+    gray = _as_gray(gray)
+    frame = Frame(gray)
+    invert = frame.inverted(*_extremes(gray))
+    cut = frame.ink_cut(invert, _ink_peak(gray, invert))
+    if cut is None:
+        raise NoDigitFound(NO_DIGIT)
+    # A pixel is ink when ink > cut; a column or row holds ink when its strongest pixel does.
+    extreme = np.min if invert else np.max
+    cols = _span(_ink(extreme(gray, axis=0), invert) > cut)
+    if cols is None:
+        raise NoDigitFound(NO_DIGIT)
+    band = gray[:, cols[0] : cols[1]]  # (H, W) -> (H, w): rows need looking at only here
+    rows = _span(_ink(extreme(band, axis=1), invert) > cut)
+    assert rows is not None, "a column holds ink, so a row does"
+    box = band[rows[0] : rows[1]]  # (H, w) -> (h, w), the ink's bounding box
+    # The speck filter sees every neighbour it would see on the whole image: outside the box
+    # nothing is ink. So the result equals the full-frame steps' result, bit for bit.
+    return center_by_mass(fit_box(crop_to_ink(_clean(_ink(box, invert), cut))))
 
 
 # --- 1. decoding ---------------------------------------------------------------------------
+
+
+def decode(data: bytes, max_side: int = MAX_SIDE, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an upload to upright (H, W) gray, refusing bombs before decoding.
+
+    uint8 levels (k means k / 255) for 8-bit opaque images, most uploads and every canvas
+    export, so the next steps need not make floats of it all; float32 in [0, 1] otherwise.
+    """
+    with _open(data) as img:
+        _check_format(img)
+        _check_size(img.size, max_side, max_pixels)
+        return _gray(_upright(_load(img)))
 
 
 def decode_image(
     data: bytes, max_side: int = MAX_SIDE, *, max_pixels: int = MAX_PIXELS
 ) -> np.ndarray:
     """Decode an upload to upright (H, W) float32 gray in [0, 1], refusing bombs before decoding."""
-    with _open(data) as img:
-        _check_format(img)
-        _check_size(img.size, max_side, max_pixels)
-        return image_to_gray(_upright(_load(img)))
+    return as_unit(decode(data, max_side, max_pixels=max_pixels))
 
 
 def image_to_gray(img: Image.Image) -> np.ndarray:
     """Any Pillow mode -> (H, W) float32 in [0, 1], so later steps see one kind of array."""
-    gray, alpha = _gray_and_alpha(img)
-    if alpha is None or alpha.min() >= 1.0:
-        return gray
-    return _composite(gray, alpha)
+    return as_unit(_gray(img))
+
+
+def as_unit(gray: np.ndarray) -> np.ndarray:
+    """uint8 levels -> float32 in [0, 1]; float gray passes as it is."""
+    return _unit(gray) if gray.dtype == np.uint8 else gray
+
+
+def _gray(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> (H, W) uint8 levels when 8-bit and opaque, else float32 in [0, 1]."""
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        raw = np.asarray(img)
+        gray = _scale_wide(raw, img.mode)
+        key = img.info.get("transparency")
+        if not isinstance(key, int):
+            return gray
+        opaque = raw != key
+        return gray if opaque.all() else _composite(gray, opaque.astype(np.float32))
+    if not img.has_transparency_data:
+        return np.asarray(img if img.mode == "L" else img.convert("L"))
+    rgba = img if img.mode == "RGBA" else img.convert("RGBA")
+    levels, alpha = np.asarray(rgba.convert("L")), np.asarray(rgba.getchannel("A"))
+    if alpha.min() == 255:  # a canvas export: RGBA, every pixel opaque
+        return levels
+    return _composite(_unit(levels), _unit(alpha))
 
 
 def _open(data: bytes) -> Image.Image:
@@ -155,22 +217,9 @@ def _upright(img: Image.Image) -> Image.Image:
     return img
 
 
-def _gray_and_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Split into (H, W) gray and (H, W) alpha (None when the image is opaque), both [0, 1]."""
-    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
-        raw = np.asarray(img)
-        key = img.info.get("transparency")
-        alpha = (raw != key).astype(np.float32) if isinstance(key, int) else None
-        return _scale_wide(raw, img.mode), alpha
-    if img.has_transparency_data:
-        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
-        return _unit(rgba.convert("L")), _unit(rgba.getchannel("A"))
-    return _unit(img.convert("L")), None
-
-
-def _unit(channel: Image.Image) -> np.ndarray:
-    """An 8-bit channel as (H, W) float32 in [0, 1]."""
-    unit = np.asarray(channel).astype(np.float32)  # then scale in place: mixed-type ufuncs crawl
+def _unit(levels: np.ndarray) -> np.ndarray:
+    """8-bit levels as float32 in [0, 1]: the same values as UNIT[levels]."""
+    unit = levels.astype(np.float32)  # then scale in place: mixed-type ufuncs crawl
     unit *= np.float32(1 / 255)
     return unit
 
@@ -207,6 +256,10 @@ def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 # --- 2-3. ink map --------------------------------------------------------------------------
 
+NO_DIGIT = (
+    "no digit found in the image; expected a digit clearly darker or lighter than its background"
+)
+
 
 def _frame(image: np.ndarray) -> np.ndarray:
     """The outer frame's pixels as 1-D: it shows the paper or canvas, rarely the digit."""
@@ -223,29 +276,112 @@ def _frame(image: np.ndarray) -> np.ndarray:
     return np.concatenate(sides)  # the same pixels as a mask would pick, in another order
 
 
+def _as_gray(gray: np.ndarray) -> np.ndarray:
+    """uint8 levels stay; any other gray becomes float32, as every float step computes in it."""
+    gray = np.asarray(gray)
+    return gray if gray.dtype == np.uint8 else gray.astype(np.float32, copy=False)
+
+
+def _same(values: np.ndarray) -> np.ndarray:
+    return values
+
+
+def _ink(gray: np.ndarray, invert: bool) -> np.ndarray:
+    """Gray (uint8 levels or float in [0, 1]) -> float32 ink: 1 - gray when inverted."""
+    if gray.dtype == np.uint8:  # UNIT[gray] or INVERTED[gray], in 2-3 passes instead of a gather
+        ink = _unit(gray)
+        return np.subtract(1.0, ink, out=ink) if invert else ink
+    gray = np.asarray(gray, dtype=np.float32)
+    return np.subtract(1.0, gray, dtype=np.float32) if invert else gray
+
+
+def _extremes(gray: np.ndarray) -> tuple[float, float]:
+    """The darkest and the lightest gray, in [0, 1]."""
+    low, high = gray.min(), gray.max()
+    if gray.dtype == np.uint8:
+        return float(UNIT[low]), float(UNIT[high])
+    return float(low), float(high)
+
+
+def _ink_peak(gray: np.ndarray, invert: bool) -> float:
+    """The strongest ink: 1 - the darkest gray when inverted (rounded as the ink map rounds)."""
+    extreme = gray.min() if invert else gray.max()
+    return float(_ink(np.asarray([extreme]), invert)[0])
+
+
+def _span(mask: np.ndarray) -> tuple[int, int] | None:
+    """[first, last + 1) of the True entries of a 1-D mask; None when there are none."""
+    where = np.flatnonzero(mask)
+    return (int(where[0]), int(where[-1]) + 1) if where.size else None
+
+
+def _middle_mean(low: float, high: float) -> float:
+    """What np.median returns for the two middle values: their float32 sum, halved."""
+    return float((np.float32(low) + np.float32(high)) / np.float32(2))
+
+
+class Frame:
+    """The frame's pixels in the form their medians are cheapest from: a histogram of the
+    256 levels for uint8 gray (np.bincount), the pixels themselves for float gray.
+
+    `median(f)` is np.median of f applied to every frame pixel's float gray, where f is
+    elementwise and float32; for levels it is applied to the 256 level values only.
+    """
+
+    def __init__(self, gray: np.ndarray) -> None:
+        pixels = _frame(gray)
+        self.counts = np.bincount(pixels, minlength=256) if gray.dtype == np.uint8 else None
+        self.pixels = None if self.counts is not None else np.asarray(pixels, dtype=np.float32)
+
+    def median(self, f: Callable[[np.ndarray], np.ndarray] = _same) -> float:
+        if self.pixels is not None:
+            return float(np.median(f(self.pixels)))
+        assert self.counts is not None
+        values = f(UNIT)  # (256,) one value per level
+        order = np.argsort(values, kind="stable")
+        ends = np.cumsum(self.counts[order])  # ends[j]: pixels whose value is <= the j-th
+        n = int(ends[-1])
+        # positions (n - 1) // 2 and n // 2: the middle pixel twice, or the two middle ones
+        low, high = values[order[np.searchsorted(ends, [(n - 1) // 2, n // 2], side="right")]]
+        return _middle_mean(low, high)
+
+    def inverted(self, darkest: float, lightest: float) -> bool:
+        """Whether ink is dark (pen on paper): the mark that departs further from the frame."""
+        background = self.median()
+        darker = background - darkest  # how far the darkest mark departs from the paper
+        lighter = lightest - background
+        # When nothing stands out either way, a light frame means paper.
+        decisive = abs(darker - lighter) >= POLARITY_MARGIN
+        return darker > lighter if decisive else background >= 0.5
+
+    def ink_cut(self, invert: bool, peak: float) -> np.float32 | None:
+        """The ink level under which background, paper grain, JPEG noise and faint shadows lie;
+        None when nothing stands out. `peak` is the strongest ink in the image."""
+        level = self.median(lambda gray: _ink(gray, invert))
+        noise = MAD_TO_SIGMA * self.median(lambda gray: np.abs(_ink(gray, invert) - level))
+        peak -= level
+        threshold = max(NOISE_SIGMAS * noise, RELATIVE_FLOOR * peak)
+        if peak < MIN_CONTRAST or peak <= threshold:
+            return None
+        return np.float32(level + threshold)
+
+
 def to_ink(gray: np.ndarray) -> np.ndarray:
     """Make ink high whatever the polarity: dark pen on paper is inverted, chalk-on-board kept."""
-    gray = np.asarray(gray, dtype=np.float32)
-    background = float(np.median(_frame(gray)))
-    darker = background - float(gray.min())  # how far the darkest mark departs from the paper
-    lighter = float(gray.max()) - background
-    # When nothing stands out either way, a light frame means paper.
-    decisive = abs(darker - lighter) >= POLARITY_MARGIN
-    invert = darker > lighter if decisive else background >= 0.5
-    return np.subtract(1.0, gray, dtype=np.float32) if invert else gray
+    gray = _as_gray(gray)
+    return _ink(gray, Frame(gray).inverted(*_extremes(gray)))
 
 
 def suppress_noise(ink: np.ndarray) -> np.ndarray:
     """Drop background, paper texture, JPEG noise and faint shadows; scale the peak ink to 1."""
     ink = np.asarray(ink, dtype=np.float32)
-    frame = _frame(ink)
-    level = float(np.median(frame))
-    noise = MAD_TO_SIGMA * float(np.median(np.abs(frame - level)))
-    peak = float(ink.max()) - level
-    threshold = max(NOISE_SIGMAS * noise, RELATIVE_FLOOR * peak)
-    if peak < MIN_CONTRAST or peak <= threshold:
-        return np.zeros_like(ink)
-    cleaned = ink - np.float32(level + threshold)  # what stands out above background and noise
+    cut = Frame(ink).ink_cut(False, float(ink.max()))
+    return np.zeros_like(ink) if cut is None else _clean(ink, cut)
+
+
+def _clean(ink: np.ndarray, cut: np.float32) -> np.ndarray:
+    """Ink above `cut`, lone specks dropped, the strongest scaled to 1; a new array."""
+    cleaned = ink - cut  # what stands out above background and noise
     np.maximum(cleaned, 0.0, out=cleaned)
     cleaned = _drop_isolated(cleaned)
     strongest = float(cleaned.max())
@@ -260,9 +396,9 @@ def _drop_isolated(ink: np.ndarray) -> np.ndarray:
     h, w = ink.shape
     marked = np.zeros((h + 2, w + 2), dtype=bool)  # ink > 0, in a frame of False
     np.greater(ink, 0, out=marked[1:-1, 1:-1])
-    has_neighbour = np.zeros((h, w), dtype=bool)
-    for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
-        has_neighbour |= marked[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+    beside = marked[:, :-2] | marked[:, 2:]  # (h + 2, w): a marked left or right neighbour
+    in_row = beside | marked[:, 1:-1]  # (h + 2, w): any of the three cells of that row
+    has_neighbour = in_row[:-2] | in_row[2:] | beside[1:-1]  # (h, w): above, below or beside
     ink *= has_neighbour  # pixels without ink and without neighbours stay 0 either way
     return ink
 
@@ -272,13 +408,11 @@ def _drop_isolated(ink: np.ndarray) -> np.ndarray:
 
 def crop_to_ink(ink: np.ndarray) -> np.ndarray:
     """Cut to the ink's bounding box, as MNIST did before scaling; no ink means no digit."""
-    rows = np.flatnonzero((ink > 0).any(axis=1))
-    cols = np.flatnonzero((ink > 0).any(axis=0))
+    inked = ink > 0
+    rows = np.flatnonzero(inked.any(axis=1))
+    cols = np.flatnonzero(inked.any(axis=0))
     if rows.size == 0:
-        raise NoDigitFound(
-            "no digit found in the image; expected a digit clearly darker or lighter "
-            "than its background"
-        )
+        raise NoDigitFound(NO_DIGIT)
     return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (H, W) -> (h, w)
 
 
@@ -309,8 +443,9 @@ def center_by_mass(box: np.ndarray, size: int = MNIST_SIDE) -> np.ndarray:
     centre = (size - 1) / 2  # 13.5: the field's middle in pixel-centre coordinates
     cy = float(box.sum(axis=1) @ np.arange(h)) / total
     cx = float(box.sum(axis=0) @ np.arange(w)) / total
-    top = int(np.clip(np.floor(centre - cy + 0.5), 0, size - h))  # stay inside the frame
-    left = int(np.clip(np.floor(centre - cx + 0.5), 0, size - w))
+    # whole pixels, halves up, staying inside the frame (Python's math: numpy's costs us per call)
+    top = min(max(math.floor(centre - cy + 0.5), 0), size - h)
+    left = min(max(math.floor(centre - cx + 0.5), 0), size - w)
     field = np.zeros((size, size), dtype=np.float32)
     field[top : top + h, left : left + w] = box  # (h, w) -> (size, size)
     return field

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageDraw, ImageFile
+from PIL import Image, ImageDraw, ImageFile, ImageOps
 
+from server.inference import Predictor
 from server.preprocess import (
     ImageTooLarge,
     NoDigitFound,
@@ -23,7 +26,9 @@ from server.preprocess import (
     UnsupportedImageType,
     center_by_mass,
     crop_to_ink,
+    decode,
     decode_image,
+    digit_from_gray,
     fit_box,
     image_to_gray,
     suppress_noise,
@@ -623,3 +628,215 @@ def test_any_stroke_anywhere_follows_mnist_conventions(
     assume(pen <= min(width, height) // 8)  # a pen as wide as the page paints no digit
     ImageDraw.Draw(img).line(line, fill=ink, width=pen)
     assert_mnist_like(to_mnist(encode(img)))
+
+
+# --- the fast path against the straightforward pipeline -------------------------------------
+#
+# digit_from_gray works on uint8 levels and on the ink's bounding box alone. The reference
+# below is the straightforward implementation it replaced: every step a float pass over the
+# whole image. Both must give the same digit.
+
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "model_weights" / "mnist_cnn.npz"
+
+
+def naive_gray(img: Image.Image) -> np.ndarray:
+    """Any mode -> (H, W) float32 in [0, 1], transparency flattened (the previous decoder)."""
+
+    def unit(channel: Image.Image) -> np.ndarray:
+        return np.asarray(channel).astype(np.float32) * np.float32(1 / 255)
+
+    alpha = None
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        raw = np.asarray(img)
+        key = img.info.get("transparency")
+        alpha = (raw != key).astype(np.float32) if isinstance(key, int) else None
+        values = np.maximum(np.nan_to_num(raw.astype(np.float32), nan=0, posinf=0, neginf=0), 0)
+        if img.mode.startswith("I;16"):
+            full = 65535.0
+        else:
+            peak = float(values.max(initial=0.0))
+            full = next((s for s in (1.0, 255.0, 65535.0) if peak <= s), peak)
+        gray = np.minimum(values / full, 1.0).astype(np.float32)
+    elif img.has_transparency_data:
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
+        gray, alpha = unit(rgba.convert("L")), unit(rgba.getchannel("A"))
+    else:
+        gray = unit(img.convert("L"))
+    if alpha is None or alpha.min() >= 1.0:
+        return gray
+    opaque = alpha > 0.5
+    if opaque.mean() < 0.5:
+        weight = float(alpha.sum())
+        stroke = float((gray * alpha).sum()) / weight if weight > 0 else 1.0
+        background = 1.0 if stroke < 0.5 else 0.0
+    else:
+        background = float(np.median(gray[opaque]))
+    return ((gray - np.float32(background)) * alpha + np.float32(background)).astype(np.float32)
+
+
+def naive_frame(image: np.ndarray) -> np.ndarray:
+    """The outer 5% of each side, by a mask."""
+    h, w = image.shape
+    k = max(1, round(min(h, w) * 0.05))
+    if 2 * k >= min(h, w):
+        return image.ravel()
+    inner = np.zeros(image.shape, dtype=bool)
+    inner[k:-k, k:-k] = True
+    return image[~inner]
+
+
+def naive_digit(gray: np.ndarray) -> np.ndarray:
+    """Polarity, noise cut, speck filter, crop, 20-px box, centre of mass: all full-frame."""
+    # polarity: invert when the darkest mark departs further from the frame than the lightest
+    background = float(np.median(naive_frame(gray)))
+    darker, lighter = background - float(gray.min()), float(gray.max()) - background
+    invert = darker > lighter if abs(darker - lighter) >= 0.1 else background >= 0.5
+    ink = np.subtract(1.0, gray, dtype=np.float32) if invert else gray
+    # noise: six robust sigmas of the frame, or 20% of the peak, above the frame's level
+    frame = naive_frame(ink)
+    level = float(np.median(frame))
+    noise = 1.4826 * float(np.median(np.abs(frame - level)))
+    peak = float(ink.max()) - level
+    threshold = max(6.0 * noise, 0.2 * peak)
+    if peak < 0.15 or peak <= threshold:
+        raise NoDigitFound("nothing stands out")
+    clean = np.maximum(ink - np.float32(level + threshold), 0)
+    # specks: an inked pixel with no inked 8-neighbour is dropped, one offset at a time
+    padded = np.pad(clean > 0, 1)
+    h, w = clean.shape
+    neighbours = sum(
+        padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w].astype(int)
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if (dy, dx) != (0, 0)
+    )
+    clean = np.where(neighbours > 0, clean, np.float32(0))
+    if clean.max() <= 0:
+        raise NoDigitFound("only specks")
+    clean /= np.float32(clean.max())
+    ys, xs = np.nonzero(clean)
+    crop = clean[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    # box: the longer side to 20 px, area-averaged down or Lanczos up, peak back to 1
+    ch, cw = crop.shape
+    scale = 20 / max(ch, cw)
+    size = (max(1, round(cw * scale)), max(1, round(ch * scale)))
+    resample = Image.Resampling.BOX if scale <= 1 else Image.Resampling.LANCZOS
+    box = np.clip(np.asarray(Image.fromarray(crop).resize(size, resample)), 0, 1)
+    box = box / box.max()
+    # paste so the centre of mass is at (13.5, 13.5), rounded to whole pixels, kept inside
+    bh, bw = box.shape
+    cy = (box.sum(axis=1) * np.arange(bh)).sum() / box.sum()
+    cx = (box.sum(axis=0) * np.arange(bw)).sum() / box.sum()
+    top = int(np.clip(np.floor(13.5 - cy + 0.5), 0, 28 - bh))
+    left = int(np.clip(np.floor(13.5 - cx + 0.5), 0, 28 - bw))
+    field = np.zeros((28, 28), dtype=np.float32)
+    field[top : top + bh, left : left + bw] = box
+    return field
+
+
+def naive_to_mnist(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        with contextlib.suppress(Exception):
+            ImageOps.exif_transpose(img, in_place=True)
+        return naive_digit(naive_gray(img))
+
+
+def pad_drawing(rng: np.random.Generator) -> Image.Image:
+    """What the page sends: round white strokes, anti-aliased, on opaque black RGBA 280x280."""
+    big = 4 * 280
+    img = Image.new("L", (big, big), 0)
+    pen = ImageDraw.Draw(img)
+    width = 4 * int(rng.integers(8, 41))  # the page's brush range
+    for _ in range(int(rng.integers(1, 4))):
+        start = rng.uniform(0.15, 0.85, 2)
+        steps = np.cumsum(rng.normal(0, 0.08, (int(rng.integers(2, 12)), 2)), axis=0)
+        points = [tuple(p) for p in np.clip(start + steps, 0.05, 0.95) * big]
+        pen.line([tuple(start * big), *points], fill=255, width=width, joint="curve")
+        for x, y in points[-1:]:
+            pen.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=255)
+    gray = img.resize((280, 280), Image.Resampling.BOX)
+    return Image.merge("RGBA", (gray, gray, gray, Image.new("L", gray.size, 255)))
+
+
+def random_upload(rng: np.random.Generator) -> bytes:
+    """Strokes of any size, polarity and contrast, with grain, specks, alpha and JPEG ringing."""
+    if rng.random() < 0.3:
+        return encode(pad_drawing(rng), compress_level=1)  # level 1: the test's time is in zlib
+    w, h = (int(v) for v in rng.integers(24, 360, 2))
+    dark = bool(rng.random() < 0.5)
+    paper, ink = (int(rng.integers(120, 256)), int(rng.integers(0, 110)))
+    if not dark:
+        paper, ink = 255 - paper, 255 - ink
+    img = Image.new("L", (w, h), paper)
+    pen = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(1, 4))):
+        points = [tuple(p) for p in rng.uniform(0, 1, (int(rng.integers(2, 6)), 2)) * (w, h)]
+        pen.line(points, fill=ink, width=int(rng.integers(1, max(2, min(w, h) // 8))))
+    pixels = np.asarray(img, dtype=np.float64)
+    pixels = pixels + rng.normal(0, rng.choice([0.0, 2.0, 6.0, 15.0]), pixels.shape)
+    if rng.random() < 0.3:
+        pixels[int(rng.integers(0, h)), int(rng.integers(0, w))] = ink  # a speck of dust
+    img = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    kind = rng.choice(["L", "RGB", "RGBA", "LA", "I;16", "P"])
+    if kind == "I;16":
+        return encode(Image.fromarray(np.asarray(img).astype(np.uint16) * 257), compress_level=1)
+    img = img.convert(str(kind))
+    if kind in ("RGBA", "LA") and rng.random() < 0.6:
+        alpha = np.full((h, w), 255, dtype=np.uint8)
+        alpha[: int(rng.integers(1, h))] = int(rng.integers(0, 255))  # a see-through band
+        img.putalpha(Image.fromarray(alpha))
+    if kind in ("L", "RGB") and rng.random() < 0.5:
+        return encode(img, "JPEG")
+    return encode(img, compress_level=1)
+
+
+def outcome(function: object, data: bytes) -> np.ndarray | type[Exception]:
+    """The digit, or the type of PreprocessError raised."""
+    try:
+        return function(data)  # type: ignore[operator,no-any-return]
+    except PreprocessError as error:
+        return type(error)
+
+
+def test_fast_path_matches_the_straightforward_pipeline() -> None:
+    rng = np.random.default_rng(2024)
+    uploads = [random_upload(rng) for _ in range(200)]
+    uploads += [encode(paper_photo(seed=s), fmt) for s in range(3) for fmt in ("PNG", "JPEG")]
+    uploads += [encode(draw(s, (280, 280))) for s in ("zero", "one", "seven", "slash")]
+    fast, naive, kinds = [], [], set()
+    for data in uploads:
+        got, expected = outcome(to_mnist, data), outcome(naive_to_mnist, data)
+        kinds.add(decode(data).dtype.name)
+        if isinstance(expected, type):
+            assert got is NoDigitFound, f"naive: {expected.__name__}, fast: {got}"
+            continue
+        assert isinstance(got, np.ndarray), f"fast raised {got}"
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+        fast.append(got)
+        naive.append(expected)
+    assert kinds == {"uint8", "float32"}  # both decoder outputs were exercised
+    assert len(fast) > 150  # most of them are digits
+    if SHIPPED_WEIGHTS.is_file():  # CI ships it; a fresh clone without it still checks pixels
+        model = Predictor.from_file(SHIPPED_WEIGHTS)
+        labels = model.predict(np.stack(fast)).argmax(axis=1)
+        np.testing.assert_array_equal(labels, model.predict(np.stack(naive)).argmax(axis=1))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_levels_and_floats_give_the_same_digit(seed: int) -> None:
+    data = encode(pad_drawing(np.random.default_rng(seed)))
+    levels = decode(data)
+    assert levels.dtype == np.uint8
+    np.testing.assert_allclose(decode_image(data), levels / 255, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(digit_from_gray(levels), digit_from_gray(decode_image(data)))
+
+
+def test_decode_gives_levels_for_opaque_8_bit_and_floats_otherwise() -> None:
+    opaque = Image.new("RGBA", (40, 40), (10, 20, 30, 255))
+    see_through = Image.new("RGBA", (40, 40), (10, 20, 30, 128))
+    wide = Image.fromarray(np.full((40, 40), 1000, dtype=np.uint16))
+    assert decode(encode(opaque)).dtype == np.uint8
+    assert decode(encode(opaque.convert("L"), "JPEG")).dtype == np.uint8
+    assert decode(encode(see_through)).dtype == np.float32
+    assert decode(encode(wide)).dtype == np.float32

@@ -1,16 +1,24 @@
-"""Arrays to JSON: nested lists, or base64 of little-endian C-order bytes; always via orjson."""
+"""Arrays to JSON: nested lists, base64 of little-endian C-order bytes, or bytes quantised to
+uint8 with bit-packed masks; always via orjson."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any, Literal
 
 import numpy as np
 import orjson
+import pybase64
 from fastapi import Response
 
-Encoding = Literal["list", "base64"]
+Encoding = Literal["list", "base64"]  # weights
+PredictEncoding = Literal["list", "base64", "uint8"]  # predictions: maps may be quantised
 ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+LEVELS = 255  # uint8: 256 levels, 255 steps between the minimum and the maximum
+
+
+def b64(array: np.ndarray) -> str:
+    """Base64 text of an array's C-order bytes (SIMD base64: 30x the standard library's speed)."""
+    return pybase64.b64encode_as_string(np.ascontiguousarray(array).data)  # no copy
 
 
 def encode_array(array: np.ndarray, encoding: Encoding, wire_dtype: str = "<f2") -> Any:
@@ -18,20 +26,49 @@ def encode_array(array: np.ndarray, encoding: Encoding, wire_dtype: str = "<f2")
     if encoding == "list":
         return np.ascontiguousarray(array)  # orjson writes it as nested lists
     packed = np.ascontiguousarray(array, dtype=np.dtype(wire_dtype))
+    return {"dtype": packed.dtype.name, "shape": list(packed.shape), "data": b64(packed)}
+
+
+def quantize(array: np.ndarray) -> dict[str, Any]:
+    """A float array as uint8: value ~= offset + scale * byte, offset = min, rounded to nearest.
+
+    Reads `array` as it lies in memory (a channels-first view of a channels-last trace costs
+    no copy); the only reordering is the one C-order gather of the bytes.
+    """
+    low, high = float(array.min()), float(array.max())
+    scale = (high - low) / LEVELS
+    if scale > 0:
+        steps = np.subtract(array, np.float32(low), dtype=np.float32)  # >= 0, laid out as `array`
+        steps *= np.float32(1 / scale)
+        steps += np.float32(0.5)  # then truncation rounds to nearest (halves up)
+        levels = steps.astype(np.uint8)
+    else:  # constant (or empty): every byte 0, the value is the offset
+        scale, levels = 0.0, np.zeros(array.shape, dtype=np.uint8)
     return {
-        "dtype": packed.dtype.name,
-        "shape": list(packed.shape),
-        "data": base64.b64encode(packed.tobytes()).decode("ascii"),
+        "dtype": "uint8",
+        "shape": list(array.shape),
+        "data": b64(levels),  # tobytes(): C order of the shape, whatever the memory layout
+        "scale": scale,
+        "offset": low,
     }
 
 
-def encode_map(array: np.ndarray, encoding: Encoding) -> Any:
-    """A float map: float16 on the wire when packed."""
+def pack_bits(mask: np.ndarray) -> dict[str, Any]:
+    """A 0/1 mask as bits: numpy.packbits of its C-order elements, first in the high bit."""
+    return {"dtype": "bit", "shape": list(mask.shape), "data": b64(np.packbits(mask, axis=None))}
+
+
+def encode_map(array: np.ndarray, encoding: PredictEncoding) -> Any:
+    """A float map: float16 on the wire when packed, uint8 levels when quantised."""
+    if encoding == "uint8":
+        return quantize(array)
     return encode_array(array, encoding, "<f2")
 
 
-def encode_mask(array: np.ndarray, encoding: Encoding) -> Any:
-    """A 0/1 mask: uint8 on the wire when packed."""
+def encode_mask(array: np.ndarray, encoding: PredictEncoding) -> Any:
+    """A 0/1 mask: uint8 on the wire when packed, one bit an element when quantised."""
+    if encoding == "uint8":
+        return pack_bits(array)
     return encode_array(array, encoding, "u1")
 
 

@@ -21,7 +21,54 @@ class EncodedArray(BaseModel):
     data: str = Field(description="base64 of the raw bytes")
 
 
-ArrayOut = EncodedArray | list[Any]
+class Float16Map(BaseModel):
+    """`encoding: "base64"`: a float map as float16, little-endian, C order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: Literal["float16"]
+    shape: list[int]
+    data: str = Field(description="base64 of 2 bytes per element")
+
+
+class ByteMask(BaseModel):
+    """`encoding: "base64"`: a 0/1 mask, one byte per element, C order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: Literal["uint8"]
+    shape: list[int]
+    data: str = Field(description="base64 of one byte (0 or 1) per element")
+
+
+class QuantizedMap(BaseModel):
+    """`encoding: "uint8"`: a float map as bytes, value ~= offset + scale * byte."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: Literal["uint8"]
+    shape: list[int]
+    data: str = Field(description="base64 of one byte per element, C order, rounded to nearest")
+    scale: float = Field(description="(max - min) / 255; 0 when the array is constant")
+    offset: float = Field(description="the array's minimum")
+
+
+class BitMask(BaseModel):
+    """`encoding: "uint8"`: a 0/1 mask as bits, 8 elements a byte."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: Literal["bit"]
+    shape: list[int]
+    data: str = Field(
+        description="base64 of numpy.packbits(mask.ravel()): C order, first element in the "
+        "most significant bit, the last byte padded with zeros"
+    )
+
+
+ArrayOut = EncodedArray | list[Any]  # weights
+MapOut = Float16Map | QuantizedMap | list[Any]  # a prediction's float arrays, by encoding
+MaskOut = ByteMask | BitMask | list[Any]  # a prediction's pool masks, by encoding
 
 
 def check_pixels(rows: Pixels) -> Pixels:
@@ -56,8 +103,10 @@ class PredictOptions(BaseModel):
     target: int | None = Field(
         None, ge=0, le=9, description="class to explain; default: the predicted one"
     )
-    encoding: Literal["list", "base64"] = Field(
-        "list", description="arrays as nested lists or base64"
+    encoding: Literal["list", "base64", "uint8"] = Field(
+        "list",
+        description="arrays as nested lists, base64 (float16 maps, uint8 masks), or uint8 "
+        "(maps quantised to bytes with a scale and offset, masks packed to bits)",
     )
 
 
@@ -156,8 +205,8 @@ class LayerOut(BaseModel):
     name: str
     kind: str
     shape: list[int] = Field(description="[C, H, W] for maps, [F] for vectors")
-    data: ArrayOut
-    mask: ArrayOut | None = Field(
+    data: MapOut
+    mask: MaskOut | None = Field(
         None, description="max-pool only: the input's shape, 1 where a window's max was taken"
     )
 
@@ -178,11 +227,11 @@ class StepOut(BaseModel):
 class PredictResponse(BaseModel):
     label: int
     probabilities: list[float]
-    input: ArrayOut = Field(description="the 28x28 image the network saw")
+    input: MapOut = Field(description="the 28x28 image the network saw")
     timings_ms: Timings
     model: str = Field(description="prefix of the weights' SHA-256")
     layers: list[LayerOut] | None = None
-    saliency: ArrayOut | None = None
+    saliency: MapOut | None = None
     target: int | None = None
     baseline: Baseline | None = Field(None, description="with edits: the unedited prediction")
     steps: list[StepOut] | None = Field(None, description="with steps: the preprocessing stages")

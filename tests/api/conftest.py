@@ -200,6 +200,28 @@ class Kit:
         return np.asarray(value, dtype=np.float64)
 
     @staticmethod
+    def dequantize(value: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """An `encoding: "uint8"` map off the wire: (the bytes, offset + scale * byte)."""
+        assert set(value) == {"dtype", "shape", "data", "scale", "offset"}, value.keys()
+        assert value["dtype"] == "uint8"
+        raw = base64.b64decode(value["data"], validate=True)
+        assert len(raw) == int(np.prod(value["shape"])), f"{len(raw)} bytes for {value['shape']}"
+        levels = np.frombuffer(raw, dtype=np.uint8).reshape(value["shape"])
+        return levels, value["offset"] + value["scale"] * levels.astype(np.float64)
+
+    @staticmethod
+    def unpack_bits(value: dict[str, Any]) -> np.ndarray:
+        """An `encoding: "uint8"` mask off the wire, via numpy.unpackbits (padding checked)."""
+        assert set(value) == {"dtype", "shape", "data"}, value.keys()
+        assert value["dtype"] == "bit"
+        count = int(np.prod(value["shape"]))
+        raw = np.frombuffer(base64.b64decode(value["data"], validate=True), dtype=np.uint8)
+        assert len(raw) == -(-count // 8), f"{len(raw)} bytes for {count} bits"
+        bits = np.unpackbits(raw)
+        assert not bits[count:].any(), "the padding bits of the last byte are not 0"
+        return bits[:count].reshape(value["shape"])
+
+    @staticmethod
     def assert_error(response: httpx.Response, status: int, *words: str) -> str:
         """`status`, never a 5xx, JSON `detail`: a non-empty string naming each of `words`."""
         assert response.status_code < 500, f"server error {response.status_code}: {response.text}"

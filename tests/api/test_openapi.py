@@ -136,10 +136,19 @@ def test_bad_weights_encoding_422_matches_its_schema(
         {"activations": True},
         {"saliency": True, "target": 4},
         {"activations": True, "saliency": True, "encoding": "base64"},
+        {"activations": True, "saliency": True, "encoding": "uint8"},
         {"steps": True},
         {"steps": True, "encoding": "base64"},
     ],
-    ids=["plain", "activations", "saliency", "everything-base64", "steps", "steps-base64"],
+    ids=[
+        "plain",
+        "activations",
+        "saliency",
+        "everything-base64",
+        "everything-uint8",
+        "steps",
+        "steps-base64",
+    ],
 )
 def test_predict_answers_match_their_schema(
     client: TestClient,
@@ -228,3 +237,33 @@ def test_batch_answers_match_their_schema(
     neither = client.post("/api/v1/predict/batch", json={})
     assert neither.status_code == 422
     validate("/api/v1/predict/batch", "post", neither)
+
+
+def test_uint8_wire_models_are_documented_and_strict(
+    openapi: dict[str, Any],
+    client: TestClient,
+    digit_pixels: np.ndarray,
+) -> None:
+    schemas = openapi["components"]["schemas"]
+    assert {"QuantizedMap", "BitMask", "Float16Map", "ByteMask"} <= set(schemas)
+    assert set(schemas["QuantizedMap"]["required"]) == {"dtype", "shape", "data", "scale", "offset"}
+    assert schemas["BitMask"]["properties"]["dtype"]["const"] == "bit"
+    response = openapi["paths"]["/api/v1/predict"]["post"]["responses"]["200"]
+    schema = {
+        **response["content"]["application/json"]["schema"],
+        "components": openapi["components"],
+    }
+    body = client.post(
+        "/api/v1/predict",
+        json={"pixels": digit_pixels.tolist(), "activations": True, "encoding": "uint8"},
+    ).json()
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid(body)
+    del body["layers"][0]["data"]["scale"]  # a quantised map without its scale is no map
+    assert not validator.is_valid(body)
+    body = client.post(
+        "/api/v1/predict",
+        json={"pixels": digit_pixels.tolist(), "activations": True, "encoding": "uint8"},
+    ).json()
+    body["layers"][2]["mask"]["dtype"] = "bool"  # a dtype no encoding sends
+    assert not validator.is_valid(body)

@@ -226,6 +226,83 @@ def test_same_answer_in_both_encodings(
     assert explained["target"] == explained_base64["target"]
 
 
+# --- uint8 encoding ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def explained_uint8(client: TestClient, digit_pixels: np.ndarray) -> dict[str, Any]:
+    """Everything, quantised to bytes and bits, for the same digit."""
+    return predict(
+        client, pixels=digit_pixels.tolist(), activations=True, saliency=True, encoding="uint8"
+    )
+
+
+def float_arrays(body: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(name, array) for input, saliency and every layer's data, as the answer holds them."""
+    pairs = [("input", body["input"]), ("saliency", body["saliency"])]
+    return pairs + [(layer["name"], layer["data"]) for layer in body["layers"]]
+
+
+def test_uint8_maps_round_trip_to_the_float32_trace_within_half_a_step(
+    explained: dict[str, Any], explained_uint8: dict[str, Any], kit: Any
+) -> None:
+    listed = float_arrays(explained)
+    for (name, exact), (packed_name, packed) in zip(
+        listed, float_arrays(explained_uint8), strict=True
+    ):
+        assert name == packed_name
+        exact = np.asarray(exact, dtype=np.float32).astype(np.float64)  # as the trace held it
+        levels, values = kit.dequantize(packed)
+        assert packed["shape"] == list(exact.shape), name
+        assert packed["offset"] == exact.min(), name
+        assert packed["scale"] == pytest.approx((exact.max() - exact.min()) / 255, rel=1e-12)
+        if packed["scale"] > 0:
+            assert (levels.min(), levels.max()) == (0, 255), name
+        # round to nearest: at most half a step off, plus float32 rounding in the quantiser
+        tolerance = packed["scale"] / 2 * (1 + 1e-5) + 1e-9
+        np.testing.assert_array_less(np.abs(values - exact), tolerance, err_msg=name)
+
+
+def test_uint8_masks_unpack_to_the_base64_masks(
+    explained_base64: dict[str, Any], explained_uint8: dict[str, Any], kit: Any
+) -> None:
+    masks = 0
+    for packed, bits in zip(explained_base64["layers"], explained_uint8["layers"], strict=True):
+        assert ("mask" in packed) == ("mask" in bits), packed["name"]
+        if "mask" in packed:
+            np.testing.assert_array_equal(kit.unpack_bits(bits["mask"]), kit.decode(packed["mask"]))
+            masks += 1
+    assert masks == 2
+
+
+def test_uint8_keeps_label_probabilities_and_target(
+    explained: dict[str, Any], explained_uint8: dict[str, Any]
+) -> None:
+    assert explained_uint8["label"] == explained["label"]
+    assert explained_uint8["probabilities"] == explained["probabilities"]  # still a list
+    assert explained_uint8["target"] == explained["target"]
+
+
+def test_uint8_constant_arrays_have_scale_zero(client: TestClient, kit: Any) -> None:
+    blank = [[0.0] * 28 for _ in range(28)]
+    body = predict(client, pixels=blank, activations=True, encoding="uint8")
+    levels, values = kit.dequantize(body["input"])
+    assert (body["input"]["scale"], body["input"]["offset"]) == (0.0, 0.0)
+    assert not levels.any()
+    assert not values.any()
+
+
+def test_uint8_on_the_upload_route(client: TestClient, kit: Any, digit_png: bytes) -> None:
+    files = {"file": ("digit.png", digit_png, "image/png")}
+    response = client.post(f"{PREDICT}/file?activations=true&encoding=uint8", files=files)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["input"]["dtype"] == "uint8"
+    assert body["layers"][2]["mask"]["dtype"] == "bit"
+    reference = predict(client, image=kit.b64(digit_png), activations=True, encoding="uint8")
+    assert kit.without_timings(body) == kit.without_timings(reference)
+
+
 # --- saliency ------------------------------------------------------------------------------
 
 
@@ -450,3 +527,16 @@ def test_gzip_shrinks_base64_activations_under_120_kb(
     )
     assert on_the_wire <= 120 * 1024, f"{on_the_wire} B gzip-encoded ({uncompressed} B raw)"
     assert on_the_wire < uncompressed / 2
+
+
+def test_uint8_activations_of_a_drawn_digit_are_under_40_kb_zstd(
+    trained_client: TestClient, digit_png: bytes, kit: Any, record_property: Any
+) -> None:
+    body = {"image": kit.b64(digit_png), "activations": True, "encoding": "uint8"}
+    headers = {"Accept-Encoding": "gzip, deflate, br, zstd"}  # a browser's
+    with trained_client.stream("POST", PREDICT, json=body, headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-encoding"] == "zstd"
+        on_the_wire = len(b"".join(response.iter_raw()))
+    record_property("predict_uint8_bytes_zstd", on_the_wire)
+    assert on_the_wire <= 40 * 1024, f"{on_the_wire} B zstd-encoded"

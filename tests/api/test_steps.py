@@ -36,10 +36,13 @@ def test_six_steps_in_order_each_at_most_64_px_and_the_last_is_the_input(
     images = [kit.decode(step["image"]) for step in body["steps"]]
     for step, image in zip(body["steps"], images, strict=True):
         assert step["note"].strip(), step["name"]
-        assert image.ndim == 2 and max(image.shape) <= 64, (step["name"], image.shape)
-        assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+        assert image.ndim == 2, step["name"]
+        assert max(image.shape) <= 64, (step["name"], image.shape)
+        assert float(image.min()) >= 0.0
+        assert float(image.max()) <= 1.0
     np.testing.assert_array_equal(images[-1], kit.decode(body["input"]))
-    assert images[-2].max() == 1.0 and max(images[-2].shape) == 20  # MNIST's 20 px box
+    assert images[-2].max() == 1.0
+    assert max(images[-2].shape) == 20
 
 
 def test_the_ink_step_flips_dark_pen_on_paper_and_keeps_chalk_on_board(
@@ -49,7 +52,8 @@ def test_the_ink_step_flips_dark_pen_on_paper_and_keeps_chalk_on_board(
         body = steps_of(client, kit, bar_image(40, 120, ink=ink, paper=paper))
         decoded, inked = (np.asarray(body["steps"][i]["image"]) for i in (0, 1))
         centre = decoded.shape[0] // 2
-        assert inked[centre, centre] > 0.9 and inked[1, 1] < 0.1, (ink, paper)
+        assert inked[centre, centre] > 0.9, (ink, paper)  # the bar is ink
+        assert inked[1, 1] < 0.1, (ink, paper)  # the paper is not
         flipped = ink < paper
         np.testing.assert_allclose(inked, 1.0 - decoded if flipped else decoded, atol=1e-6)
 
@@ -64,7 +68,8 @@ def test_cropped_and_scaled_steps_have_the_geometry_of_the_drawn_bar(
     assert "12x48" in by_name["cropped"]["note"]
     assert kit.decode(by_name["scaled"]["image"]).shape == (20, 5)
     decoded = kit.decode(by_name["decoded"]["image"])
-    assert decoded.shape == (64, 64) and "300x300" in by_name["decoded"]["note"]
+    assert decoded.shape == (64, 64)
+    assert "300x300" in by_name["decoded"]["note"]
 
 
 def test_a_large_step_is_shrunk_by_averaging(client: TestClient, kit: Any) -> None:
@@ -79,7 +84,8 @@ def test_pixels_skip_preprocessing_and_say_so(client: TestClient, digit_pixels: 
     response = client.post(PREDICT, json={"pixels": digit_pixels.tolist(), "steps": True})
     assert response.status_code == 200, response.text
     (step,) = response.json()["steps"]
-    assert step["name"] == "pixels" and "no preprocessing" in step["note"]
+    assert step["name"] == "pixels"
+    assert "no preprocessing" in step["note"]
     np.testing.assert_allclose(np.asarray(step["image"]), digit_pixels, atol=1e-6)
 
 

@@ -266,3 +266,65 @@ def png_bytes(image: Any) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG")
     return buf.getvalue()
+
+
+# A layer's feature maps are tiled on one canvas inside its `.maps` element, whose data-cols,
+# data-rows and data-gap say how: tile t's top-left pixel is at ((t % cols) * (W + gap),
+# floor(t / cols) * (H + gap)). These re-derive W and H from the canvas size, independently of
+# the page's own tiling code.
+TILE_GEOMETRY_JS = """
+  const cv = maps.querySelector('canvas');
+  const [cols, rows, gap] = ['cols', 'rows', 'gap'].map((k) => Number(maps.dataset[k]));
+  const W = (cv.width + gap) / cols - gap;
+  const H = (cv.height + gap) / rows - gap;
+"""
+
+# JS: per tile slot (cols * rows of them), how many RGBA colours it holds (capped at 16), and
+# the largest alpha in the gaps between tiles
+TILES_JS = (
+    """
+(maps) => {"""
+    + TILE_GEOMETRY_JS
+    + """
+  const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+  const tiles = Array.from({ length: cols * rows }, () => new Set());
+  let gapAlpha = 0;
+  for (let y = 0; y < cv.height; y++) {
+    for (let x = 0; x < cv.width; x++) {
+      const i = (y * cv.width + x) * 4;
+      const tx = Math.floor(x / (W + gap));
+      const ty = Math.floor(y / (H + gap));
+      if (x - tx * (W + gap) >= W || y - ty * (H + gap) >= H) {
+        gapAlpha = Math.max(gapAlpha, d[i + 3]);
+      } else if (tiles[ty * cols + tx].size < 16) {
+        const rgba = ((d[i] << 24) | (d[i + 1] << 16) | (d[i + 2] << 8) | d[i + 3]) >>> 0;
+        tiles[ty * cols + tx].add(rgba);
+      }
+    }
+  }
+  return { W, H, cols, rows, gap, colours: tiles.map((s) => s.size), gapAlpha };
+}
+"""
+)
+
+# JS: the page coordinates of the centre of tile `ch`
+TILE_POINT_JS = (
+    """
+(maps, ch) => {"""
+    + TILE_GEOMETRY_JS
+    + """
+  const r = cv.getBoundingClientRect();
+  const s = r.width / cv.width;
+  return [r.left + ((ch % cols) * (W + gap) + W / 2) * s,
+          r.top + (Math.floor(ch / cols) * (H + gap) + H / 2) * s];
+}
+"""
+)
+
+
+def map_point(page: Page, layer: str, channel: int) -> tuple[float, float]:
+    """Where channel `channel` of a layer's tiled maps is on the page (scrolled into view)."""
+    maps = page.get_by_test_id(f"layer-{layer}").locator(".maps")
+    maps.scroll_into_view_if_needed()
+    x, y = maps.evaluate(TILE_POINT_JS, channel)
+    return float(x), float(y)

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 
 from tests.web.browser_kit import (
     DISTINCT_COLOURS_JS,
+    TILES_JS,
     App,
     draw_and_wait,
     draw_burst,
@@ -21,6 +22,7 @@ from tests.web.browser_kit import (
     draw_touch,
     ellipse,
     in_ci,
+    map_point,
     missing_requirements,
     png_bytes,
     polyline,
@@ -95,17 +97,19 @@ def test_draw_one_then_zero(app: App) -> None:
 PANELS_JS = """
 (panels) => {
   const count = COUNT;
+  const tiles = TILES;
   return panels.map((p) => ({
     testid: p.dataset.testid,
     name: p.dataset.name,
     kind: p.dataset.kind,
     empty: p.classList.contains('empty'),
-    canvases: [...p.querySelectorAll('canvas')].map(count),
+    tiles: p.querySelector('.maps') && tiles(p.querySelector('.maps')),
+    canvases: [...p.querySelectorAll('.vector canvas')].map(count),
     cells: new Set([...p.querySelectorAll('.cell')].map((c) => getComputedStyle(c).backgroundColor))
       .size,
   }));
 }
-""".replace("COUNT", DISTINCT_COLOURS_JS.strip())
+""".replace("COUNT", DISTINCT_COLOURS_JS.strip()).replace("TILES", TILES_JS.strip())
 
 
 def test_every_layer_panel_shows_non_blank_maps(
@@ -116,18 +120,29 @@ def test_every_layer_panel_shows_non_blank_maps(
     # one panel per layer of /api/v1/model, in the model's order
     assert [p["testid"] for p in panels] == [f"layer-{layer['name']}" for layer in model_layers]
     blank = []
-    for p in panels:
-        varied = sum(n > 1 for n in p["canvases"])
+    for p, layer in zip(panels, model_layers, strict=True):
+        if p["tiles"]:
+            # one tile per channel, each the map's size, with clear gaps between them
+            channels, height, width = layer["output_shape"]
+            tiles = p["tiles"]
+            assert (tiles["H"], tiles["W"]) == (height, width), f"{p['name']}: {tiles}"
+            assert tiles["cols"] * (tiles["rows"] - 1) < channels <= tiles["cols"] * tiles["rows"]
+            assert tiles["gap"] >= 1, f"{p['name']}: {tiles}"
+            assert tiles["gapAlpha"] == 0, f"{p['name']}: {tiles}"
+            colours = tiles["colours"][:channels]
+        else:
+            colours = p["canvases"]
+        varied = sum(n > 1 for n in colours)
         non_blank = varied > 0 or p["cells"] > 1
         if p["empty"] or not non_blank:
             blank.append(f"{p['name']} ({p['kind']}): {p}")
             continue
         if p["kind"] == "conv2d":
             # a convolution of a drawing varies wherever the ink is, in every channel
-            assert varied == len(p["canvases"]), f"{p['name']}: uniform channels {p['canvases']}"
-        elif p["kind"] in ("relu", "maxpool2d") and len(p["canvases"]) > 1:
+            assert varied == len(colours), f"{p['name']}: uniform channels {colours}"
+        elif p["kind"] in ("relu", "maxpool2d") and len(colours) > 1:
             # a few filters may stay dark for this digit, most must not
-            assert varied >= len(p["canvases"]) / 2, f"{p['name']}: {varied} varied maps"
+            assert varied >= len(colours) / 2, f"{p['name']}: {varied} varied maps"
     assert not blank, "blank layer panels:\n" + "\n".join(blank)
     kinds = {p["kind"] for p in panels}
     assert {"conv2d", "relu", "maxpool2d", "softmax"} <= kinds
@@ -157,7 +172,8 @@ def test_clear_resets_everything(app: App) -> None:
         "cv => [...cv.getContext('2d').getImageData(0, 0, 1, 1).data]"
     ) == [0, 0, 0, 255]
     assert distinct_colours(app, '[data-testid="input-view"] .input-canvas') == 1
-    assert page.locator('[data-testid^="layer-"]:not(.empty)').count() == 0
+    # the layer explorer draws on the next animation frame
+    page.locator('[data-testid^="layer-"]:not(.empty)').first.wait_for(state="detached")
 
 
 # --- 4. upload ----------------------------------------------------------------------------
@@ -183,13 +199,10 @@ def test_pool_overlay_opens_and_escape_closes(app: App) -> None:
     overlay = page.get_by_test_id("pool-overlay")
     assert overlay.count() == 0  # only while a pool map is open
 
-    maps = page.get_by_test_id("layer-pool1").locator("button.map")
-    variety = maps.locator("canvas").evaluate_all(
-        f"(cvs) => cvs.map({DISTINCT_COLOURS_JS.strip()})"
-    )
+    opener = page.get_by_test_id("layer-pool1").locator(".maps")
+    variety = opener.evaluate(TILES_JS)["colours"]
     busiest = max(range(len(variety)), key=lambda i: variety[i])
-    opener = maps.nth(busiest)
-    opener.click()
+    page.mouse.click(*map_point(page, "pool1", busiest))
 
     dialog = page.locator("dialog#detail[open]")
     dialog.wait_for()
@@ -216,21 +229,21 @@ def test_full_session_has_no_console_errors(app: App) -> None:
     assert draw_and_wait(page, vertical_stroke()) == "1"
 
     # hover a conv map (receptive field on the input), open it (kernel weights), close
-    conv = page.get_by_test_id("layer-conv1").locator("button.map").first
-    conv.hover()
+    conv = map_point(page, "conv1", 0)
+    page.mouse.move(*conv)
     page.locator('[data-testid="input-view"] .rf:not([hidden])').wait_for()
-    conv.click()
+    page.mouse.click(*conv)
     page.locator("dialog#detail[open] .kernel-grid").wait_for()
     page.keyboard.press("Escape")
     page.locator("dialog#detail[open]").wait_for(state="detached")
 
     # a ReLU map shows the map before the ReLU; a pool map its overlay, hovered
-    page.get_by_test_id("layer-relu1").locator("button.map").nth(1).click()
+    page.mouse.click(*map_point(page, "relu1", 1))
     page.locator("dialog#detail[open] canvas.before").wait_for()
     page.locator("dialog#detail[open] .next").click()
     page.locator("#detail-title", has_text="relu1 · channel 2 of").wait_for()
     page.keyboard.press("Escape")
-    page.get_by_test_id("layer-pool1").locator("button.map").first.click()
+    page.mouse.click(*map_point(page, "pool1", 0))
     page.get_by_test_id("pool-overlay").hover()
     page.keyboard.press("Escape")
     page.locator("dialog#detail[open]").wait_for(state="detached")

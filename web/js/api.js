@@ -1,8 +1,11 @@
 // The only module that knows URLs and wire formats. Everything it returns is decoded:
-// arrays become { shape, data } with data a Float32Array (or Uint8Array for uint8).
+// arrays become { shape, data } with data a Float32Array (or a Uint8Array of 0/1 for masks).
 
 const API = '/api/v1';
-const PREDICT_OPTIONS = { activations: true, saliency: true, encoding: 'base64' };
+const PREDICT_OPTIONS = { activations: true, saliency: true };
+// "uint8" (a byte a value, and masks a bit a cell) is the smallest answer; servers older than it
+// answer 422 naming the encoding, and then the page asks them for "base64" from there on.
+let encoding = 'uint8';
 
 export class ApiError extends Error {
   constructor(message, status = 0) {
@@ -59,15 +62,41 @@ function listShape(x) {
   return shape;
 }
 
-/** A wire array (nested list, or {dtype, shape, data} base64) -> { shape, data }. */
+/** Bytes b -> offset + scale * b as a Float32Array (the "uint8" encoding of float arrays). */
+export function decodeScaled(bytes, scale, offset) {
+  const value = new Float32Array(256);
+  for (let b = 0; b < 256; b++) value[b] = offset + scale * b;
+  const out = new Float32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = value[bytes[i]];
+  return out;
+}
+
+/** numpy.packbits bytes (first element in the most significant bit) -> count 0/1 bytes. */
+export function unpackBits(bytes, count) {
+  if (bytes.length !== Math.ceil(count / 8)) {
+    throw new ApiError(`The server sent ${bytes.length} bytes of bits for ${count} values.`);
+  }
+  const out = new Uint8Array(count);
+  for (let i = 0; i < count; i++) out[i] = (bytes[i >> 3] >> (7 - (i & 7))) & 1;
+  return out;
+}
+
+/** A wire array (nested list, or {dtype, shape, data[, scale, offset]} base64) -> { shape, data }. */
 export function decodeArray(x) {
   if (x == null) return null;
   if (Array.isArray(x)) return { shape: listShape(x), data: Float32Array.from(x.flat(Infinity)) };
   const count = x.shape.reduce((a, b) => a * b, 1);
   const bytes = base64ToBytes(x.data);
+  const scaled = x.scale != null || x.offset != null;
   let data;
   if (x.dtype === 'float16') data = decodeFloat16(bytes);
-  else if (x.dtype === 'uint8') data = bytes;
+  else if (x.dtype === 'uint8' && scaled) {
+    if (!Number.isFinite(x.scale) || !Number.isFinite(x.offset)) {
+      throw new ApiError(`The server sent a uint8 array with scale ${x.scale} and offset ${x.offset}.`);
+    }
+    data = decodeScaled(bytes, x.scale, x.offset);
+  } else if (x.dtype === 'uint8') data = bytes;
+  else if (x.dtype === 'bit') data = unpackBits(bytes, count);
   else if (x.dtype === 'float32') data = new Float32Array(bytes.buffer, 0, bytes.length >> 2).slice();
   else throw new ApiError(`The server sent an array of unknown type "${x.dtype}".`);
   if (data.length !== count) {
@@ -133,24 +162,37 @@ export function getModel() {
   return request('/model');
 }
 
+/** A prediction request made with the options; once more with "base64" if "uint8" is refused. */
+async function predict(send) {
+  try {
+    return decodePrediction(await send({ ...PREDICT_OPTIONS, encoding }));
+  } catch (err) {
+    if (!(err.status === 422 && encoding !== 'base64' && /encoding/i.test(err.message))) throw err;
+    encoding = 'base64';
+    return decodePrediction(await send({ ...PREDICT_OPTIONS, encoding }));
+  }
+}
+
 /** POST /api/v1/predict with a data URL (PNG from the pad); extra: more body fields (edits). */
-export async function predictImage(dataUrl, extra = {}) {
-  const body = await request('/predict', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ image: dataUrl, ...PREDICT_OPTIONS, ...extra }),
-  });
-  return decodePrediction(body);
+export function predictImage(dataUrl, extra = {}) {
+  return predict((options) =>
+    request('/predict', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ image: dataUrl, ...options, ...extra }),
+    }),
+  );
 }
 
 /** POST /api/v1/predict/file with a File (multipart), same response as predictImage. */
-export async function predictFile(file, { edits, ...extra } = {}) {
+export function predictFile(file, { edits } = {}) {
   const form = new FormData();
   form.append('file', file, file.name || 'upload');
   if (edits) form.append('edits', JSON.stringify(edits));
-  const query = new URLSearchParams(Object.entries({ ...PREDICT_OPTIONS, ...extra }).map(([k, v]) => [k, String(v)]));
-  const body = await request(`/predict/file?${query}`, { method: 'POST', body: form });
-  return decodePrediction(body);
+  return predict((options) => {
+    const query = new URLSearchParams(Object.entries(options).map(([k, v]) => [k, String(v)]));
+    return request(`/predict/file?${query}`, { method: 'POST', body: form });
+  });
 }
 
 const weightCache = new Map();

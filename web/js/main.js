@@ -31,6 +31,7 @@ const SKIP = Symbol('skip');
 let sentVersion = -1; // pad version of the last drawing sent
 let shownVersion = -1; // pad version the views currently show
 let strokeEnd = null; // pad version at the last pointerup, until the views show it
+let layersFrame = 0; // the animation frame that will draw the layer explorer, if one is asked for
 
 // ---- live prediction ----------------------------------------------------------------------------
 
@@ -70,7 +71,7 @@ function onError(job, err) {
 }
 
 function viewsUpdated() {
-  if (strokeEnd === null || shownVersion < strokeEnd) return;
+  if (layersFrame || strokeEnd === null || shownVersion < strokeEnd) return; // (the frame will)
   strokeEnd = null;
   performance.mark('views-updated');
   performance.measure('stroke-to-views', 'stroke-end', 'views-updated');
@@ -127,6 +128,16 @@ setupInterventions({ pad, refresh(file) {
 
 // ---- views ------------------------------------------------------------------------------------
 
+// The layer explorer is the costly view: it draws at most once an animation frame, from the
+// newest state, and the stroke's views count as updated once it has.
+function drawLayersNextFrame() {
+  layersFrame ||= requestAnimationFrame(() => {
+    layersFrame = 0;
+    renderLayers(el.layers, getState());
+    viewsUpdated();
+  });
+}
+
 setupPrediction(el.prediction);
 setupInput(el.input, { onToggleSaliency: (on) => setState({ saliency: on }) });
 setupLayers(el.layers, {
@@ -156,7 +167,7 @@ subscribe((s, changed) => {
     renderUpload(el.upload, s);
   }
   if (any('result')) renderPrediction(el.prediction, s.result);
-  if (any('result', 'model')) renderLayers(el.layers, s);
+  if (any('result', 'model')) drawLayersNextFrame();
   if (any('result', 'saliency', 'highlight')) renderInput(el.input, s);
   if (any('result', 'model', 'detail')) renderDetail(el.detail, s);
   if (any('model', 'modelError')) renderModelCard(el.modelCard, s);

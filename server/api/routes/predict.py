@@ -74,7 +74,7 @@ class Clock:
 
 def image_from_bytes(data: bytes, settings: Settings, clock: Clock | None = None) -> np.ndarray:
     """Upload bytes -> (28, 28) float32 as MNIST draws digits; laps `clock` if given."""
-    gray = preprocess.decode_image(data, settings.max_image_side)
+    gray = preprocess.decode(data, settings.max_image_side)  # uint8 levels, or float if it must
     if clock:
         clock.lap("decode")
     digit = preprocess.digit_from_gray(gray)

@@ -1,8 +1,11 @@
-// Layer explorer: every layer in model order as a panel; feature maps as one small canvas per
-// channel (focusable buttons that open the detail view), vectors as a strip or compact grid.
+// Layer explorer: every layer in model order as a panel; a layer's feature maps tiled on one
+// canvas, vectors as a strip or compact grid, the last few as cells. Each panel is one tab stop:
+// arrow keys move a cursor over the cells (and from map to map), the readout says the value,
+// Enter or a click opens the detail view; hover and focus show the receptive field on the input.
 
 import { range, scale, isDivergingKind, paintCanvas, gradient, cssColor, isDark, fmt } from '../colormap.js';
 import { receptiveField } from '../receptive.js';
+import { tileLayout, columnsFor, tileOrigin, cellAt, paintTiles, moveCursor, placeBox } from '../tiles.js';
 
 const ABOUT = {
   conv2d: 'Each filter slides over its input; a map lights up where the filter\u2019s pattern appears (red +, blue \u2212).',
@@ -46,7 +49,18 @@ function vectorGrid(n) {
   return [cols, Math.ceil(n / cols)];
 }
 
-function buildPanel(spec) {
+const GAP_PX = 4; // between maps, in CSS px
+const mapPx = (H) => (H >= 28 ? 56 : H >= 14 ? 44 : 36); // a map's smallest width, CSS px
+
+/** Maps tiled to fill `width` CSS px, each at least mapPx wide, ~GAP_PX apart. */
+function mapLayout([C, H, W], width) {
+  const fit = columnsFor(width, mapPx(H), GAP_PX);
+  const cols = Math.min(C, fit);
+  const gap = Math.max(1, Math.round((GAP_PX * fit * W) / Math.max(1, width))); // in map pixels
+  return { ...tileLayout(C, H, W, cols, gap), share: cols < fit ? cols / fit : 1 };
+}
+
+function buildPanel(spec, width) {
   const sec = document.createElement('section');
   sec.className = 'layer empty';
   sec.setAttribute('data-testid', `layer-${spec.name}`);
@@ -62,121 +76,170 @@ function buildPanel(spec) {
     `<p class="layer-about">${ABOUT[spec.kind] || ''}</p>` +
     '<div class="legend" aria-hidden="true"><span class="lg-lo">\u2013</span><span class="lg-bar"></span>' +
     '<span class="lg-hi">\u2013</span></div><p class="lg-range">No data yet</p>';
-  const body = document.createElement('div');
-  if (spec.shape.length === 3) {
-    const [C, H, W] = spec.shape;
-    body.className = 'maps';
-    body.style.setProperty('--map', `${H >= 28 ? 56 : H >= 14 ? 44 : 36}px`);
-    for (let c = 0; c < C; c++) {
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.className = 'map';
-      b.dataset.ch = String(c);
-      b.tabIndex = c ? -1 : 0; // one tab stop per layer; arrow keys move between maps
-      b.setAttribute('aria-label', `${spec.name} channel ${c}: open details`);
-      const cv = document.createElement('canvas');
-      cv.width = W;
-      cv.height = H;
-      b.append(cv);
-      body.append(b);
-    }
-  } else {
-    const n = spec.shape[0];
-    if (n <= 16) {
-      body.className = 'cells';
-      for (let i = 0; i < n; i++) {
-        const s = document.createElement('span');
-        s.className = 'cell';
-        s.dataset.i = String(i);
-        s.innerHTML = `<b>${i}</b><i>\u2013</i>`;
-        body.append(s);
-      }
-    } else {
-      const [cols, rows] = vectorGrid(n);
-      body.className = rows === 1 ? 'vector strip' : 'vector grid';
-      const cv = document.createElement('canvas');
-      cv.width = cols;
-      cv.height = rows;
-      cv.style.aspectRatio = rows === 1 ? '' : `${cols} / ${rows}`;
-      body.append(cv);
-    }
+  const maps = spec.shape.length === 3;
+  const n = spec.shape.reduce((x, y) => x * y, 1);
+  const [cols, rows] = vectorGrid(n);
+  const kind = maps ? 'maps' : n <= 16 ? 'cells' : rows === 1 ? 'vector strip' : 'vector grid';
+  const what = maps ? `${spec.shape[0]} maps of ${spec.shape[1]} by ${spec.shape[2]}; arrow keys move, Shift+arrows jump a map` : `${n} ${spec.kind === 'softmax' ? 'probabilities' : 'units'}; arrow keys move`;
+  sec.insertAdjacentHTML(
+    'beforeend',
+    `<div class="${kind}" tabindex="0" role="application" aria-label="${esc(`${spec.name}: ${what}, Enter opens`)}">` +
+      (kind === 'cells' ? [...Array(n).keys()].map((i) => `<span class="cell" data-i="${i}"><b>${i}</b><i>\u2013</i></span>`).join('') : '<canvas></canvas><div class="tile-ring" hidden></div><div class="tile-cursor" hidden></div>') +
+      `</div><p class="readout" aria-live="polite" data-hint="Hover or focus ${maps ? 'a map to read values' : 'a unit to read its value'}; click it or press Enter to open it."></p>`,
+  );
+  const q = (s) => sec.querySelector(s);
+  const p = { spec, sec, n, cursor: 0, layer: null, body: sec.lastChild.previousSibling, readout: sec.lastChild };
+  p.canvas = q('canvas');
+  p.ring = q('.tile-ring');
+  p.box = q('.tile-cursor');
+  if (p.canvas) sizeCanvas(p, maps ? mapLayout(spec.shape, width) : tileLayout(1, rows, cols, 1, 0));
+  return p;
+}
+
+function sizeCanvas(p, L) {
+  p.L = L;
+  p.canvas.width = L.width;
+  p.canvas.height = L.height;
+  p.img = null;
+  if (p.spec.shape.length !== 3) {
+    p.canvas.style.aspectRatio = L.H === 1 ? '' : `${L.width} / ${L.height}`;
+    return;
   }
-  sec.append(body);
-  const readout = document.createElement('p');
-  readout.className = 'readout';
-  readout.dataset.hint = spec.shape.length === 3 ? 'Hover a map to read values; click it (or Enter; arrows move) to open it.' : 'Hover a cell to read its value.';
-  sec.append(readout);
-  return sec;
+  p.canvas.style.width = L.share < 1 ? `${L.share * 100}%` : '';
+  Object.assign(p.body.dataset, { cols: L.cols, rows: L.rows, gap: L.gap });
 }
 
 export { kindLabel, esc };
 
-const views = new WeakMap(); // container -> { sig, model, data }
+const views = new WeakMap(); // container -> { sig, model, panels }
+
+/** The cell { t, r, c } of flat index i in a panel's layout (maps: t is the channel). */
+function cellOf(p, i) {
+  const L = p.L || { H: 1, W: p.n };
+  const per = L.H * L.W;
+  return { t: Math.floor(i / per), r: Math.floor((i % per) / L.W), c: i % L.W };
+}
 
 export function setupLayers(container, hooks) {
-  const view = { sig: '', model: null, data: new Map() };
+  const view = { sig: '', model: null, panels: new Map() };
   views.set(container, view);
   const list = container.querySelector('.layer-list');
-
-  list.addEventListener('click', (e) => {
-    const b = e.target.closest('button.map');
-    if (!b) return;
-    b.parentElement.querySelectorAll('[tabindex="0"]').forEach((m) => (m.tabIndex = -1));
-    b.tabIndex = 0;
-    hooks.onOpen(b.closest('.layer').dataset.name, Number(b.dataset.ch), b);
-  });
-
-  list.addEventListener('keydown', (e) => {
-    const b = e.target.closest('button.map');
-    if (!b) return;
-    const maps = [...b.parentElement.children];
-    const i = maps.indexOf(b);
-    const cols = maps.filter((m) => m.offsetTop === maps[0].offsetTop).length;
-    const j = { ArrowLeft: i - 1, ArrowRight: i + 1, ArrowUp: i - cols, ArrowDown: i + cols, Home: 0, End: maps.length - 1 }[e.key];
-    if (j === undefined) return;
-    e.preventDefault();
-    const next = maps[Math.max(0, Math.min(maps.length - 1, j))];
-    b.tabIndex = -1;
-    next.tabIndex = 0;
-    next.focus();
-  });
-
-  const whole = () => {
-    const s = (view.model && view.model.input_shape) || [1, 28, 28];
-    return { r0: 0, c0: 0, r1: s[s.length - 2] - 1, c1: s[s.length - 1] - 1 };
+  const panelOf = (el) => {
+    const sec = el && el.nodeType === 1 && el.closest('.layer');
+    return sec ? view.panels.get(sec.dataset.name) : null;
   };
-  list.addEventListener('mousemove', (e) => {
-    const panel = e.target.closest('.layer');
-    const info = panel && view.data.get(panel.dataset.name);
-    if (!info) return;
-    const el = e.target;
-    const r = el.getBoundingClientRect();
-    const readout = panel.querySelector('.readout');
-    const { spec, layer } = info;
-    const d = layer.data.data;
-    if (el.tagName === 'CANVAS' && el.closest('button.map')) {
-      const ch = Number(el.parentElement.dataset.ch);
-      const [, H, W] = layer.data.shape;
-      const row = Math.min(H - 1, Math.floor(((e.clientY - r.top) / r.height) * H));
-      const col = Math.min(W - 1, Math.floor(((e.clientX - r.left) / r.width) * W));
-      readout.textContent = `channel ${ch} \u00b7 row ${row}, col ${col}: ${fmt(d[ch * H * W + row * W + col])}`;
-      hooks.onHover(view.model ? receptiveField(view.model.layers, spec.index, row, col, row, col, view.model.input_shape) : null);
-    } else if (el.tagName === 'CANVAS') {
-      const col = Math.min(el.width - 1, Math.floor(((e.clientX - r.left) / r.width) * el.width));
-      const row = Math.min(el.height - 1, Math.floor(((e.clientY - r.top) / r.height) * el.height));
-      const i = row * el.width + col;
-      if (i < d.length) readout.textContent = `unit ${i}: ${fmt(d[i])}`;
-      hooks.onHover(spec.kind === 'flatten' ? null : whole()); // flatten order is not in the contract
-    } else if (el.closest('.cell')) {
-      const i = Number(el.closest('.cell').dataset.i);
-      readout.textContent = `${spec.kind === 'softmax' ? 'P(' + i + ')' : 'unit ' + i}: ${fmt(d[i])}`;
-      hooks.onHover(whole());
+
+  /** The flat index of the cell under a pointer event, or -1. */
+  function indexAt(p, e) {
+    if (!p.canvas) {
+      const cell = e.target.closest('.cell');
+      return cell ? Number(cell.dataset.i) : -1;
     }
+    if (e.target !== p.canvas) return -1;
+    const rect = p.canvas.getBoundingClientRect();
+    const at = cellAt(p.L, ((e.clientX - rect.left) / rect.width) * p.L.width, ((e.clientY - rect.top) / rect.height) * p.L.height);
+    const i = at ? (at.t * p.L.H + at.r) * p.L.W + at.c : -1;
+    return i < p.n ? i : -1;
+  }
+
+  /** Read cell i out and light up its map and its receptive field; `cursor`: the keyboard's. */
+  function show(p, i, cursor) {
+    const { t, r, c } = cellOf(p, i);
+    const d = p.layer && p.layer.data.data;
+    const value = d ? fmt(d[i]) : 'no data yet';
+    const maps = p.spec.shape.length === 3;
+    if (maps) p.readout.textContent = `channel ${t} \u00b7 row ${r}, col ${c}: ${value}`;
+    else p.readout.textContent = `${p.spec.kind === 'softmax' ? `P(${i})` : `unit ${i}`}: ${value}`;
+    if (p.canvas) {
+      const [x0, y0] = tileOrigin(p.L, t);
+      if (maps) placeBox(p.ring, p.L, y0, x0, y0 + p.L.H - 1, x0 + p.L.W - 1);
+      if (cursor) placeBox(p.box, p.L, y0 + r, x0 + c);
+      else p.box.hidden = true;
+    } else {
+      p.body.querySelectorAll('.cell').forEach((el, k) => el.classList.toggle('current', cursor && k === i));
+    }
+    const m = view.model;
+    if (!m) hooks.onHover(null);
+    else if (maps) hooks.onHover(receptiveField(m.layers, p.spec.index, r, c, r, c, m.input_shape));
+    else if (p.spec.kind === 'flatten') hooks.onHover(null); // flatten order is not in the contract
+    else {
+      const s = m.input_shape || [1, 28, 28];
+      hooks.onHover({ r0: 0, c0: 0, r1: s[s.length - 2] - 1, c1: s[s.length - 1] - 1 });
+    }
+  }
+
+  /** The detail view of cell i's map (a unit of a vector), refocusing the panel on close. */
+  const open = (p, i) => hooks.onOpen(p.spec.name, p.spec.shape.length === 3 ? cellOf(p, i).t : i, p.body);
+
+  /** Back to the keyboard's cursor while the panel has focus, else to nothing lit. */
+  function hide(p, blur = false) {
+    if (!blur && p.body === document.activeElement) return show(p, p.cursor, true);
+    if (p.canvas) p.ring.hidden = p.box.hidden = true;
+    else p.body.querySelectorAll('.current').forEach((el) => el.classList.remove('current'));
+    hooks.onHover(null);
+  }
+
+  list.addEventListener('mousemove', (e) => {
+    const p = panelOf(e.target);
+    const i = p ? indexAt(p, e) : -1;
+    if (i >= 0) show(p, i, false);
+    else if (p) hide(p);
   });
-  const hoverable = (el) => !!el && el.nodeType === 1 && (el.tagName === 'CANVAS' || !!el.closest('.cell'));
   list.addEventListener('mouseout', (e) => {
-    if (hoverable(e.target) && !hoverable(e.relatedTarget)) hooks.onHover(null);
+    const p = panelOf(e.target);
+    if (p && !p.body.contains(e.relatedTarget)) hide(p);
   });
+  list.addEventListener('click', (e) => {
+    const p = panelOf(e.target);
+    const i = p ? indexAt(p, e) : -1;
+    if (i < 0) return;
+    p.cursor = i;
+    p.body.focus({ preventScroll: true });
+    open(p, i);
+  });
+  list.addEventListener('focusin', (e) => {
+    const p = panelOf(e.target);
+    if (p && e.target === p.body) show(p, p.cursor, true);
+  });
+  list.addEventListener('focusout', (e) => {
+    const p = panelOf(e.target);
+    if (p && e.target === p.body) hide(p, true);
+  });
+  list.addEventListener('keydown', (e) => {
+    const p = panelOf(e.target);
+    if (!p || e.target !== p.body || e.altKey || e.ctrlKey || e.metaKey) return;
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      return open(p, p.cursor);
+    }
+    let L = p.L;
+    let at = cellOf(p, p.cursor);
+    if (!p.canvas) {
+      // cells wrap in a CSS grid: its columns are the ones in the first cell's row
+      const cells = [...p.body.children];
+      const cols = cells.filter((el) => el.offsetTop === cells[0].offsetTop).length;
+      L = tileLayout(1, Math.ceil(p.n / cols), cols, 1, 0);
+      at = { t: 0, r: Math.floor(p.cursor / cols), c: p.cursor % cols };
+    }
+    const next = moveCursor(L, at, e.key, e.shiftKey);
+    if (!next) return;
+    e.preventDefault();
+    p.cursor = Math.min(p.n - 1, (next.t * L.H + next.r) * L.W + next.c);
+    show(p, p.cursor, true);
+  });
+
+  // the maps are laid out for the list's width: re-tile (and repaint) when it changes
+  new ResizeObserver(() => {
+    const width = list.clientWidth;
+    for (const p of view.panels.values()) {
+      if (p.spec.shape.length !== 3 || !width) continue;
+      const L = mapLayout(p.spec.shape, width);
+      if (L.cols === p.L.cols && L.gap === p.L.gap && L.share === p.L.share) continue;
+      sizeCanvas(p, L);
+      draw(p);
+      if (p.body === document.activeElement) show(p, p.cursor, true);
+    }
+  }).observe(list);
 }
 
 /** The scale a layer's values are drawn with (shared with the detail view). */
@@ -185,6 +248,8 @@ export function layerScale(kind, data) {
   return scale(min, max, isDivergingKind(kind, min));
 }
 
+/** Draw every panel from the latest result. Costs one putImageData a panel: call it at most
+ * once an animation frame. */
 export function render(container, { model, result }) {
   const list = container.querySelector('.layer-list');
   const view = views.get(container);
@@ -192,58 +257,64 @@ export function render(container, { model, result }) {
   const sig = specs.map((s) => `${s.name}:${s.kind}:${s.shape}`).join('|');
   if (sig !== view.sig) {
     view.sig = sig;
-    list.replaceChildren(...specs.map(buildPanel));
+    const width = list.clientWidth || 600; // (re-tiled once the list is laid out)
+    view.panels = new Map(specs.map((spec) => [spec.name, buildPanel(spec, width)]));
+    list.replaceChildren(...[...view.panels.values()].map((p) => p.sec));
     container.querySelector('.layers-empty').hidden = specs.length > 0;
   }
   view.model = model;
   const byName = new Map(result ? result.layers.map((l) => [l.name, l]) : []);
-  const data = new Map();
-  for (const spec of specs) {
-    const panel = list.querySelector(`[data-testid="layer-${CSS.escape(spec.name)}"]`);
-    const layer = byName.get(spec.name);
-    const ok = !!(layer && layer.data);
-    panel.classList.toggle('empty', !ok);
-    if (!ok) {
-      clearPanel(panel);
-      continue;
-    }
-    data.set(spec.name, { spec, layer });
-    const arr = layer.data;
-    const sc = layerScale(spec.kind, arr.data);
-    panel.querySelector('.lg-bar').style.background = gradient(sc.map);
-    panel.querySelector('.lg-lo').textContent = fmt(sc.lo);
-    panel.querySelector('.lg-hi').textContent = fmt(sc.hi);
-    panel.querySelector('.lg-range').textContent = `min ${fmt(sc.min)} \u00b7 max ${fmt(sc.max)}${sc.diverging ? ' \u00b7 0 is white' : ''}`;
-    if (arr.shape.length === 3) {
-      const [, H, W] = arr.shape;
-      panel.querySelectorAll('button.map canvas').forEach((cv, c) => {
-        if (c * H * W < arr.data.length) paintCanvas(cv, arr.data, c * H * W, sc);
-      });
-    } else {
-      const cv = panel.querySelector('canvas');
-      if (cv) paintCanvas(cv, arr.data, 0, sc);
-      panel.querySelectorAll('.cell').forEach((cell, i) => {
-        const v = arr.data[i];
-        cell.style.background = cssColor(v, sc);
-        cell.classList.toggle('light', isDark(v, sc));
-        cell.querySelector('i').textContent = spec.kind === 'softmax' ? `${Math.round(v * 100)}%` : fmt(v);
-        cell.title = `${i}: ${fmt(v)}`;
-      });
-    }
+  for (const p of view.panels.values()) {
+    const layer = byName.get(p.spec.name);
+    p.layer = layer && layer.data && layer.data.data.length === p.n ? layer : null;
+    draw(p);
   }
-  view.data = data;
 }
 
-function clearPanel(panel) {
-  panel.querySelectorAll('canvas').forEach((cv) => cv.getContext('2d').clearRect(0, 0, cv.width, cv.height));
-  panel.querySelectorAll('.cell').forEach((cell) => {
+function draw(p) {
+  const { sec, spec, layer } = p;
+  sec.classList.toggle('empty', !layer);
+  if (!layer) return clearPanel(p);
+  const data = layer.data.data;
+  const sc = layerScale(spec.kind, data);
+  sec.querySelector('.lg-bar').style.background = gradient(sc.map);
+  sec.querySelector('.lg-lo').textContent = fmt(sc.lo);
+  sec.querySelector('.lg-hi').textContent = fmt(sc.hi);
+  sec.querySelector('.lg-range').textContent = `min ${fmt(sc.min)} \u00b7 max ${fmt(sc.max)}${sc.diverging ? ' \u00b7 0 is white' : ''}`;
+  if (spec.shape.length === 3) {
+    const ctx = p.canvas.getContext('2d');
+    p.img = p.img || ctx.createImageData(p.L.width, p.L.height);
+    paintTiles(p.img.data, data, p.L, sc);
+    ctx.putImageData(p.img, 0, 0);
+  } else if (p.canvas) {
+    paintCanvas(p.canvas, data, 0, sc);
+  } else {
+    p.body.querySelectorAll('.cell').forEach((cell, i) => {
+      const v = data[i];
+      cell.style.background = cssColor(v, sc);
+      cell.classList.toggle('light', isDark(v, sc));
+      cell.querySelector('i').textContent = spec.kind === 'softmax' ? `${Math.round(v * 100)}%` : fmt(v);
+      cell.title = `${i}: ${fmt(v)}`;
+    });
+  }
+}
+
+function clearPanel({ sec, canvas, L, body }) {
+  if (canvas) {
+    // the empty maps stay in place as grey tiles
+    const ctx = canvas.getContext('2d');
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.fillStyle = '#eef0f4';
+    for (let t = 0; t < L.C; t++) ctx.fillRect(...tileOrigin(L, t), L.W, L.H);
+  }
+  body.querySelectorAll('.cell').forEach((cell) => {
     cell.style.background = '';
     cell.classList.remove('light');
     cell.querySelector('i').textContent = '\u2013';
   });
-  panel.querySelector('.lg-bar').style.background = '';
-  panel.querySelector('.lg-lo').textContent = panel.querySelector('.lg-hi').textContent = '\u2013';
-  panel.querySelector('.lg-range').textContent = 'No data yet';
-  const ro = panel.querySelector('.readout');
-  ro.textContent = ro.dataset.hint;
+  sec.querySelector('.lg-bar').style.background = '';
+  sec.querySelector('.lg-lo').textContent = sec.querySelector('.lg-hi').textContent = '\u2013';
+  sec.querySelector('.lg-range').textContent = 'No data yet';
+  const ro = sec.querySelector('.readout');
+  if (body !== document.activeElement) ro.textContent = ro.dataset.hint;
 }
