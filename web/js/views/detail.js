@@ -595,10 +595,13 @@ async function showArith(dialog) {
     return;
   }
   if (ui.arith && ui.arith.sig === sig && ui.arith.result === ui.result) return;
+  const settle = ui.arith && ui.arith.sig === sig; // the same cell, a newer result: edits in flight
   const mine = (ui.arith = { sig, result: ui.result });
+  if (settle) await new Promise((ok) => setTimeout(ok, 250));
   const name = v.layer.name;
   let ex, w;
   try {
+    if (ui.arith !== mine) return;
     [ex, w] = await Promise.all([exactFor(ui.result), ui.loadWeights(name)]);
   } catch (err) {
     if (ui.arith !== mine) return;
