@@ -121,6 +121,8 @@ function decodePrediction(body) {
       data: decodeArray(l.data),
       mask: decodeArray(l.mask),
     })),
+    baseline: body.baseline ? { label: body.baseline.label, probabilities: Float32Array.from(body.baseline.probabilities) } : null,
+    steps: body.steps ? body.steps.map((st) => ({ name: st.name, note: st.note, image: decodeArray(st.image) })) : null,
   };
 }
 
@@ -171,21 +173,22 @@ async function predict(send) {
   }
 }
 
-/** POST /api/v1/predict with a data URL (PNG from the pad). */
-export function predictImage(dataUrl) {
+/** POST /api/v1/predict with a data URL (PNG from the pad); extra: more body fields (edits). */
+export function predictImage(dataUrl, extra = {}) {
   return predict((options) =>
     request('/predict', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ image: dataUrl, ...options }),
+      body: JSON.stringify({ image: dataUrl, ...options, ...extra }),
     }),
   );
 }
 
 /** POST /api/v1/predict/file with a File (multipart), same response as predictImage. */
-export function predictFile(file) {
+export function predictFile(file, { edits } = {}) {
   const form = new FormData();
   form.append('file', file, file.name || 'upload');
+  if (edits) form.append('edits', JSON.stringify(edits));
   return predict((options) => {
     const query = new URLSearchParams(Object.entries(options).map(([k, v]) => [k, String(v)]));
     return request(`/predict/file?${query}`, { method: 'POST', body: form });
@@ -197,7 +200,7 @@ const weightCache = new Map();
 /** A layer's weights as { name, kind, weight: {shape, data} | null, bias }, fetched once. */
 export function getWeights(name) {
   if (!weightCache.has(name)) {
-    const p = request(`/model/layers/${encodeURIComponent(name)}/weights?encoding=list`).then((b) => ({
+    const p = request(`/model/layers/${encodeURIComponent(name)}/weights?encoding=base64`).then((b) => ({
       name: b.name,
       kind: b.kind,
       weight: decodeArray(b.weight),
@@ -207,4 +210,43 @@ export function getWeights(name) {
     weightCache.set(name, p);
   }
   return weightCache.get(name);
+}
+
+// ---- interventions (issue 9) ----------------------------------------------------------------
+
+/** The image of a source ({ image: dataUrl } or { file }) as a data URL, for JSON bodies. */
+export function imageOf(source) {
+  if (!source.file) return Promise.resolve(source.image);
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(new ApiError(`Could not read "${source.file.name}" again.`));
+    reader.readAsDataURL(source.file);
+  });
+}
+
+/** POST /api/v1/predict for a source with exactly these options (and edits, if any). */
+export async function predictSource(source, { edits, ...options }) {
+  const body = { image: await imageOf(source), activations: false, saliency: false, ...options, ...(edits && { edits }) };
+  return decodePrediction(await request('/predict', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  }));
+}
+
+/** POST /api/v1/counterfactual: the input edited until the network reads body.target. */
+export async function counterfactual(body) {
+  const b = await request('/counterfactual', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ ...body, encoding: 'base64' }),
+  });
+  return {
+    ...b,
+    pixels: decodeArray(b.pixels),
+    delta: decodeArray(b.delta),
+    probabilities: Float32Array.from(b.probabilities),
+    original: { label: b.original.label, probabilities: Float32Array.from(b.original.probabilities) },
+  };
 }

@@ -11,6 +11,7 @@ import { setupLayers, render as renderLayers } from './views/layers.js';
 import { setupDetail, open as openDetail, render as renderDetail } from './views/detail.js';
 import { render as renderModelCard } from './views/model-card.js';
 import { render as renderStatus } from './views/status.js';
+import { setupInterventions, predictLive } from './interventions.js';
 
 const $ = (sel) => document.querySelector(sel);
 const el = {
@@ -37,13 +38,13 @@ let layersFrame = 0; // the animation frame that will draw the layer explorer, i
 const live = createLatestWins(run, { onResult, onError });
 
 async function run(job) {
-  if (job.source === 'upload') return api.predictFile(job.file);
+  if (job.source === 'upload') return predictLive({ file: job.file });
   // the drawing is exported when the request starts, so a queued job sends the newest drawing
   const v = pad.version;
   if (v === sentVersion || pad.isEmpty() || pad.isUpload()) return SKIP;
   sentVersion = v;
   job.version = v;
-  return api.predictImage(pad.toDataURL());
+  return predictLive({ image: pad.toDataURL() });
 }
 
 function onResult(job, result) {
@@ -118,6 +119,12 @@ setupUpload({
     setState({ status: 'error', message, error: true });
   },
 });
+
+// edits to the network: send the shown drawing (or upload) again
+setupInterventions({ pad, refresh(file) {
+  sentVersion = shownVersion = -1;
+  if (file) live.submit({ source: 'upload', file, version: pad.version }); else padChanged();
+} });
 
 // ---- views ------------------------------------------------------------------------------------
 

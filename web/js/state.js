@@ -13,6 +13,11 @@ let state = Object.freeze({
   upload: null, // { name } while the pad shows an uploaded image
   saliency: false, // overlay on the input view
   highlight: null, // { r0, c0, r1, c1 } receptive field on the 28x28 input, or null
+  // interventions: every prediction runs on the network with these edits
+  ablated: {}, // { layerName: [channel, ...] } maps (or units) switched off
+  kernels: {}, // { layerName: { channel: [C_in][kh][kw] } } filters replaced by the person's
+  steps: null, // { open, list, error } the preprocessing strip
+  counterfactual: null, // { target, busy, answer, error, source } "what would make it a ..."
 });
 
 export function getState() {

@@ -3,12 +3,17 @@
 // show their kernel, pool maps the pooling mask over the pool's input, ReLU maps the map before.
 // Vectors (flatten, dense, softmax, ...): the whole vector with one unit selected (arrow keys move),
 // its value, and for a dense unit its strongest incoming weights.
+// Interventions: any map or unit can be switched off (button or X), the first conv layer's kernels
+// edited, and a conv cell's or dense unit's arithmetic is laid out from the float16 values.
 
 import { scale, range, isDivergingKind, paintCanvas, gradient, cssColor, fmt } from '../colormap.js';
 import { receptiveField, poolWindow, geometry } from '../receptive.js';
 import { inkOn, rgbOf } from '../contrast.js';
 import { paintGray, placeHighlight } from './input.js';
 import { kindLabel, esc } from './layers.js';
+import { isOff, toggleChannel, setKernel, exactFor, editsFor } from '../interventions.js';
+import { renderKernelEditor, syncKernelEditor } from './kernel-editor.js';
+import { convTerms, renderConv, renderDense } from './arithmetic.js';
 
 const uis = new WeakMap(); // dialog -> { cursor, loadWeights, onChannel, opener, key, view }
 const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
@@ -73,7 +78,9 @@ const TEMPLATE = `<form method="dialog" class="detail-head">
 <div class="detail-nav"><button type="button" class="btn icon prev" aria-label="Previous channel">\u2039</button>
 <button type="button" class="btn icon next" aria-label="Next channel">\u203a</button>
 <button class="btn icon" value="close" aria-label="Close details">\u00d7</button></div></form>
-<div class="detail-body"><p class="detail-about"></p><figure class="detail-map">
+<div class="detail-body"><p class="detail-about"></p>
+<div class="detail-edit"><button type="button" class="btn off-toggle" aria-pressed="false" aria-keyshortcuts="x">Switch off</button>
+<p class="help off-help"></p><p class="detail-answer" aria-live="polite"></p></div><figure class="detail-map">
 <div class="stage big"><canvas class="map-canvas" tabindex="0"></canvas><div class="cursor" hidden></div></div>
 <div class="vec-labels" aria-hidden="true"></div>
 <div class="legend"><span class="lg-lo"></span><span class="lg-bar" aria-hidden="true"></span><span class="lg-hi"></span></div>
@@ -81,7 +88,7 @@ const TEMPLATE = `<form method="dialog" class="detail-head">
 <figcaption class="readout" aria-live="polite"></figcaption></figure>
 <figure class="detail-rf"><div class="stage"><canvas class="input-canvas"></canvas><div class="rf" hidden></div></div>
 <figcaption class="rf-text"></figcaption></figure>
-<section class="detail-extra" aria-live="polite"></section></div>`;
+<section class="detail-extra" aria-live="polite"></section><section class="arith" data-testid="arithmetic" hidden></section></div>`;
 
 export function setupDetail(dialog, { onClose, onChannel, loadWeights }) {
   dialog.innerHTML = TEMPLATE;
@@ -97,6 +104,8 @@ export function setupDetail(dialog, { onClose, onChannel, loadWeights }) {
   const step = (d) => (e) => e.currentTarget.getAttribute('aria-disabled') !== 'true' && onChannel(d);
   q('.prev').addEventListener('click', step(-1));
   q('.next').addEventListener('click', step(1));
+  const toggle = () => ui.view && ui.view.kind !== 'softmax' && (toggleChannel(ui.view.layer.name, ui.view.ch), syncEdit(dialog));
+  q('.off-toggle').addEventListener('click', toggle);
   const map = q('.map-canvas');
   const pointAt = (e) => {
     const v = ui.view;
@@ -114,6 +123,7 @@ export function setupDetail(dialog, { onClose, onChannel, loadWeights }) {
   // a keyboard user starts at the first cell; a click or tap leaves the hint until they point
   map.addEventListener('focus', () => map.matches(':focus-visible') && !ui.cursor && ui.view && !ui.view.vector && setCursor(dialog, [0, 0]));
   map.addEventListener('keydown', (e) => {
+    if (e.key.toLowerCase() === 'x' && !e.ctrlKey && !e.metaKey && !e.altKey) return toggle();
     const d = KEYS[e.key];
     const v = ui.view;
     if (!d || !v) return;
@@ -172,13 +182,15 @@ function setCursor(dialog, cell) {
   placeHighlight(q('.cursor'), v && cell ? { r0: cell[0], c0: cell[1], r1: cell[0], c1: cell[1] } : null, v && v.H, v && v.W);
   placeHighlight(q('.detail-rf .rf'), rf);
   if (v && v.kind === 'maxpool2d') drawPool(dialog, cell);
+  showArith(dialog);
 }
 
 /** Render the open map or vector from the latest state; closes the dialog when detail is null. */
-export function render(dialog, { model, result, detail }) {
+export function render(dialog, { model, result, detail, kernels }) {
   const q = (s) => dialog.querySelector(s);
   const ui = uis.get(dialog);
   ui.view = null;
+  Object.assign(ui, { result, kernels });
   if (!detail) {
     if (dialog.open) dialog.close();
     return;
@@ -196,12 +208,13 @@ export function render(dialog, { model, result, detail }) {
   const ctx = { q, ui, model, result, layers, li, layer, index, extra, changed };
   q('.stage.big').style.aspectRatio = '';
   q('.vec-labels').replaceChildren();
-  if (dims === 3) return renderMap(dialog, ctx, detail.channel);
-  if (dims === 1) return renderVector(dialog, ctx, detail.channel);
+  if (dims === 3) return renderMap(dialog, ctx, detail.channel), syncEdit(dialog);
+  if (dims === 1) return renderVector(dialog, ctx, detail.channel), syncEdit(dialog);
   q('#detail-title').textContent = `${detail.name} \u00b7 ${detail.channel}`;
   q('.detail-sub').textContent = 'No activations to show: draw a digit or upload an image.';
   for (const s of ['.detail-about', '.lg-note', '.lg-lo', '.lg-hi']) q(s).textContent = '';
   extra.replaceChildren();
+  syncEdit(dialog);
   return setCursor(dialog, null);
 }
 
@@ -246,7 +259,13 @@ function renderMap(dialog, { q, ui, model, result, layers, li, layer, index, ext
   map.setAttribute('aria-label', `${layer.name} channel ${ch}, ${H} by ${W}; arrow keys move the cursor`);
   paintCanvas(map, v.data, offset, sc);
 
-  if (layer.kind === 'conv2d') {
+  const firstConv = model && (model.layers.find((l) => l && l.kind === 'conv2d') || {}).name === layer.name;
+  const editor = extra.querySelector('[data-testid="kernel-editor"]');
+  if (firstConv && editor && !changed) {
+    syncKernelEditor(editor, editedKernel(ui.kernels, layer.name, ch));
+  } else if (firstConv) {
+    if (changed || !extra.querySelector('.kernel')) renderEditor(dialog, layer.name, ch);
+  } else if (layer.kind === 'conv2d') {
     if (changed || !extra.querySelector('.kernel')) renderKernel(dialog, layer.name, ch);
   } else if (layer.kind === 'maxpool2d') {
     buildPool(dialog, extra);
@@ -321,6 +340,7 @@ function renderVector(dialog, { q, ui, model, result, layers, li, layer, extra, 
     extra.innerHTML = `<h3>${esc(unitName(u))}</h3><p class="big-value">${esc(fmt(data[u]))}</p>` +
       `<p class="muted">${layer.kind === 'flatten' ? 'One value of the maps before, unrolled; the dense layer after weighs all of them.' : ''}</p>`;
   }
+  showArith(dialog);
 }
 
 /** The readout under a vector: the selected (or pointed-at) unit and its value. */
@@ -338,19 +358,9 @@ function showUnit(dialog, i) {
 async function renderIncoming(dialog, name, u, prev, label) {
   const extra = dialog.querySelector('.detail-extra');
   const ui = uis.get(dialog);
-  const key = ui.key;
   const head = `<h3>${esc(label)}: strongest incoming weights</h3>`;
-  extra.innerHTML = `${head}<p class="muted weights">Loading weights\u2026</p>`;
-  let w;
-  try {
-    w = await ui.loadWeights(name);
-  } catch (err) {
-    if (ui.key !== key) return;
-    extra.innerHTML = `${head}<p class="error-text weights" role="status"></p>`;
-    extra.querySelector('p').textContent = `Could not load the weights of ${name}: ${err.message}`;
-    return;
-  }
-  if (ui.key !== key) return; // the user moved on meanwhile
+  const w = await weightsFor(dialog, name, head, 'weights');
+  if (!w) return;
   if (!w.weight || w.weight.shape.length !== 2) {
     extra.innerHTML = `${head}<p class="muted weights">This layer reports no weight matrix.</p>`;
     return;
@@ -401,22 +411,28 @@ function fillWeights(dialog) {
 
 // ---- conv: the filter's kernel ------------------------------------------------------------------
 
-async function renderKernel(dialog, name, ch) {
+/** A layer's weights for the open view; null (and a message) on failure or if the view moved on. */
+async function weightsFor(dialog, name, head, cls) {
   const extra = dialog.querySelector('.detail-extra');
   const ui = uis.get(dialog);
   const key = ui.key;
-  const head = `<h3>Filter ${ch}\u2019s kernel</h3>`;
-  extra.innerHTML = `${head}<p class="muted kernel">Loading weights\u2026</p>`;
-  let w;
+  extra.innerHTML = `${head}<p class="muted ${cls}">Loading weights\u2026</p>`;
   try {
-    w = await ui.loadWeights(name);
+    const w = await ui.loadWeights(name);
+    return ui.key === key ? w : null; // (the user moved on meanwhile)
   } catch (err) {
-    if (ui.key !== key) return;
-    extra.innerHTML = `${head}<p class="error-text kernel" role="status"></p>`;
+    if (ui.key !== key) return null;
+    extra.innerHTML = `${head}<p class="error-text ${cls}" role="status"></p>`;
     extra.querySelector('p').textContent = `Could not load the weights of ${name}: ${err.message}`;
-    return;
+    return null;
   }
-  if (ui.key !== key) return; // the user moved on meanwhile
+}
+
+async function renderKernel(dialog, name, ch) {
+  const extra = dialog.querySelector('.detail-extra');
+  const head = `<h3>Filter ${ch}\u2019s kernel</h3>`;
+  const w = await weightsFor(dialog, name, head, 'kernel');
+  if (!w) return;
   if (!w.weight || w.weight.shape.length !== 4) {
     extra.innerHTML = `${head}<p class="muted kernel">This layer reports no 4-D kernel.</p>`;
     return;
@@ -512,4 +528,107 @@ function drawPool(dialog, cell) {
     ctx.lineWidth = 3;
     ctx.strokeRect(w.c0 * S + 1.5, w.r0 * S + 1.5, (w.c1 - w.c0 + 1) * S - 3, (w.r1 - w.r0 + 1) * S - 3);
   }
+}
+
+// ---- interventions: switching off, the kernel editor, the arithmetic ----------------------------
+
+/** Filter ch's edited weights, flat, from an `edits.kernels`-like state; null when not edited. */
+function editedKernel(kernels, name, ch) {
+  const k = kernels && kernels[name] && kernels[name][ch];
+  return k ? k.flat(2) : null;
+}
+
+/** The switch-off button and the answer now, beside the unedited one while edits are on. */
+function syncEdit(dialog) {
+  const ui = uis.get(dialog);
+  const v = ui.view;
+  const q = (s) => dialog.querySelector(s);
+  const box = q('.detail-edit');
+  box.hidden = !v || v.kind === 'softmax';
+  const off = !box.hidden && isOff(v.layer.name, v.ch);
+  q('.stage.big').classList.toggle('off', off && !v.vector);
+  if (box.hidden) return;
+  const what = v.vector ? 'unit' : 'map';
+  const btn = q('.off-toggle');
+  btn.setAttribute('aria-pressed', String(off));
+  btn.textContent = `Switch this ${what} off`;
+  q('.off-help').textContent = `${off ? 'Switched off: it passes on only zeros' : touch() ? 'Switch it off and watch' : `Or press X on the ${what}`}; every layer after it and the answer update.`;
+  const r = ui.result;
+  const pct = (p) => `${(p * 100).toFixed(0)}%`;
+  q('.detail-answer').textContent = r
+    ? `Answer now: ${r.label} (${pct(r.probabilities[r.label])})${r.baseline ? `; without your edits: ${r.baseline.label} (${pct(r.baseline.probabilities[r.baseline.label])})` : ''}`
+    : '';
+}
+
+async function renderEditor(dialog, name, ch) {
+  const extra = dialog.querySelector('.detail-extra');
+  const ui = uis.get(dialog);
+  const w = await weightsFor(dialog, name, `<h3>Filter ${ch}\u2019s kernel</h3>`, 'kernel');
+  if (!w) return;
+  const [, I, kh, kw] = w.weight.shape; // (out, in, kh, kw)
+  const n = I * kh * kw;
+  const box = document.createElement('div');
+  box.dataset.testid = 'kernel-editor';
+  extra.replaceChildren(box);
+  renderKernelEditor(box, {
+    name, ch, shape: [I, kh, kw],
+    trained: w.weight.data.slice(ch * n, (ch + 1) * n),
+    current: editedKernel(ui.kernels, name, ch),
+    bias: w.bias ? w.bias.data[ch] : 0,
+    onChange(flat) {
+      const nest = flat && Array.from({ length: I }, (_, i) => Array.from({ length: kh }, (_, r) => flat.slice((i * kh + r) * kw, (i * kh + r + 1) * kw)));
+      setKernel(name, ch, nest);
+    },
+  });
+}
+
+/** The arithmetic of the cell under the cursor (conv) or the selected unit (dense). */
+async function showArith(dialog) {
+  const ui = uis.get(dialog);
+  const v = ui.view;
+  const box = dialog.querySelector('.arith');
+  const cell = v && !v.vector ? ui.cursor : null;
+  const sig = v && `${ui.key}|${cell}`;
+  if (!v || !(v.kind === 'dense' || (v.kind === 'conv2d' && cell))) {
+    ui.arith = null;
+    box.hidden = true;
+    return;
+  }
+  if (ui.arith && ui.arith.sig === sig && ui.arith.result === ui.result) return;
+  const settle = ui.arith && ui.arith.sig === sig; // the same cell, a newer result: edits in flight
+  const mine = (ui.arith = { sig, result: ui.result });
+  if (settle) await new Promise((ok) => setTimeout(ok, 250));
+  const name = v.layer.name;
+  let ex, w;
+  try {
+    if (ui.arith !== mine) return;
+    [ex, w] = await Promise.all([exactFor(ui.result), ui.loadWeights(name)]);
+  } catch (err) {
+    if (ui.arith !== mine) return;
+    box.hidden = false;
+    box.textContent = `The arithmetic needs the exact values, which could not be loaded: ${err.message}`;
+    return;
+  }
+  if (ui.arith !== mine) return;
+  const li = ex.layers.findIndex((l) => l.name === name);
+  const out = ex.layers[li].data;
+  const prev = li > 0 ? ex.layers[li - 1] : { name: 'the input', data: ex.input };
+  const edits = editsFor(ui.result) || {};
+  const off = (edits.ablate || []).some((a) => a.layer === name && a.channels.includes(v.ch));
+  const bias = w.bias ? w.bias.data[v.ch] : 0;
+  if (v.vector) {
+    const I = w.weight.shape[1];
+    renderDense(box, { x: prev.data.data, row: w.weight.data.subarray(v.ch * I, (v.ch + 1) * I), bias, value: out.data[v.ch], off, from: prev.name, where: `${name} unit ${v.ch}` });
+    return;
+  }
+  const [, I, kh, kw] = w.weight.shape;
+  const n = I * kh * kw;
+  const swap = (edits.kernels || []).find((k) => k.layer === name && k.channel === v.ch);
+  const kernel = swap ? swap.weight.flat(2) : w.weight.data.subarray(v.ch * n, (v.ch + 1) * n);
+  const geo = geometry(v.model && v.model.layers[v.index]) || { kh, kw, sh: 1, sw: 1, ph: 0, pw: 0 };
+  const [r, c] = cell;
+  renderConv(box, {
+    terms: convTerms(prev.data, kernel, geo, r, c), bias, value: out.data[(v.ch * v.H + r) * v.W + c],
+    off, from: prev.name, where: `${name} channel ${v.ch}, row ${r}, col ${c}`, kw,
+  });
 }

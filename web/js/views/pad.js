@@ -7,8 +7,12 @@ const BRUSH_REF = 280; // brush values are px on a 280-px pad; strokes store wid
 const KEY_STEP = 1 / 28; // one input pixel per arrow press; Shift moves four
 const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
 
-/** Trace one stroke: quadratic curves through midpoints, a dot for a tap. */
+/** Trace one stroke: quadratic curves through midpoints, a dot for a tap; or an adopted image. */
 function traceStroke(ctx, stroke, size) {
+  if (stroke.img) {
+    ctx.imageSmoothingEnabled = false; // a 28x28 image over everything before it, in its pixels
+    return ctx.drawImage(stroke.img, 0, 0, size, size);
+  }
   const pts = stroke.pts;
   ctx.lineWidth = stroke.w * size;
   if (pts.length === 1) {
@@ -281,6 +285,24 @@ export function setupPad(container, hooks) {
       image = img;
       version++;
       flush();
+    },
+    /** Make a [28, 28] grid in [0, 1] the drawing, over what was there (Undo takes it back). */
+    loadPixels(pixels) {
+      if (active !== null) return;
+      const [H, W] = pixels.shape;
+      const img = document.createElement('canvas');
+      const c = img.getContext('2d');
+      const data = c.createImageData((img.width = W), (img.height = H));
+      pixels.data.forEach((v, i) => data.data.set([v * 255, v * 255, v * 255, 255], i * 4));
+      c.putImageData(data, 0, 0);
+      if (image) {
+        dropImage();
+        strokes.length = 0;
+        hooks.onReset();
+      }
+      cleared = null;
+      strokes.push({ img });
+      changed();
     },
     /** The drawing as a PNG data URL (re-rendered from the strokes at EXPORT_SIZE). */
     toDataURL() {
