@@ -582,3 +582,47 @@ def test_axe_and_layout_on_a_phone(iphone: App) -> None:
     assert widths[0] <= widths[1], f"the dialog overflows sideways: {widths}"
     page.keyboard.press("Escape")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+# ---- switching maps off in the layer explorer ---------------------------------------------------
+
+TILE_RGB_JS = """
+([cv, t]) => {
+  const m = cv.parentElement.dataset;
+  const cols = Number(m.cols), gap = Number(m.gap);
+  const w = (cv.width - (cols - 1) * gap) / cols;
+  const x = (t % cols) * (w + gap) + 1, y = Math.floor(t / cols) * (w + gap) + w - 2;
+  return Array.from(cv.getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3));
+}
+"""
+
+
+def test_a_map_switched_off_in_the_explorer_looks_off_and_changes_the_answer(
+    iapp: App, server_url: str
+) -> None:
+    page = iapp.page
+    assert draw_and_wait(page, vertical_stroke()) == "1"
+    image = drawn_image(page)
+    edited = predict(
+        server_url, {"image": image, "edits": {"ablate": [{"layer": "conv1", "channels": [0]}]}}
+    )
+    panel = page.get_by_test_id("layer-conv1")
+    maps = panel.locator(".maps")
+    maps.focus()  # the keyboard cursor starts on map 0
+    toggle = panel.locator(".map-off")
+    assert toggle.inner_text() == "Switch map 0 off"
+    page.keyboard.press("x")
+    wait_for_probabilities(page, edited["probabilities"])
+    assert toggle.get_attribute("aria-pressed") == "true"
+    assert toggle.inner_text() == "Switch map 0 back on"
+    assert "1 switched off (conv1: 0)" in page.get_by_test_id("edits-bar").inner_text()
+    canvas = maps.locator("canvas")
+    page.wait_for_function(  # hatched: the dim grey of a switched-off tile, not a colour map's
+        f"cv => {{ const [r, g, b] = ({TILE_RGB_JS})([cv, 0]);"
+        " return Math.abs(r - g) < 12 && Math.abs(g - b) < 18 && r < 140; }",
+        arg=canvas.element_handle(),
+    )
+    toggle.click()  # the visible button switches it back on
+    plain = predict(server_url, {"image": image})
+    wait_for_probabilities(page, plain["probabilities"])
+    assert page.get_by_test_id("edits-bar").is_hidden()

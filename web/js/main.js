@@ -11,7 +11,7 @@ import { setupLayers, render as renderLayers } from './views/layers.js';
 import { setupDetail, open as openDetail, render as renderDetail } from './views/detail.js';
 import { render as renderModelCard } from './views/model-card.js';
 import { render as renderStatus } from './views/status.js';
-import { setupInterventions, predictLive } from './interventions.js';
+import { setupInterventions, predictLive, toggleChannel } from './interventions.js';
 
 const $ = (sel) => document.querySelector(sel);
 const el = {
@@ -146,6 +146,7 @@ setupLayers(el.layers, {
     openDetail(el.detail, opener);
   },
   onHover: (highlight) => setState({ highlight }),
+  onToggle: toggleChannel,
 });
 setupDetail(el.detail, {
   onClose: () => setState({ detail: null }),
@@ -167,7 +168,7 @@ subscribe((s, changed) => {
     renderUpload(el.upload, s);
   }
   if (any('result')) renderPrediction(el.prediction, s.result);
-  if (any('result', 'model')) drawLayersNextFrame();
+  if (any('result', 'model', 'ablated')) drawLayersNextFrame();
   if (any('result', 'saliency', 'highlight')) renderInput(el.input, s);
   if (any('result', 'model', 'detail')) renderDetail(el.detail, s);
   if (any('model', 'modelError')) renderModelCard(el.modelCard, s);

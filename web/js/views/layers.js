@@ -81,14 +81,15 @@ function buildPanel(spec, width) {
   const [cols, rows] = vectorGrid(n);
   const kind = maps ? 'maps' : n <= 16 ? 'cells' : rows === 1 ? 'vector strip' : 'vector grid';
   const what = maps ? `${spec.shape[0]} maps of ${spec.shape[1]} by ${spec.shape[2]}; arrow keys move, Shift+arrows jump a map` : `${n} ${spec.kind === 'softmax' ? 'probabilities' : 'units'}; arrow keys move`;
+  const q = (s) => sec.querySelector(s);
   sec.insertAdjacentHTML(
     'beforeend',
     `<div class="${kind}" tabindex="0" role="application" aria-label="${esc(`${spec.name}: ${what}, Enter opens`)}">` +
       (kind === 'cells' ? [...Array(n).keys()].map((i) => `<span class="cell" data-i="${i}"><b>${i}</b><i>\u2013</i></span>`).join('') : '<canvas></canvas><div class="tile-ring" hidden></div><div class="tile-cursor" hidden></div>') +
-      `</div><p class="readout" aria-live="polite" data-hint="Hover or focus ${maps ? 'a map to read values' : 'a unit to read its value'}; click it or press Enter to open it."></p>`,
+      `</div><p class="readout" aria-live="polite" data-hint="Hover or focus ${maps ? 'a map to read values' : 'a unit to read its value'}; click it or press Enter to open it, X switches it off."></p>` +
+      (spec.kind === 'softmax' ? '' : `<button type="button" class="btn map-off" aria-pressed="false">Switch ${maps ? 'map' : 'unit'} 0 off</button>`),
   );
-  const q = (s) => sec.querySelector(s);
-  const p = { spec, sec, n, cursor: 0, layer: null, body: sec.lastChild.previousSibling, readout: sec.lastChild };
+  const p = { spec, sec, n, cursor: 0, target: 0, off: [], layer: null, body: q(`.${kind.split(' ')[0]}`), readout: q('.readout'), toggle: q('.map-off') };
   p.canvas = q('canvas');
   p.ring = q('.tile-ring');
   p.box = q('.tile-cursor');
@@ -150,6 +151,8 @@ export function setupLayers(container, hooks) {
     const maps = p.spec.shape.length === 3;
     if (maps) p.readout.textContent = `channel ${t} \u00b7 row ${r}, col ${c}: ${value}`;
     else p.readout.textContent = `${p.spec.kind === 'softmax' ? `P(${i})` : `unit ${i}`}: ${value}`;
+    p.target = maps ? t : i;
+    labelToggle(p);
     if (p.canvas) {
       const [x0, y0] = tileOrigin(p.L, t);
       if (maps) placeBox(p.ring, p.L, y0, x0, y0 + p.L.H - 1, x0 + p.L.W - 1);
@@ -205,12 +208,21 @@ export function setupLayers(container, hooks) {
     const p = panelOf(e.target);
     if (p && e.target === p.body) hide(p, true);
   });
+  list.addEventListener('click', (e) => {
+    const p = e.target.closest('.map-off') && panelOf(e.target);
+    if (p) hooks.onToggle(p.spec.name, p.target);
+  });
   list.addEventListener('keydown', (e) => {
     const p = panelOf(e.target);
     if (!p || e.target !== p.body || e.altKey || e.ctrlKey || e.metaKey) return;
     if (e.key === 'Enter' || e.key === ' ') {
       e.preventDefault();
       return open(p, p.cursor);
+    }
+    if ((e.key === 'x' || e.key === 'X') && p.toggle) {
+      e.preventDefault();
+      const { t } = cellOf(p, p.cursor);
+      return hooks.onToggle(p.spec.name, p.spec.shape.length === 3 ? t : p.cursor);
     }
     let L = p.L;
     let at = cellOf(p, p.cursor);
@@ -250,7 +262,7 @@ export function layerScale(kind, data) {
 
 /** Draw every panel from the latest result. Costs one putImageData a panel: call it at most
  * once an animation frame. */
-export function render(container, { model, result }) {
+export function render(container, { model, result, ablated = {} }) {
   const list = container.querySelector('.layer-list');
   const view = views.get(container);
   const specs = specsOf(model, result);
@@ -267,6 +279,8 @@ export function render(container, { model, result }) {
   for (const p of view.panels.values()) {
     const layer = byName.get(p.spec.name);
     p.layer = layer && layer.data && layer.data.data.length === p.n ? layer : null;
+    p.off = ablated[p.spec.name] || [];
+    labelToggle(p);
     draw(p);
   }
 }
@@ -286,8 +300,11 @@ function draw(p) {
     p.img = p.img || ctx.createImageData(p.L.width, p.L.height);
     paintTiles(p.img.data, data, p.L, sc);
     ctx.putImageData(p.img, 0, 0);
+    for (const t of p.off) hatch(ctx, ...tileOrigin(p.L, t), p.L.W, p.L.H);
   } else if (p.canvas) {
     paintCanvas(p.canvas, data, 0, sc);
+    const ctx = p.canvas.getContext('2d');
+    for (const i of p.off) hatch(ctx, i % p.L.W, Math.floor(i / p.L.W), 1, 1);
   } else {
     p.body.querySelectorAll('.cell').forEach((cell, i) => {
       const v = data[i];
@@ -295,8 +312,26 @@ function draw(p) {
       cell.classList.toggle('light', isDark(v, sc));
       cell.querySelector('i').textContent = spec.kind === 'softmax' ? `${Math.round(v * 100)}%` : fmt(v);
       cell.title = `${i}: ${fmt(v)}`;
+      cell.classList.toggle('off', p.off.includes(i));
     });
   }
+}
+
+/** A switched-off map (unit): dimmed grey with a diagonal stroke, whatever its colours were. */
+function hatch(ctx, x, y, w, h) {
+  ctx.fillStyle = 'rgba(72, 76, 88, 0.82)';
+  ctx.fillRect(x, y, w, h);
+  if (w < 4) return;
+  ctx.fillStyle = '#fff';
+  for (let k = 0; k < w; k++) ctx.fillRect(x + k, y + Math.floor((k * h) / w), 1, 1);
+}
+
+/** The panel's toggle names the map (unit) under the cursor and whether it is off. */
+function labelToggle(p) {
+  if (!p.toggle) return;
+  const off = p.off.includes(p.target);
+  p.toggle.textContent = `Switch ${p.spec.shape.length === 3 ? 'map' : 'unit'} ${p.target} ${off ? 'back on' : 'off'}`;
+  p.toggle.setAttribute('aria-pressed', String(off));
 }
 
 function clearPanel({ sec, canvas, L, body }) {
