@@ -30,17 +30,24 @@ def encode_array(array: np.ndarray, encoding: Encoding, wire_dtype: str = "<f2")
 
 
 def quantize(array: np.ndarray) -> dict[str, Any]:
-    """A float array as uint8: value ~= offset + scale * byte, offset = min, rounded to nearest.
+    """A float array as uint8: value ~= offset + scale * byte, each byte rounded to nearest.
 
-    Reads `array` as it lies in memory (a channels-first view of a channels-last trace costs
-    no copy); the only reordering is the one C-order gather of the bytes.
+    offset = min and scale = (max - min) / 255, except for arrays spanning 0 (conv maps, scores):
+    there scale = (max - min) / 254 and offset is the multiple of scale nearest min, so that 0 is
+    a byte exactly (a switched-off map reads 0, not a fraction of a step) and every value still
+    lies within scale / 2 of one. Reads `array` as it lies in memory (a channels-first view of a
+    channels-last trace costs no copy); the only reordering is the C-order gather of the bytes.
     """
     low, high = float(array.min()), float(array.max())
-    scale = (high - low) / LEVELS
+    scale, offset = (high - low) / LEVELS, low
+    if low < 0 < high:
+        scale = (high - low) / (LEVELS - 1)
+        offset = -round(-low / scale) * scale  # within scale / 2 of low, a whole number of steps
     if scale > 0:
-        steps = np.subtract(array, np.float32(low), dtype=np.float32)  # >= 0, laid out as `array`
+        steps = np.subtract(array, np.float32(offset), dtype=np.float32)  # laid out as `array`
         steps *= np.float32(1 / scale)
         steps += np.float32(0.5)  # then truncation rounds to nearest (halves up)
+        np.clip(steps, 0, LEVELS, out=steps)  # float32 rounding at the ends of the range
         levels = steps.astype(np.uint8)
     else:  # constant (or empty): every byte 0, the value is the offset
         scale, levels = 0.0, np.zeros(array.shape, dtype=np.uint8)
@@ -49,7 +56,7 @@ def quantize(array: np.ndarray) -> dict[str, Any]:
         "shape": list(array.shape),
         "data": b64(levels),  # tobytes(): C order of the shape, whatever the memory layout
         "scale": scale,
-        "offset": low,
+        "offset": offset,
     }
 
 

@@ -254,10 +254,18 @@ def test_uint8_maps_round_trip_to_the_float32_trace_within_half_a_step(
         exact = np.asarray(exact, dtype=np.float32).astype(np.float64)  # as the trace held it
         levels, values = kit.dequantize(packed)
         assert packed["shape"] == list(exact.shape), name
-        assert packed["offset"] == exact.min(), name
-        assert packed["scale"] == pytest.approx((exact.max() - exact.min()) / 255, rel=1e-12)
-        if packed["scale"] > 0:
-            assert (levels.min(), levels.max()) == (0, 255), name
+        low, high = exact.min(), exact.max()
+        if low < 0 < high:  # 0 is a whole number of steps: a zeroed map reads exactly 0
+            assert packed["scale"] == pytest.approx((high - low) / 254, rel=1e-12), name
+            zero = -packed["offset"] / packed["scale"]
+            assert zero == pytest.approx(round(zero), abs=1e-9), name
+            np.testing.assert_array_equal(values[exact == 0], 0.0, err_msg=name)
+            assert abs(packed["offset"] - low) <= packed["scale"] / 2 * (1 + 1e-9), name
+        else:
+            assert packed["offset"] == low, name
+            assert packed["scale"] == pytest.approx((high - low) / 255, rel=1e-12), name
+            if packed["scale"] > 0:
+                assert (levels.min(), levels.max()) == (0, 255), name
         # round to nearest: at most half a step off, plus float32 rounding in the quantiser
         tolerance = packed["scale"] / 2 * (1 + 1e-5) + 1e-9
         np.testing.assert_array_less(np.abs(values - exact), tolerance, err_msg=name)
@@ -540,3 +548,17 @@ def test_uint8_activations_of_a_drawn_digit_are_under_40_kb_zstd(
         on_the_wire = len(b"".join(response.iter_raw()))
     record_property("predict_uint8_bytes_zstd", on_the_wire)
     assert on_the_wire <= 40 * 1024, f"{on_the_wire} B zstd-encoded"
+
+
+def test_uint8_a_switched_off_conv_map_reads_exactly_zero(
+    client: TestClient, kit: Any, digit_pixels: np.ndarray
+) -> None:
+    edits = {"ablate": [{"layer": "conv1", "channels": [4]}]}
+    body = predict(
+        client, pixels=digit_pixels.tolist(), activations=True, encoding="uint8", edits=edits
+    )
+    conv1 = next(layer for layer in body["layers"] if layer["name"] == "conv1")
+    _, values = kit.dequantize(conv1["data"])
+    assert values.min() < 0 < values.max()  # the map spans 0: min is not the offset of 0
+    np.testing.assert_array_equal(values[4], 0.0)
+    assert np.count_nonzero(values[3]) > 0
