@@ -1,0 +1,1 @@
+"""Explanations of a model's reading: pure functions of (model, input, options)."""
