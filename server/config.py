@@ -35,3 +35,10 @@ class Settings(BaseSettings):
         default=3, ge=1, le=9, description="response compression, 1 fast .. 9 small"
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    class_means: Path = Field(
+        default=ROOT / "model_weights" / "mnist_class_means.npz",
+        description="mean MNIST image per digit, the pull of counterfactual edits",
+    )
+    counterfactual_seconds: float = Field(
+        default=5.0, gt=0, description="longest counterfactual search; then the best edit so far"
+    )

@@ -17,7 +17,7 @@ from server import __version__
 from server.api.compression import Compression
 from server.api.errors import install_error_handlers
 from server.api.limits import BodySizeLimit
-from server.api.routes import health, model, predict
+from server.api.routes import counterfactual, health, model, predict
 from server.cnn import ModelFileError
 from server.config import Settings
 from server.inference import Predictor
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(model.router)
     app.include_router(predict.router)
+    app.include_router(counterfactual.router)
     app.add_middleware(Compression, minimum_size=1024, gzip_level=settings.gzip_level)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # outermost, so error answers (413 too) carry the header
