@@ -16,6 +16,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     CONVSCOPE_WEIGHTS=/app/model_weights/mnist_cnn.npz \
+    CONVSCOPE_CLASS_MEANS=/app/model_weights/mnist_class_means.npz \
     CONVSCOPE_WEB_DIR=/app/web
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app

@@ -50,3 +50,10 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(
         default=64, ge=1, description="requests in progress per process; more get 503"
     )
+    class_means: Path = Field(
+        default=ROOT / "model_weights" / "mnist_class_means.npz",
+        description="mean MNIST image per digit, the pull of counterfactual edits",
+    )
+    counterfactual_seconds: float = Field(
+        default=5.0, gt=0, description="longest counterfactual search; then the best edit so far"
+    )

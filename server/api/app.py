@@ -19,7 +19,7 @@ from server.api.errors import UnhandledErrors, install_error_handlers
 from server.api.limits import BodySizeLimit
 from server.api.metrics import Metrics, RequestMetrics, TimedPredictor
 from server.api.request_id import AccessLog, request_id_middleware
-from server.api.routes import docs, health, metrics, model, predict
+from server.api.routes import counterfactual, docs, health, metrics, model, predict
 from server.api.security import SecurityHeaders
 from server.api.static import CachedStaticFiles
 from server.api.timeouts import BodyTimeout
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(model.router)
     app.include_router(predict.router)
+    app.include_router(counterfactual.router)
     app.include_router(metrics.router)
     app.include_router(docs.router)
     app.router.routes.append(docs.assets())
