@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
 
@@ -51,6 +53,18 @@ TIMEOUT_MS = 20_000  # per Playwright wait; predictions take tens of ms, model l
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def require_browser() -> None:
+    """Skip the calling test module when Chromium or Playwright is missing; under CI=true that
+    is an error instead, so a broken install cannot pass as skipped tests."""
+    missing = missing_requirements()
+    if not missing:
+        return
+    reason = "the browser tests need " + "; ".join(missing)
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true, so this is an error, not a skip)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def weights_file() -> Path:

@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.web.browser_kit import App, draw_and_wait, in_ci, missing_requirements, vertical_stroke
+from tests.web.browser_kit import (
+    App,
+    draw_and_wait,
+    require_browser,
+    vertical_stroke,
+)
 
-MISSING = missing_requirements()
-if MISSING:
-    _reason = "the browser tests need " + "; ".join(MISSING)
-    if in_ci():
-        pytest.fail(f"{_reason} (CI=true, so this is an error, not a skip)", pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_browser()
 
 pytestmark = pytest.mark.browser
 

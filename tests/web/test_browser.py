@@ -21,22 +21,16 @@ from tests.web.browser_kit import (
     draw_mouse,
     draw_touch,
     ellipse,
-    in_ci,
     map_point,
-    missing_requirements,
     png_bytes,
     polyline,
+    require_browser,
     strokes_measured,
     vertical_stroke,
     wait_for_views,
 )
 
-MISSING = missing_requirements()
-if MISSING:
-    _reason = "the browser tests need " + "; ".join(MISSING)
-    if in_ci():
-        pytest.fail(f"{_reason} (CI=true, so this is an error, not a skip)", pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_browser()
 
 pytestmark = pytest.mark.browser
 

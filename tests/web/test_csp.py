@@ -17,22 +17,16 @@ from tests.web.browser_kit import (
     Watch,
     draw_and_wait,
     ellipse,
-    in_ci,
     map_point,
-    missing_requirements,
     open_app,
+    require_browser,
     vertical_stroke,
 )
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
-MISSING = missing_requirements()
-if MISSING:
-    _reason = "the browser tests need " + "; ".join(MISSING)
-    if in_ci():
-        pytest.fail(f"{_reason} (CI=true, so this is an error, not a skip)", pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_browser()
 
 pytestmark = pytest.mark.browser
 

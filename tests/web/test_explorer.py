@@ -22,17 +22,11 @@ from tests.web.browser_kit import (
     App,
     draw_and_wait,
     ellipse,
-    in_ci,
-    missing_requirements,
     open_app,
+    require_browser,
 )
 
-MISSING = missing_requirements()
-if MISSING:
-    _reason = "the browser tests need " + "; ".join(MISSING)
-    if in_ci():
-        pytest.fail(f"{_reason} (CI=true, so this is an error, not a skip)", pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_browser()
 
 pytestmark = pytest.mark.browser
 

@@ -26,19 +26,13 @@ from tests.web.browser_kit import (
     DISTINCT_COLOURS_JS,
     App,
     draw_and_wait,
-    in_ci,
-    missing_requirements,
     open_app,
     png_bytes,
+    require_browser,
     vertical_stroke,
 )
 
-MISSING = missing_requirements()
-if MISSING:
-    _reason = "the browser tests need " + "; ".join(MISSING)
-    if in_ci():
-        pytest.fail(f"{_reason} (CI=true, so this is an error, not a skip)", pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_browser()
 
 from tests.web.test_a11y import (  # noqa: E402 (after the skip: it needs the same things)
     axe_through_dialog,

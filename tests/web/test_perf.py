@@ -23,11 +23,10 @@ from tests.web.browser_kit import (
     App,
     draw_burst,
     ellipse,
-    in_ci,
-    missing_requirements,
     open_app,
     pad_box,
     polyline,
+    require_browser,
     strokes_measured,
     vertical_stroke,
     wait_for_views,
@@ -36,12 +35,7 @@ from tests.web.browser_kit import (
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-MISSING = missing_requirements()
-if MISSING:
-    _reason = "the browser tests need " + "; ".join(MISSING)
-    if in_ci():
-        pytest.fail(f"{_reason} (CI=true, so this is an error, not a skip)", pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_browser()
 
 pytestmark = pytest.mark.browser
 
