@@ -47,7 +47,7 @@ def stage_times(predictor: Predictor, encoding: str, runs: int, level: int) -> d
     state: dict[str, Any] = {}
     steps: list[tuple[str, Callable[[], None]]] = [
         ("base64", lambda: state.update(data=decode_base64_image(request.image or ""))),
-        ("decode", lambda: state.update(gray=preprocess.decode_image(state["data"]))),
+        ("decode", lambda: state.update(gray=preprocess.decode(state["data"]))),  # as the route
         ("preprocess", lambda: state.update(image=preprocess.digit_from_gray(state["gray"]))),
         (
             "trace",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Throughput of GET /healthz and POST /api/v1/predict under wrk, in one run, and their ratio.
 #
-#   scripts/wrk-bench.sh                          # starts one uvicorn worker on a free port
+#   scripts/wrk-bench.sh                          # starts `convscope serve` (1 worker), free port
 #   scripts/wrk-bench.sh --url http://127.0.0.1:8000 --connections 16 --seconds 8
 #
 # The predict body is the pad's digit (scripts/pad_digit.py: a 280x280 PNG drawn like the page
@@ -70,9 +70,9 @@ else
   PORT="$(cd "$ROOT" && "$PYTHON" -c 'from server.local_server import free_port; print(free_port())')"
   URL="http://127.0.0.1:$PORT"
   [[ -z "$WEIGHTS" ]] || export CONVSCOPE_WEIGHTS="$(realpath "$WEIGHTS")"
-  (cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m uvicorn \
-    --factory server.api.main:create_default_app --host 127.0.0.1 --port "$PORT" \
-    --workers 1 --log-level warning) >"$WORK/uvicorn.log" 2>&1 &
+  # As `convscope serve` runs it: its HTTP protocol, its logging (an access line per request).
+  (cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m server.cli \
+    serve --host 127.0.0.1 --port "$PORT" --workers 1) >"$WORK/uvicorn.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 600); do
     curl -fsS -o /dev/null "$URL/healthz" 2>/dev/null && break
