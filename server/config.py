@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +28,13 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=256, gt=0, description="items per /predict/batch request")
     cors_origins: list[str] = Field(
         default_factory=list, description='JSON list, e.g. ["https://a.example"]'
+    )
+    compute_threads: int = Field(
+        default_factory=lambda: max(1, len(os.sched_getaffinity(0)) - 1),
+        ge=1,
+        description="predictions computed at once per process (default: one CPU fewer than it "
+        "may use, leaving one to the event loop); more wait their turn, which costs less CPU "
+        "than threads trading the GIL",
     )
     blas_threads: int = Field(
         default=1, ge=1, description="BLAS threads per process; requests already run in parallel"

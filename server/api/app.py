@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 from server import __version__
 from server.api.compression import Compression
 from server.api.concurrency import ConcurrencyLimit
+from server.api.deps import Compute
 from server.api.errors import UnhandledErrors, install_error_handlers
 from server.api.limits import BodySizeLimit
 from server.api.metrics import Metrics, RequestMetrics, TimedPredictor
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ModelFileError as error:
             raise StartupError(f"cannot load the model weights: {error}") from error
         app.state.predictor = predictor
+        app.state.compute = Compute(settings.compute_threads)
         app_metrics.set_model(settings.weights, predictor.sha256)
         logger.info("model loaded from %s (sha256 %s)", settings.weights, predictor.sha256[:12])
         yield

@@ -94,3 +94,42 @@ def test_a_prediction_takes_one_thread_pool_hop(
     response = client.post("/api/v1/predict", json=body)
     assert response.status_code == 200, response.text
     assert len(hops) == 1, hops
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_no_more_predictions_run_at_once_than_compute_threads(
+    make_settings: Any, digits: list[str], monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """Sixteen clients at once; the model work itself counts how many threads are inside it."""
+    from server.api.app import create_app
+    from server.inference import Predictor
+
+    inside, most = 0, 0
+    lock = threading.Lock()
+    explain = Predictor.explain
+
+    def counting_explain(self: Predictor, *args: Any, **kwargs: Any) -> Any:
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        try:
+            threading.Event().wait(0.02)  # long enough for the others to pile up
+            return explain(self, *args, **kwargs)
+        finally:
+            with lock:
+                inside -= 1
+
+    monkeypatch.setattr(Predictor, "explain", counting_explain)
+    barrier = threading.Barrier(THREADS, timeout=TIMEOUT_S)
+    with TestClient(create_app(make_settings(compute_threads=limit))) as client:
+
+        def worker(index: int) -> dict[str, Any]:
+            barrier.wait()
+            return answer(client, digits[index])
+
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            futures = [pool.submit(worker, i) for i in range(THREADS)]
+            answers = [future.result(timeout=TIMEOUT_S) for future in futures]
+    assert len(answers) == THREADS
+    assert most == limit, f"{most} predictions ran at once; the limit is {limit}"

@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import ValidationError
 
 from server import preprocess
-from server.api.deps import PredictorDep, SettingsDep
+from server.api.deps import ComputeDep, PredictorDep, SettingsDep
 from server.api.encoding import ORJSONResponse, encode_map, encode_mask
 from server.api.errors import InputError, describe_validation
 from server.api.schemas import (
@@ -156,10 +156,17 @@ def predict_one(
 
 
 @router.post("/predict", response_model=PredictResponse, responses=ERRORS)
-def predict(
-    request: PredictRequest, predictor: PredictorDep, settings: SettingsDep
+async def predict(
+    request: PredictRequest, predictor: PredictorDep, settings: SettingsDep, compute: ComputeDep
 ) -> ORJSONResponse:
     """Classify one image (`image`, preprocessed like MNIST) or raw `pixels` (used as they are)."""
+    return await compute.run(answer_predict, request, predictor, settings)
+
+
+def answer_predict(
+    request: PredictRequest, predictor: Predictor, settings: Settings
+) -> ORJSONResponse:
+    """/predict's work, on a compute thread."""
     clock = Clock()
     steps = None
     if request.image is not None:
@@ -178,14 +185,26 @@ def predict(
 
 
 @router.post("/predict/file", response_model=PredictResponse, responses=ERRORS)
-def predict_file(
+async def predict_file(
     file: Annotated[UploadFile, File(description="an image file: PNG, JPEG, WebP, BMP or GIF")],
     options: Annotated[PredictOptions, Query()],
     predictor: PredictorDep,
     settings: SettingsDep,
+    compute: ComputeDep,
     edits: Annotated[str | None, Form(description="JSON of /predict's `edits` object")] = None,
 ) -> ORJSONResponse:
     """The same as /predict for a multipart upload: `curl -F file=@digit.png .../predict/file`."""
+    return await compute.run(answer_predict_file, file, options, predictor, settings, edits)
+
+
+def answer_predict_file(
+    file: UploadFile,
+    options: PredictOptions,
+    predictor: Predictor,
+    settings: Settings,
+    edits: str | None,
+) -> ORJSONResponse:
+    """/predict/file's work, on a compute thread."""
     clock = Clock()
     parsed = None if edits is None else edits_from_form(edits)
     image = image_from_bytes(file.file.read(), settings, clock)
@@ -206,10 +225,15 @@ def edits_from_form(text: str) -> Edits:
 
 
 @router.post("/predict/batch", response_model=BatchResponse, responses=ERRORS)
-def predict_batch(
-    request: BatchRequest, predictor: PredictorDep, settings: SettingsDep
+async def predict_batch(
+    request: BatchRequest, predictor: PredictorDep, settings: SettingsDep, compute: ComputeDep
 ) -> ORJSONResponse:
     """Labels and probabilities for up to 256 images or pixel grids, in one forward pass."""
+    return await compute.run(answer_batch, request, predictor, settings)
+
+
+def answer_batch(request: BatchRequest, predictor: Predictor, settings: Settings) -> ORJSONResponse:
+    """/predict/batch's work, on a compute thread."""
     items = request.images if request.images is not None else request.pixels
     assert items is not None  # the schema guarantees one of the two
     if len(items) > settings.max_batch:
