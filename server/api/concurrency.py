@@ -7,8 +7,9 @@ metrics are exempt: a busy server is alive, and its metrics matter most when it 
 
 from __future__ import annotations
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.api.asgi import send_json
 
 EXEMPT_PATHS = frozenset({"/healthz", "/metrics"})
 
@@ -36,19 +37,11 @@ class ConcurrencyLimit:
         self.in_progress = 0
 
     async def _reject(self, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "detail": f"the server is busy ({self.max_requests} requests in progress); "
-                f"retry in {self.retry_after_s} s"
-            }
+        detail = (
+            f"the server is busy ({self.max_requests} requests in progress); "
+            f"retry in {self.retry_after_s} s"
         )
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(self.retry_after_s).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 503, detail, [(b"retry-after", str(self.retry_after_s).encode())])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or route_path(scope) in self.exempt_paths:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from server.api.asgi import answer_unless_started, send_json
 from server.explain.edits import EditError
 from server.preprocess import (
     ImageTooLarge,
@@ -117,23 +117,9 @@ class UnhandledErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def answer(send: Send, error: Exception) -> None:
+            logger.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=error)
+            await send_json(send, 500, INTERNAL_ERROR)
 
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            if started:  # half an answer is out: nothing to do but let the server drop it
-                raise
-            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            body = orjson.dumps({"detail": INTERNAL_ERROR})
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ]
-            await send({"type": "http.response.start", "status": 500, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+        await answer_unless_started(self.app, scope, receive, send, Exception, answer)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.api.asgi import answer_unless_started, send_json
 
 
 class BodyTooLarge(HTTPException):
@@ -21,16 +22,10 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _reject(self, send: Send) -> None:
-        body = orjson.dumps(
-            {"detail": f"request body is larger than the limit of {self.max_bytes} bytes"}
+    async def _reject(self, send: Send, error: BodyTooLarge | None = None) -> None:
+        await send_json(
+            send, 413, f"request body is larger than the limit of {self.max_bytes} bytes"
         )
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,7 +36,6 @@ class BodySizeLimit:
             await self._reject(send)
             return
         received = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -52,13 +46,6 @@ class BodySizeLimit:
                     raise BodyTooLarge(self.max_bytes)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._reject(send)
+        await answer_unless_started(
+            self.app, scope, counting_receive, send, BodyTooLarge, self._reject
+        )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.api.asgi import answer_unless_started, send_json
 
 
 def declares_body(scope: Scope) -> bool:
@@ -44,14 +45,7 @@ class BodyTimeout:
         self.seconds = seconds
 
     async def _reject(self, send: Send, error: BodyReadTimeout) -> None:
-        body = orjson.dumps({"detail": error.detail})
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": 408, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 408, error.detail, [(b"connection", b"close")])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not declares_body(scope):
@@ -59,7 +53,6 @@ class BodyTimeout:
             return
         deadline = time.monotonic() + self.seconds
         body_complete = False
-        started = False
 
         async def timed_receive() -> Message:
             nonlocal body_complete
@@ -77,14 +70,6 @@ class BodyTimeout:
                 body_complete = True
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, timed_receive, tracking_send)
-        except BodyReadTimeout as error:
-            if started:
-                raise
-            await self._reject(send, error)
+        await answer_unless_started(
+            self.app, scope, timed_receive, send, BodyReadTimeout, self._reject
+        )
