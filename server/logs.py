@@ -38,7 +38,7 @@ class JsonFormatter(logging.Formatter):
 
 def logging_config(level: str, log_format: Literal["text", "json"]) -> dict[str, Any]:
     """A logging.config.dictConfig for ours and uvicorn's loggers; uvicorn applies it in every
-    worker. uvicorn's own access lines are replaced by convscope.access (see request_id.py)."""
+    worker. uvicorn's own access lines are replaced by convscope.access (see observe.py)."""
     upper = level.upper()
     formatter: dict[str, Any] = (
         {"()": f"{__name__}.JsonFormatter"} if log_format == "json" else {"format": TEXT_FORMAT}

@@ -18,8 +18,9 @@ from server.api.concurrency import ConcurrencyLimit
 from server.api.deps import Compute
 from server.api.errors import UnhandledErrors, install_error_handlers
 from server.api.limits import BodySizeLimit
-from server.api.metrics import Metrics, RequestMetrics, TimedPredictor
-from server.api.request_id import AccessLog, request_id_middleware
+from server.api.metrics import Metrics, TimedPredictor
+from server.api.observe import ObservedRequests
+from server.api.request_id import request_id_middleware
 from server.api.routes import counterfactual, docs, health, metrics, model, predict
 from server.api.security import SecurityHeaders
 from server.api.static import CachedStaticFiles
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def add_middleware(app: FastAPI, settings: Settings, app_metrics: Metrics) -> None:
     """Added innermost first: each add_middleware wraps what came before.
 
-    From the outside in: the request id, the access line and the metrics, so they see every
+    From the outside in: the request id, then the metrics and the access line, so they see every
     answer, even a rejected one. Then the security headers and CORS, then UnhandledErrors,
     inside them, so a 500 still carries both. Then the limits, cheapest refusal first: too
     many requests in progress (503), a body too slow (408) or too large (413).
@@ -111,6 +112,5 @@ def add_middleware(app: FastAPI, settings: Settings, app_metrics: Metrics) -> No
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(RequestMetrics, metrics=app_metrics)
-    app.add_middleware(AccessLog)
+    app.add_middleware(ObservedRequests, metrics=app_metrics)
     app.add_middleware(request_id_middleware)

@@ -20,7 +20,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
 from starlette.routing import Match, Mount, Route, compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from server.inference import Explanation, Predictor
 
@@ -143,37 +143,6 @@ def documented_paths(app: Any) -> list[tuple[re.Pattern[str], str]]:
         table = [(compile_path(path)[0], path) for path in app.openapi().get("paths", {})]
         app.state.path_table = table
     return table
-
-
-class RequestMetrics:
-    """Pure ASGI middleware: counts each request by route and status, and times it."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500  # what the client sees if the app fails before it answers
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        start = time.perf_counter()
-        self.metrics.in_progress.inc()
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            self.metrics.in_progress.dec()
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            route = route_template(scope)
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
 
 
 class TimedPredictor(Predictor):

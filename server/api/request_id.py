@@ -1,4 +1,4 @@
-"""X-Request-ID on every answer, and one log line per request that carries it.
+"""X-Request-ID on every answer, and the logger of the one line per request that carries it.
 
 The id is the client's when it sent a sane one (a proxy's or a tracer's), otherwise a new
 one; asgi-correlation-id keeps it in a context variable, so any log line written while the
@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from uuid import uuid4
 
 from asgi_correlation_id import CorrelationIdMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from server.api.metrics import route_template
+from starlette.types import ASGIApp
 
 HEADER = "X-Request-ID"
 # sane: short, and nothing that could forge a log line or a header (no spaces, no controls)
@@ -40,45 +37,3 @@ def new_id() -> str:
 def request_id_middleware(app: ASGIApp) -> CorrelationIdMiddleware:
     """asgi-correlation-id with our header, id rule and generator."""
     return CorrelationIdMiddleware(app, header_name=HEADER, generator=new_id, validator=is_sane)
-
-
-class AccessLog:
-    """Pure ASGI middleware: after each request, one line with its id, method, route, status
-    and milliseconds (in JSON, each a field of its own)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        start = time.perf_counter()
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            if access_logger.isEnabledFor(logging.INFO):
-                ms = round((time.perf_counter() - start) * 1000, 3)
-                route = route_template(scope)
-                access_logger.info(
-                    "%s %s %d %.1f ms",
-                    scope["method"],
-                    printable(scope["path"]),
-                    status,
-                    ms,
-                    extra={
-                        "method": scope["method"],
-                        "route": route,
-                        "path": scope["path"],
-                        "status": status,
-                        "ms": ms,
-                    },
-                )
