@@ -74,18 +74,23 @@ class Clock:
 
 def image_from_bytes(data: bytes, settings: Settings, clock: Clock | None = None) -> np.ndarray:
     """Upload bytes -> (28, 28) float32 as MNIST draws digits; laps `clock` if given."""
-    gray = preprocess.decode(data, settings.max_image_side)  # uint8 levels, or float if it must
+    return digit_from_gray(gray_from_bytes(data, settings, clock), clock)
+
+
+def gray_from_bytes(data: bytes, settings: Settings, clock: Clock | None = None) -> np.ndarray:
+    """Upload bytes -> (H, W) gray: uint8 levels, or float if it must; laps "decode"."""
+    gray = preprocess.decode(data, settings.max_image_side)
     if clock:
         clock.lap("decode")
+    return gray
+
+
+def digit_from_gray(gray: np.ndarray, clock: Clock | None = None) -> np.ndarray:
+    """Decoded gray -> (28, 28) float32 as MNIST draws digits; laps "preprocess"."""
     digit = preprocess.digit_from_gray(gray)
     if clock:
         clock.lap("preprocess")
     return digit
-
-
-def steps_from_bytes(data: bytes, settings: Settings) -> list[Step]:
-    """The preprocessing stages of an upload, for `steps: true` (decoded a second time)."""
-    return preprocessing_steps(preprocess.decode_image(data, settings.max_image_side))
 
 
 def explanation_body(
@@ -170,10 +175,10 @@ def answer_predict(
     clock = Clock()
     steps = None
     if request.image is not None:
-        data = decode_base64_image(request.image)
-        image = image_from_bytes(data, settings, clock)
-        if request.steps:
-            steps = steps_from_bytes(data, settings)
+        gray = gray_from_bytes(decode_base64_image(request.image), settings, clock)
+        image = digit_from_gray(gray, clock)
+        if request.steps:  # the same decoded image, one stage at a time
+            steps = preprocessing_steps(preprocess.as_unit(gray))
     else:
         image = np.asarray(request.pixels, dtype=np.float32)  # (28, 28)
         clock.lap("decode")
