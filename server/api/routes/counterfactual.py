@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from server.api.deps import PredictorDep, SettingsDep
 from server.api.encoding import ORJSONResponse, encode_map
 from server.api.errors import InputError
-from server.api.routes.predict import ERRORS, Clock, decode_base64_image, image_from_bytes
+from server.api.routes.predict import ERRORS, Clock, image_or_pixels
 from server.api.schemas import ErrorResponse
 from server.api.schemas_counterfactual import CounterfactualRequest, CounterfactualResponse
 from server.explain.counterfactual import (
@@ -65,12 +65,7 @@ def post_counterfactual(
 ) -> ORJSONResponse:
     """Edit the input with pen strokes until the model reads `target`: the edit, both readings."""
     clock = Clock()
-    if request.image is not None:
-        image = image_from_bytes(decode_base64_image(request.image), settings, clock)
-    else:
-        image = np.asarray(request.pixels, dtype=np.float32)  # (28, 28)
-        clock.lap("decode")
-        clock.lap("preprocess")
+    image, _ = image_or_pixels(request.image, request.pixels, settings, clock)
     options = CounterfactualOptions(
         max_steps=request.max_steps, time_limit=settings.counterfactual_seconds
     )

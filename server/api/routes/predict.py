@@ -21,6 +21,7 @@ from server.api.schemas import (
     BatchResponse,
     EditsIn,
     ErrorResponse,
+    Pixels,
     PredictOptions,
     PredictRequest,
     PredictResponse,
@@ -75,6 +76,19 @@ class Clock:
 def image_from_bytes(data: bytes, settings: Settings, clock: Clock | None = None) -> np.ndarray:
     """Upload bytes -> (28, 28) float32 as MNIST draws digits; laps `clock` if given."""
     return digit_from_gray(gray_from_bytes(data, settings, clock), clock)
+
+
+def image_or_pixels(
+    image: str | None, pixels: Pixels | None, settings: Settings, clock: Clock
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A request's input: (28, 28) float32 and, for an `image`, its decoded gray (None for
+    `pixels`, used as they are). The schemas guarantee exactly one of the two."""
+    if image is not None:
+        gray = gray_from_bytes(decode_base64_image(image), settings, clock)
+        return digit_from_gray(gray, clock), gray
+    clock.lap("decode")
+    clock.lap("preprocess")
+    return np.asarray(pixels, dtype=np.float32), None  # (28, 28)
 
 
 def gray_from_bytes(data: bytes, settings: Settings, clock: Clock | None = None) -> np.ndarray:
@@ -173,18 +187,12 @@ def answer_predict(
 ) -> ORJSONResponse:
     """/predict's work, on a compute thread."""
     clock = Clock()
+    image, gray = image_or_pixels(request.image, request.pixels, settings, clock)
     steps = None
-    if request.image is not None:
-        gray = gray_from_bytes(decode_base64_image(request.image), settings, clock)
-        image = digit_from_gray(gray, clock)
-        if request.steps:  # the same decoded image, one stage at a time
-            steps = preprocessing_steps(preprocess.as_unit(gray))
-    else:
-        image = np.asarray(request.pixels, dtype=np.float32)  # (28, 28)
-        clock.lap("decode")
-        clock.lap("preprocess")
-        if request.steps:
-            steps = pixels_step(image)
+    if request.steps and gray is not None:  # from the same decoded image, one stage at a time
+        steps = preprocessing_steps(preprocess.as_unit(gray))
+    elif request.steps:
+        steps = pixels_step(image)
     edits = None if request.edits is None else request.edits.to_edits()
     return predict_one(image, request, predictor, clock, edits, steps)
 
