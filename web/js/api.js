@@ -157,6 +157,11 @@ async function request(path, init) {
   return body;
 }
 
+/** POST a JSON body to an API path. */
+function postJSON(path, body) {
+  return request(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+}
+
 /** GET /api/v1/model */
 export function getModel() {
   return request('/model');
@@ -175,13 +180,7 @@ async function predict(send) {
 
 /** POST /api/v1/predict with a data URL (PNG from the pad); extra: more body fields (edits). */
 export function predictImage(dataUrl, extra = {}) {
-  return predict((options) =>
-    request('/predict', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ image: dataUrl, ...options, ...extra }),
-    }),
-  );
+  return predict((options) => postJSON('/predict', { image: dataUrl, ...options, ...extra }));
 }
 
 /** POST /api/v1/predict/file with a File (multipart), same response as predictImage. */
@@ -228,20 +227,12 @@ export function imageOf(source) {
 /** POST /api/v1/predict for a source with exactly these options (and edits, if any). */
 export async function predictSource(source, { edits, ...options }) {
   const body = { image: await imageOf(source), activations: false, saliency: false, ...options, ...(edits && { edits }) };
-  return decodePrediction(await request('/predict', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  }));
+  return decodePrediction(await postJSON('/predict', body));
 }
 
 /** POST /api/v1/counterfactual: the input edited until the network reads body.target. */
 export async function counterfactual(body) {
-  const b = await request('/counterfactual', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ ...body, encoding: 'base64' }),
-  });
+  const b = await postJSON('/counterfactual', { ...body, encoding: 'base64' });
   return {
     ...b,
     pixels: decodeArray(b.pixels),
