@@ -49,8 +49,13 @@ class QuantizedMap(BaseModel):
     dtype: Literal["uint8"]
     shape: list[int]
     data: str = Field(description="base64 of one byte per element, C order, rounded to nearest")
-    scale: float = Field(description="(max - min) / 255; 0 when the array is constant")
-    offset: float = Field(description="the array's minimum")
+    scale: float = Field(
+        description="(max - min) / 255, or / 254 when the array spans 0; 0 when it is constant"
+    )
+    offset: float = Field(
+        description="the array's minimum, or, when it spans 0, the whole number of steps below 0 "
+        "nearest it (so 0 is a byte exactly)"
+    )
 
 
 class BitMask(BaseModel):
