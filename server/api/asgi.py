@@ -1,5 +1,5 @@
-"""What the pure ASGI middlewares share: a JSON error answer, and running the app so that an
-error can still be answered as long as nothing has been sent."""
+"""What the pure ASGI middlewares share: the path routes see, a JSON error answer, and running
+the app so that an error can still be answered as long as nothing has been sent."""
 
 from __future__ import annotations
 
@@ -10,6 +10,12 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 E = TypeVar("E", bound=Exception)
+
+
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: without the root path a proxy may mount the app under."""
+    path: str = scope["path"]
+    return path.removeprefix(scope.get("root_path", ""))
 
 
 async def send_json(

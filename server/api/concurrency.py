@@ -9,15 +9,9 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.api.asgi import send_json
+from server.api.asgi import route_path, send_json
 
 EXEMPT_PATHS = frozenset({"/healthz", "/metrics"})
-
-
-def route_path(scope: Scope) -> str:
-    """The path the app routes on: without the root path a proxy may mount the app under."""
-    path: str = scope["path"]
-    return path.removeprefix(scope.get("root_path", ""))
 
 
 class ConcurrencyLimit:

@@ -22,6 +22,7 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from starlette.routing import Match, Mount, Route, compile_path
 from starlette.types import Scope
 
+from server.api.asgi import route_path
 from server.inference import Explanation, Predictor
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -126,7 +127,7 @@ def unrouted_template(scope: Scope) -> str:
     app = scope.get("app")
     if app is None:
         return UNMATCHED
-    path = str(scope["path"]).removeprefix(scope.get("root_path", ""))
+    path = route_path(scope)
     for pattern, template in documented_paths(app):
         if pattern.fullmatch(path):
             return template
