@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write model_weights/mnist_class_means.npz: the mean MNIST training image of each digit.
+"""Write model_weights/explain/mnist_class_means.npz: the mean MNIST training image of each digit.
 
 Counterfactuals pull their edits towards the target digit's mean image (a 30 KB file of ten
 28x28 averages, not MNIST itself). Deterministic: re-running it rewrites the same means.
@@ -22,7 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument(
-        "--out", type=Path, default=ROOT / "model_weights" / "mnist_class_means.npz"
+        "--out", type=Path, default=ROOT / "model_weights" / "explain" / "mnist_class_means.npz"
     )
     args = parser.parse_args()
     data = load_mnist(args.data_dir)

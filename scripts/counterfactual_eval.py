@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--weights", type=Path, default=ROOT / "model_weights" / "mnist_cnn.npz")
     parser.add_argument(
-        "--means", type=Path, default=ROOT / "model_weights" / "mnist_class_means.npz"
+        "--means", type=Path, default=ROOT / "model_weights" / "explain" / "mnist_class_means.npz"
     )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/convscope-judges"))
     parser.add_argument("-n", type=int, default=100, help="digits to edit")

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         default=64, ge=1, description="requests in progress per process; more get 503"
     )
     class_means: Path = Field(
-        default=ROOT / "model_weights" / "mnist_class_means.npz",
+        default=ROOT / "model_weights" / "explain" / "mnist_class_means.npz",
         description="mean MNIST image per digit, the pull of counterfactual edits",
     )
     counterfactual_seconds: float = Field(

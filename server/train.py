@@ -21,7 +21,7 @@ import numpy as np
 
 from server.augment import AugmentConfig, augment
 from server.cnn import Adam, Sequential, cosine_lr, save_model, softmax_cross_entropy
-from server.cnn.architectures import mnist_cnn
+from server.cnn.architectures import PRESETS, build_preset
 from server.metrics import confusion_matrix, evaluate, predict_logits
 from server.mnist import Mnist, default_data_dir, download_mnist, load_mnist
 
@@ -30,6 +30,7 @@ from server.mnist import Mnist, default_data_dir, download_mnist, load_mnist
 class TrainConfig:
     """Every training default in one flat block; the file stores it beside the weights."""
 
+    arch: str = "default"  # a preset of server.cnn.architectures
     epochs: int = 20
     batch_size: int = 64
     lr: float = 2e-3  # peak learning rate, after warm-up
@@ -118,7 +119,7 @@ def train(
 
     rng = np.random.default_rng(config.seed)
     train_x, train_y, val_x, val_y = split(data, config, rng)
-    model = mnist_cnn(seed=config.seed, dropout=config.dropout)
+    model = build_preset(config.arch, seed=config.seed, dropout=config.dropout)
     optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(train_x) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -191,6 +192,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--download", action="store_true", help="fetch missing MNIST files into --data-dir first"
     )
+    parser.add_argument(
+        "--arch", choices=sorted(PRESETS), default=defaults.arch, help="network preset"
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
@@ -214,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.download:
         download_mnist(data_dir, show_progress=not args.quiet)
     config = TrainConfig(
+        arch=args.arch,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

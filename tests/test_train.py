@@ -73,9 +73,8 @@ def test_train_produces_a_loadable_model_with_metadata(make_digits: Digits, tmp_
 @pytest.fixture
 def small_architecture(monkeypatch: pytest.MonkeyPatch) -> None:
     """Same layer stack, a quarter of the width: keeps the multi-epoch tests quick."""
-    monkeypatch.setattr(
-        server.train, "mnist_cnn", functools.partial(mnist_cnn, conv1=8, conv2=16, hidden=32)
-    )
+    small = functools.partial(mnist_cnn, conv1=8, conv2=16, hidden=32)
+    monkeypatch.setitem(server.cnn.architectures.PRESETS, "default", small)
 
 
 def test_same_seed_gives_identical_weights(make_digits: Digits, small_architecture: None) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from server.cnn.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
@@ -29,3 +32,19 @@ def mnist_cnn(
         ],
         input_shape=(28, 28, 1),
     )
+
+
+Builder = Callable[..., Sequential]
+
+PRESETS: dict[str, Builder] = {"default": mnist_cnn}
+"""Architectures `convscope train --arch NAME` (and training jobs) build by name."""
+
+
+def build_preset(name: str, seed: int = 0, dropout: float | None = None) -> Sequential:
+    """A fresh, randomly initialised network of a named preset; KeyError lists the known ones."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown architecture {name!r}; presets are {sorted(PRESETS)}")
+    kwargs: dict[str, Any] = {"seed": seed}
+    if dropout is not None:
+        kwargs["dropout"] = dropout
+    return PRESETS[name](**kwargs)

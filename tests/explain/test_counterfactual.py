@@ -35,7 +35,7 @@ from server.mnist import Mnist, MnistError, load_mnist
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "model_weights" / "mnist_cnn.npz"
-MEANS = ROOT / "model_weights" / "mnist_class_means.npz"
+MEANS = ROOT / "model_weights" / "explain" / "mnist_class_means.npz"
 HALF = STROKE_SIDE // 2
 Reader = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) images in [0, 1] -> (N,) labels
 
