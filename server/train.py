@@ -160,7 +160,7 @@ def train(
         )
         if val_acc > best_accuracy:
             best_accuracy = val_acc
-            best_params = {k: v.copy() for k, v in model.parameters().items()}
+            best_params = {k: v.copy() for k, v in model.state_dict().items()}
     model.load_state_dict(best_params, source="best epoch")
     predictions = predict_logits(model, data.test_images).argmax(axis=1)
     test_accuracy = float((predictions == data.test_labels).mean())

@@ -117,12 +117,21 @@ class Sequential:
             for key, value in layer.params.items()
         }
 
+    def state_dict(self) -> Params:
+        """Live references to everything the weights file stores: parameters, then buffers."""
+        buffers = {
+            f"{layer.name}.{key}": value
+            for layer in self.layers
+            for key, value in layer.buffers.items()
+        }
+        return {**self.parameters(), **buffers}
+
     def parameter_count(self) -> int:
         return sum(int(p.size) for p in self.parameters().values())
 
     def load_state_dict(self, state: Params, source: str = "state dict") -> None:
-        """Copy arrays into the parameters; errors name the key and both shapes."""
-        own = self.parameters()
+        """Copy arrays into the parameters and buffers; errors name the key and both shapes."""
+        own = self.state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:

@@ -42,7 +42,7 @@ def save_model(path: str | os.PathLike[str], model: Sequential, metadata: dict[s
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {
         PARAM_PREFIX + key: np.ascontiguousarray(value, dtype=np.float32)
-        for key, value in model.parameters().items()
+        for key, value in model.state_dict().items()
     }
     arrays["format_version"] = np.array(FORMAT_VERSION)
     arrays["architecture"] = np.array(json.dumps(model.spec()))

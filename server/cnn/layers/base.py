@@ -21,7 +21,8 @@ class Layer:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.params: Params = {}
+        self.params: Params = {}  # trained by the optimizer
+        self.buffers: Params = {}  # learnt from data but not by gradients (running statistics)
 
     def forward(
         self, x: Array, *, training: bool = False, rng: np.random.Generator | None = None
