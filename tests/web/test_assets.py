@@ -7,7 +7,8 @@ from pathlib import Path
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 # What a visitor downloads: the server compresses every file, and readable code compresses ~3x.
-BUDGET_BYTES = 60 * 1000  # web/js + web/css, each file gzip-compressed
+BUDGET_BYTES = 80 * 1000  # web/js + web/css, each file gzip-compressed (60 KB before the
+# model picker, compare mode and Train view)
 
 
 def test_js_and_css_fit_in_the_budget() -> None:

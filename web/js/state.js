@@ -7,7 +7,8 @@ let state = Object.freeze({
   status: 'idle', // idle | loading | ready | error  (mirrored on <main data-state>)
   message: '', // words for the status area
   error: false, // whether message reports a failure
-  model: null, // GET /api/v1/model, once
+  modelName: null, // the model every request names (null: the server's default); ?model= in the URL
+  model: null, // GET /api/v1/model for modelName
   modelError: '',
   result: null, // the latest decoded prediction response, or null
   upload: null, // { name } while the pad shows an uploaded image
