@@ -23,6 +23,7 @@ from starlette.routing import Match, Mount, Route, compile_path
 from starlette.types import Scope
 
 from server.api.asgi import route_path
+from server.cnn import Sequential
 from server.inference import Explanation, Predictor
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -84,15 +85,15 @@ class Metrics:
             ),
             model_info=Gauge(
                 "convscope_model_info",
-                "The served model: 1, labelled with its name and the SHA-256 of its weights file",
+                "A served model: 1, labelled with its name and the SHA-256 of its weights file",
                 ["name", "sha256"],
                 registry=registry,
                 multiprocess_mode="max",
             ),
         )
 
-    def set_model(self, weights: Path, sha256: str) -> None:
-        self.model_info.labels(weights.stem, sha256).set(1)
+    def set_model(self, name: str, sha256: str) -> None:
+        self.model_info.labels(name, sha256).set(1)
 
     def exposition(self) -> bytes:
         """The text format: this process's registry, or every worker's files when there are
@@ -155,6 +156,15 @@ class TimedPredictor(Predictor):
     def load(cls, path: Path, inference: Histogram) -> TimedPredictor:
         predictor = cls.from_file(path)
         assert isinstance(predictor, cls), "from_file builds the class it is called on"
+        predictor.inference = inference
+        return predictor
+
+    @classmethod
+    def timed(
+        cls, model: Sequential, metadata: dict[str, Any], sha256: str, inference: Histogram
+    ) -> TimedPredictor:
+        """One for weights held in memory (a training job's), timed like the loaded ones."""
+        predictor = cls(model, metadata, sha256)
         predictor.inference = inference
         return predictor
 

@@ -13,6 +13,7 @@ import multiprocessing
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from server.training.messages import (
 from server.training.worker import first_conv_kernels, run_job
 
 Status = Literal["running", "done", "cancelled", "failed"]
+MakePredictor = Callable[[Sequential, dict[str, Any], str], Predictor]
 STOP_GRACE_S = 0.5  # a job stops by itself at its next step boundary; then it is terminated
 CONTEXT = multiprocessing.get_context("spawn")  # never fork a threaded server
 
@@ -59,7 +61,13 @@ def state_sha256(state: State) -> str:
 class Job:
     """One training run in its own process."""
 
-    def __init__(self, config: JobConfig, source: DataSource, on_finish: Any = None) -> None:
+    def __init__(
+        self,
+        config: JobConfig,
+        source: DataSource,
+        on_finish: Callable[[Job], None] | None = None,
+        make_predictor: MakePredictor = Predictor,
+    ) -> None:
         self.id = uuid.uuid4().hex
         self.config = config
         self.lock = threading.Lock()
@@ -76,6 +84,7 @@ class Job:
         self.done: Done | None = None
         self.finished_at: float | None = None  # time.monotonic()
         self._on_finish = on_finish
+        self._make_predictor = make_predictor
         self._predictors: dict[int, Predictor] = {}  # by weights step: the latest one or two
 
         initial = build_preset(
@@ -221,7 +230,7 @@ class Job:
         metadata: dict[str, Any] = {"training": self.id, "step": key}
         if self.done is not None and key == self.done.steps:
             metadata = {**self.done.metadata, **metadata}
-        predictor = Predictor(model, metadata, state_sha256(state))
+        predictor = self._make_predictor(model, metadata, state_sha256(state))
         with self.lock:
             if len(self._predictors) >= 8:  # the live weights move on; old versions go
                 self._predictors.pop(next(iter(self._predictors)))

@@ -6,9 +6,10 @@ import threading
 import time
 from pathlib import Path
 
+from server.inference import Predictor
 from server.mnist import FILES
 from server.training.config import DataSource, JobConfig
-from server.training.jobs import Job
+from server.training.jobs import Job, MakePredictor
 
 
 class TrainingError(Exception):
@@ -37,11 +38,13 @@ class Trainings:
         enabled: bool = True,
         max_running: int = 1,
         ttl_s: float = 3600.0,
+        make_predictor: MakePredictor = Predictor,
     ) -> None:
         self.source = source
         self.enabled = enabled
         self.max_running = max_running
         self.ttl_s = ttl_s
+        self.make_predictor = make_predictor
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.closed = False
@@ -73,7 +76,7 @@ class Trainings:
                     "takes at once; try again when one ends",
                     retry_after_s=10,
                 )
-            job = Job(config, self.source, on_finish=self._finished)
+            job = Job(config, self.source, self._finished, self.make_predictor)
             self.jobs[job.id] = job
         return job
 
@@ -88,6 +91,20 @@ class Trainings:
                 f"{self.ttl_s:g} s ago, or been started by another worker or replica"
             )
         return job
+
+    def predictor(self, name: str) -> Predictor:
+        """What "training:<name>" predicts with: "<id>" the latest weights, "<id>@<step>" the
+        snapshot nearest that step; KeyError (with a message) when neither makes sense."""
+        job_id, at, step_text = name.partition("@")
+        step = None
+        if at:
+            try:
+                step = int(step_text)
+            except ValueError:
+                raise KeyError(
+                    f"training:{name}: the step after '@' must be a whole number, not {step_text!r}"
+                ) from None
+        return self.get(job_id).predictor(step)
 
     def _finished(self, job: Job) -> None:
         """Called from a job's reader thread once its process has gone: free it after ttl_s."""
