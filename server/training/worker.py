@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
-import threading
 import time
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
@@ -76,37 +75,19 @@ class Reporter:
             raise StoppedError from None  # nobody is listening any more
 
 
-def load_data(source: DataSource, reporter: Reporter, waiting: Progress) -> Mnist:
-    """MNIST, downloaded first when allowed and missing; says `waiting` meanwhile."""
-    result: dict[str, Any] = {}
-
-    def load() -> None:
-        try:
-            if source.download:
-                download_mnist(source.directory, show_progress=False)
-            result["data"] = load_mnist(source.directory)
-        except Exception as error:  # handed to the main thread, which reports it
-            result["error"] = error
-
-    loader = threading.Thread(target=load, name="mnist-loader", daemon=True)
-    loader.start()
-    while loader.is_alive():
-        reporter.check()
-        reporter.send(waiting)
-        loader.join(PROGRESS_EVERY_S)
-    if "error" in result:
-        raise result["error"]
-    data: Mnist = result["data"]
-    return data
+def load_data(source: DataSource) -> Mnist:
+    """MNIST, downloaded first when allowed and missing (the verified download)."""
+    if source.download:
+        download_mnist(source.directory, show_progress=False)
+    return load_mnist(source.directory)
 
 
 def train_job(config: JobConfig, source: DataSource, reporter: Reporter) -> Done:
     started = time.perf_counter()
     train_config = config.train_config()
     steps_total = config.steps_total()
-    run_probe = Run.start(train_config, 1)  # the initial weights, before any data is read
-    waiting = Progress(0, steps_total, 1, None, None, 0.0, first_conv_kernels(run_probe.model))
-    data = load_data(source, reporter, waiting)
+    data = load_data(source)
+    reporter.check()
 
     rng = np.random.default_rng(train_config.seed)
     train_x, train_y, val_x, val_y = split(data, train_config, rng)
@@ -119,6 +100,7 @@ def train_job(config: JobConfig, source: DataSource, reporter: Reporter) -> Done
     history: list[dict[str, Any]] = []
     last_report = time.perf_counter()
     window_loss, window_correct, window_images = 0.0, 0, 0
+    window_eval_s = 0.0  # img_per_s counts training time only, as convscope train's bar does
     for epoch in range(1, train_config.epochs + 1):
         epoch_started = time.perf_counter()
         epoch_loss, epoch_correct, epoch_images = 0.0, 0, 0
@@ -140,15 +122,18 @@ def train_job(config: JobConfig, source: DataSource, reporter: Reporter) -> Done
                         epoch,
                         window_loss / window_images,
                         window_correct / window_images,
-                        window_images / (now - last_report),
+                        window_images / max(1e-9, now - last_report - window_eval_s),
                         first_conv_kernels(model),
                         copy_state(model),
                     )
                 )
                 last_report = now
                 window_loss, window_correct, window_images = 0.0, 0, 0
+                window_eval_s = 0.0
             if result.step in evaluations:
+                eval_started = time.perf_counter()
                 val_loss, val_accuracy = evaluate(model, val_x, val_y)
+                window_eval_s += time.perf_counter() - eval_started
                 reporter.send(Evaluation(result.step, val_loss, val_accuracy))
                 if result.step in snapshots:
                     reporter.send(Snapshot(result.step, val_accuracy, copy_state(model)))

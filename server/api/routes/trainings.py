@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +30,7 @@ from server.training.manager import TrainingError, Trainings
 router = APIRouter(prefix="/api/v1/trainings", tags=["trainings"])
 
 POLL_S = 0.05  # how often a stream looks for new events: far below the 0.5 s between them
+REPEAT_AFTER_S = 0.4  # while the job evaluates or loads data, say where it is again
 ENDINGS = frozenset({"done", "cancelled", "failed"})
 UNKNOWN: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "no such job in this server process"}
@@ -133,15 +135,30 @@ async def training_events(
 ) -> AsyncIterator[ServerSentEvent]:
     """The job's events as they come, from the first one (or after `Last-Event-ID`)."""
     after = last_event_id(last_event_id_header)
+    latest_progress: JobEvent | None = None
+    quiet_since = time.monotonic()
     while True:
         for event in job.events_after(after):
-            yield ServerSentEvent(raw_data=event_data(event), event=event.name, id=str(event.id))
-            after = event.id
+            yield sse(event)
+            after, quiet_since = event.id, time.monotonic()
+            if event.name == "progress":
+                latest_progress = event
             if event.name in ENDINGS:
                 return
         if job.status != "running" and not job.events_after(after):
             return  # resumed after the end: nothing more will come
+        if time.monotonic() - quiet_since >= REPEAT_AFTER_S:
+            # at least 2 events a second, even while the job is busy between steps: the
+            # latest progress again, under its own id (a resumed client skips it)
+            repeat = latest_progress or job.latest_progress()
+            if repeat is not None:
+                yield sse(repeat)
+            quiet_since = time.monotonic()
         await anyio.sleep(POLL_S)
+
+
+def sse(event: JobEvent) -> ServerSentEvent:
+    return ServerSentEvent(raw_data=event_data(event), event=event.name, id=str(event.id))
 
 
 @router.get("/{job_id}/snapshots", response_model=SnapshotList, responses=UNKNOWN)
