@@ -148,11 +148,11 @@ async def training_events(
         if job.status != "running" and not job.events_after(after):
             return  # resumed after the end: nothing more will come
         if time.monotonic() - quiet_since >= REPEAT_AFTER_S:
-            # at least 2 events a second, even while the job is busy between steps: the
-            # latest progress again, under its own id (a resumed client skips it)
+            # at least 2 events a second, even while the job is busy between steps: the latest
+            # progress again, under the id of the last event sent (all a resume needs to know)
             repeat = latest_progress or job.latest_progress()
             if repeat is not None:
-                yield sse(repeat)
+                yield sse(dataclasses.replace(repeat, id=after))
             quiet_since = time.monotonic()
         await anyio.sleep(POLL_S)
 
