@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from server.cnn import architectures
-from server.cnn.layers import Conv2D, Dense, Flatten, ReLU
+from server.cnn.layers import AvgPool2D, BatchNorm, Conv2D, Dense, Flatten, ReLU, Sigmoid, Tanh
 from server.cnn.model import Sequential
 from server.cnn.serialize import save_model
 from server.local_server import local_server
@@ -79,9 +79,31 @@ def strided() -> Sequential:
     )
 
 
+def normed() -> Sequential:
+    """LeNet's shape with batch norm: 5x5 valid conv, batch norm, tanh, average pooling, sigmoid."""
+    rng = np.random.default_rng(3)
+    return Sequential(
+        [
+            Conv2D("conv1", 1, 6, 5, padding="valid", rng=rng),
+            BatchNorm("bn1", 6),
+            Tanh("tanh1"),
+            AvgPool2D("avg1", 2),
+            Conv2D("conv2", 6, 8, 3, padding="same", rng=rng),
+            Sigmoid("sig2"),
+            AvgPool2D("avg2", 2),
+            Flatten("flatten"),
+            Dense("fc1", 6 * 6 * 8, 16, rng=rng),
+            BatchNorm("bn3", 16),
+            Tanh("tanh3"),
+            Dense("fc2", 16, 10, rng=rng),
+        ],
+        input_shape=(28, 28, 1),
+    )
+
+
 def models() -> dict[str, Sequential]:
     """Every architecture the page must draw; the engine's presets when it has them."""
-    nets = {"mlp": mlp(), "strided": strided()}
+    nets = {"mlp": mlp(), "strided": strided(), "normed": normed()}
     for name in ("tiny", "lenet5"):
         if name in architectures.PRESETS:
             nets[name] = architectures.build_preset(name, seed=3)
@@ -125,7 +147,9 @@ class Requests:
         if "/api/v1/" not in request.url:
             return
         body = request.post_data
-        is_json = body and (request.headers.get("content-type") or "").startswith("application/json")
+        is_json = body and (request.headers.get("content-type") or "").startswith(
+            "application/json"
+        )
         self.seen.append((request.url, json.loads(body) if is_json else None))
 
     def predict_bodies(self) -> list[dict[str, Any]]:
@@ -186,7 +210,7 @@ def blank_panels(panels: list[dict[str, Any]]) -> list[str]:
 # ---- tests -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["mlp", "strided", "tiny", "lenet5"])
+@pytest.mark.parametrize("name", ["mlp", "strided", "normed", "tiny", "lenet5"])
 def test_each_architecture_draws_every_layer_and_names_its_model(
     page_at: Any, url: str, name: str
 ) -> None:
@@ -306,10 +330,9 @@ def test_receptive_fields_of_stride_2_convolutions(page_at: Any, url: str) -> No
 
 def compare_columns(page: Page) -> list[dict[str, float]]:
     page.locator('[data-testid="compare-column"]').nth(1).wait_for()
-    page.locator('[data-testid="compare-view"] .cmp-status:text-is("")').wait_for()
+    page.locator('[data-testid="compare-view"] .cmp-status:text-is("")').wait_for(state="attached")
     return [
-        col.bounding_box() or {}
-        for col in page.locator('[data-testid="compare-column"]').all()
+        col.bounding_box() or {} for col in page.locator('[data-testid="compare-column"]').all()
     ]
 
 
@@ -321,7 +344,8 @@ def test_compare_mode_shows_both_answers_side_by_side(page_at: Any, url: str) ->
     view.get_by_test_id("compare-picker").select_option("strided")
     page.wait_for_url("**/?model=mnist_cnn&compare=strided")
     left, right = compare_columns(page)
-    assert abs(left["y"] - right["y"]) < 1 and right["x"] > left["x"] + left["width"] - 1
+    assert abs(left["y"] - right["y"]) < 1
+    assert right["x"] > left["x"] + left["width"] - 1
     image = asked.predict_bodies()[-1]["image"]
     shown = view.get_by_test_id("compare-prediction").all_inner_texts()
     want = [str(server_answer(url, image, m)["label"]) for m in ("mnist_cnn", "strided")]
@@ -334,7 +358,8 @@ def test_compare_mode_shows_both_answers_side_by_side(page_at: Any, url: str) ->
     assert len(view.locator("tbody tr").all()) == 10
     assert not serious_violations(page, "compare view")
     page.get_by_test_id("compare-toggle").click()
-    assert view.is_hidden() and page.locator("#layers").is_visible()
+    assert view.is_hidden()
+    assert page.locator("#layers").is_visible()
     assert not any(watch.problems().values()), watch.problems()
 
 
@@ -343,7 +368,8 @@ def test_compare_mode_stacks_on_a_phone(page_at: Any, url: str) -> None:
     page.get_by_test_id("compare-view").wait_for()
     draw_and_wait(page, ellipse())
     top, bottom = compare_columns(page)
-    assert abs(top["x"] - bottom["x"]) < 1 and bottom["y"] >= top["y"] + top["height"]
+    assert abs(top["x"] - bottom["x"]) < 1
+    assert bottom["y"] >= top["y"] + top["height"]
     assert top["x"] + top["width"] <= PHONE["width"]
     assert not serious_violations(page, "compare view on a phone")
     assert not any(watch.problems().values()), watch.problems()

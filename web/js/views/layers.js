@@ -3,7 +3,8 @@
 // arrow keys move a cursor over the cells (and from map to map), the readout says the value,
 // Enter or a click opens the detail view; hover and focus show the receptive field on the input.
 
-import { range, scale, isDivergingKind, paintCanvas, gradient, cssColor, isDark, fmt } from '../colormap.js';
+import { range, scale, isDivergingKind, paintCanvas, gradient, cssColor, fmt } from '../colormap.js';
+import { inkOn, rgbOf } from '../contrast.js';
 import { receptiveField } from '../receptive.js';
 import { tileLayout, columnsFor, tileOrigin, cellAt, paintTiles, moveCursor, placeBox } from '../tiles.js';
 
@@ -316,8 +317,9 @@ function draw(p) {
   } else {
     p.body.querySelectorAll('.cell').forEach((cell, i) => {
       const v = data[i];
-      cell.style.background = cssColor(v, sc);
-      cell.classList.toggle('light', isDark(v, sc));
+      const bg = cssColor(v, sc);
+      cell.style.background = bg;
+      cell.style.color = inkOn(rgbOf(bg)); // black or white, whichever contrasts more
       cell.querySelector('i').textContent = spec.kind === 'softmax' ? `${Math.round(v * 100)}%` : fmt(v);
       cell.title = `${i}: ${fmt(v)}`;
       cell.classList.toggle('off', p.off.includes(i));
@@ -352,7 +354,7 @@ function clearPanel({ sec, canvas, L, body }) {
   }
   body.querySelectorAll('.cell').forEach((cell) => {
     cell.style.background = '';
-    cell.classList.remove('light');
+    cell.style.color = '';
     cell.querySelector('i').textContent = '\u2013';
   });
   sec.querySelector('.lg-bar').style.background = '';
