@@ -339,7 +339,7 @@ def compare_columns(page: Page) -> list[dict[str, float]]:
 def test_compare_mode_shows_both_answers_side_by_side(page_at: Any, url: str) -> None:
     page, watch, asked = page_at("?model=mnist_cnn")
     draw_and_wait(page, ellipse())
-    page.get_by_test_id("compare-toggle").click()
+    page.get_by_test_id("compare-toggle").press("Enter")  # (the keyboard opens it)
     view = page.get_by_test_id("compare-view")
     view.get_by_test_id("compare-picker").select_option("strided")
     page.wait_for_url("**/?model=mnist_cnn&compare=strided")
