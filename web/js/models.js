@@ -38,6 +38,7 @@ export function setupModels({ refresh, reloadModel }) {
     },
   );
   let asked = ''; // the drawing and models of the last comparison asked for
+  let settle = 0; // the timer that asks once the drawing has not changed for a moment
   function ask(s) {
     const source = sourceOf(s.result);
     const names = [shownName(s), s.compare.with];
@@ -81,7 +82,14 @@ export function setupModels({ refresh, reloadModel }) {
     if (any('modelName', 'compare')) syncUrl(s);
     if (any('models', 'modelName', 'model', 'compare')) renderPicker(bar, s);
     if (any('compare')) document.querySelector('.workspace').classList.toggle('comparing', !!s.compare);
-    if (s.compare && s.result && s.status === 'ready' && any('result', 'status', 'compare', 'models')) ask(s);
+    if (s.compare && any('result', 'status', 'compare', 'models')) {
+      // once the drawing rests: while the pen moves only the main view follows it
+      clearTimeout(settle);
+      settle = setTimeout(() => {
+        const now = getState();
+        if (now.compare && now.result && now.status === 'ready') ask(now);
+      }, any('result', 'status') ? 150 : 0);
+    }
     if (any('compare', 'models', 'modelName', 'model', 'result')) {
       renderCompare(view, { compare: s.compare, models: s.models, left: shownName(s), drawn: !!s.result });
     }
