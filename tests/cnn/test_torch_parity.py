@@ -372,3 +372,14 @@ def test_batchnorm_training_steps_match_torch(
     np.testing.assert_allclose(grad_x, from_torch_layout(xt.grad), atol=ATOL, rtol=RTOL)
     np.testing.assert_allclose(grads["gamma"], twin.weight.grad.numpy(), atol=ATOL, rtol=RTOL)
     np.testing.assert_allclose(grads["beta"], twin.bias.grad.numpy(), atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_benchmark_twin_has_every_layer_and_parameter(name: str) -> None:
+    """`convscope bench` times a PyTorch copy of the network: same output, same weight count."""
+    from server.bench import torch_twin
+
+    model = build_preset(name)
+    twin = torch_twin(model).eval()
+    assert tuple(twin(torch.rand(2, 1, 28, 28)).shape) == (2, 10)
+    assert sum(p.numel() for p in twin.parameters()) == model.parameter_count()
