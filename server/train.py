@@ -22,6 +22,7 @@ import numpy as np
 from server.augment import AugmentConfig, augment
 from server.cnn import Adam, Sequential, cosine_lr, save_model, softmax_cross_entropy
 from server.cnn.architectures import PRESETS, build_preset
+from server.cnn.spec import SpecError, build_from_spec, validate_spec
 from server.metrics import confusion_matrix, evaluate, predict_logits
 from server.mnist import Mnist, default_data_dir, download_mnist, load_mnist
 
@@ -30,7 +31,8 @@ from server.mnist import Mnist, default_data_dir, download_mnist, load_mnist
 class TrainConfig:
     """Every training default in one flat block; the file stores it beside the weights."""
 
-    arch: str = "default"  # a preset of server.cnn.architectures
+    arch: str = "default"  # a preset of server.cnn.architectures, or the --arch-file path
+    arch_spec: dict[str, Any] | None = None  # the --arch-file network (layer-spec JSON)
     epochs: int = 20
     batch_size: int = 64
     lr: float = 2e-3  # peak learning rate, after warm-up
@@ -98,7 +100,10 @@ class Run:
 
     @classmethod
     def start(cls, config: TrainConfig, train_count: int) -> Run:
-        model = build_preset(config.arch, seed=config.seed, dropout=config.dropout)
+        if config.arch_spec is not None:
+            model = build_from_spec(config.arch_spec, seed=config.seed, input_shape=(28, 28, 1))
+        else:
+            model = build_preset(config.arch, seed=config.seed, dropout=config.dropout)
         optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         steps_per_epoch = -(-train_count // config.batch_size)
         warmup = int(config.warmup_epochs * steps_per_epoch)
@@ -228,8 +233,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--download", action="store_true", help="fetch missing MNIST files into --data-dir first"
     )
-    parser.add_argument(
+    network = parser.add_mutually_exclusive_group()
+    network.add_argument(
         "--arch", choices=sorted(PRESETS), default=defaults.arch, help="network preset"
+    )
+    network.add_argument(
+        "--arch-file",
+        type=Path,
+        default=None,
+        help="any network as layer-spec JSON (the weights file's architecture format)",
     )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -248,13 +260,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def read_arch_file(path: Path) -> dict[str, Any]:
+    """The network of --arch-file, checked before any training; SpecError says what is wrong."""
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError([f"cannot read it: {exc.strerror or exc}"]) from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError([f"not valid JSON: {exc}"]) from exc
+    problems = validate_spec(spec, input_shape=(28, 28, 1), num_classes=10)
+    if problems:
+        raise SpecError(problems)
+    return dict(spec)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    arch_spec = None
+    if args.arch_file is not None:
+        try:
+            arch_spec = read_arch_file(args.arch_file)
+        except SpecError as exc:
+            lines = "".join(f"\n  {problem}" for problem in exc.problems)
+            print(f"convscope train: --arch-file {args.arch_file}:{lines}", file=sys.stderr)
+            return 2
     data_dir = args.data_dir or default_data_dir()
     if args.download:
         download_mnist(data_dir, show_progress=not args.quiet)
     config = TrainConfig(
-        arch=args.arch,
+        arch=args.arch if arch_spec is None else str(args.arch_file),
+        arch_spec=arch_spec,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

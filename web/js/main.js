@@ -11,7 +11,8 @@ import { setupLayers, render as renderLayers } from './views/layers.js';
 import { setupDetail, open as openDetail, render as renderDetail } from './views/detail.js';
 import { render as renderModelCard } from './views/model-card.js';
 import { render as renderStatus } from './views/status.js';
-import { setupInterventions, predictLive, toggleChannel } from './interventions.js';
+import { setupInterventions, predictLive, toggleChannel, sourceOf } from './interventions.js';
+import { setupModels } from './models.js';
 
 const $ = (sel) => document.querySelector(sel);
 const el = {
@@ -120,11 +121,12 @@ setupUpload({
   },
 });
 
-// edits to the network: send the shown drawing (or upload) again
-setupInterventions({ pad, refresh(file) {
+// edits to the network, or another model: send the shown drawing (or upload) again
+function refresh(file) {
   sentVersion = shownVersion = -1;
   if (file) live.submit({ source: 'upload', file, version: pad.version }); else padChanged();
-} });
+}
+setupInterventions({ pad, refresh });
 
 // ---- views ------------------------------------------------------------------------------------
 
@@ -176,19 +178,21 @@ subscribe((s, changed) => {
 
 // ---- start --------------------------------------------------------------------------------------
 
-let modelLoading = false;
+let modelAsked = null; // { name } while GET /api/v1/model for that model is out
 async function loadModel() {
-  if (modelLoading) return;
-  modelLoading = true;
+  const name = getState().modelName;
+  if (modelAsked && modelAsked.name === name) return;
+  const mine = (modelAsked = { name });
   try {
-    const model = await api.getModel();
-    setState({ model, modelError: '' });
+    const model = await api.getModel(name);
+    if (modelAsked === mine) setState({ model, modelError: '' });
   } catch (err) {
-    setState({ modelError: err.message || String(err) });
+    if (modelAsked === mine) setState({ modelError: err.message || String(err) });
   } finally {
-    modelLoading = false;
+    if (modelAsked === mine) modelAsked = null;
   }
 }
+setupModels({ refresh: () => refresh((sourceOf(getState().result) || {}).file), reloadModel: loadModel });
 
 renderPrediction(el.prediction, null);
 renderInput(el.input, getState());
