@@ -33,7 +33,7 @@ const MARKUP = `
 <div class="tr-grid">
   <figure class="tr-chart">
     <canvas data-testid="train-chart" role="img" aria-label="Training loss, training accuracy and validation accuracy against steps" aria-describedby="tr-summary"></canvas>
-    <figcaption><ul class="tr-legend">${SERIES.map((s) => `<li><i style="border-top: 3px ${s.dash.length ? 'dashed' : 'solid'} ${s.color}"></i>${s.label}</li>`).join('')}</ul>
+    <figcaption><ul class="tr-legend">${SERIES.map((s) => `<li><i></i>${s.label}</li>`).join('')}</ul>
     <p class="help" id="tr-summary">No training yet.</p></figcaption>
   </figure>
   <figure class="tr-kernels" data-testid="train-kernels">
@@ -44,8 +44,8 @@ const MARKUP = `
   </figure>
   <div class="tr-read">
     <h3>Your drawing, read by this network</h3>
-    <div class="prediction-digit"><output class="digit"></output><p class="tr-note prediction-note"></p></div>
-    <ol class="probs" aria-label="Probability of each digit, as this network reads it"></ol>
+    <div class="tr-answer"><div class="prediction-digit"><output class="digit"></output><p class="tr-note prediction-note"></p></div>
+    <ol class="probs" aria-label="Probability of each digit, as this network reads it"></ol></div>
     <div class="tr-maps"></div>
   </div>
 </div>
@@ -75,6 +75,7 @@ const sliderIndex = (t) => (t.at == null ? t.snapshots.length : Math.max(0, t.sn
 export function setupTrain(container, { onStart, onStop, onScrub, onUse }) {
   container.innerHTML = MARKUP;
   const q = (s) => container.querySelector(s);
+  container.querySelectorAll('.tr-legend i').forEach((i, k) => (i.style.borderTop = `3px ${SERIES[k].dash.length ? 'dashed' : 'solid'} ${SERIES[k].color}`));
   setupKernels(q('.tr-kernels'));
   setupReading(q('.tr-read'));
   q('.tr-form').addEventListener('submit', (e) => {
@@ -129,7 +130,9 @@ export function render(container, s, prev) {
   q('.tr-at').textContent = atText;
 
   if (!prev || s.trainReading !== prev.trainReading || t !== p) {
-    const note = !t || !t.id ? 'Start a training to see it read your drawing.' : !s.trainReading ? 'Draw a digit on the pad to see this network read it.' : at ? `At step ${n(at.step)} of training` : `With the weights of step ${n(t.step || 0)}`;
+    const r = s.trainReading;
+    const step = r && r.model.split('@')[1];
+    const note = !t || !t.id ? 'Start a training to see it read your drawing.' : !r ? 'Draw a digit on the pad to see this network read it.' : step ? `At step ${n(Number(step))} of training` : `With the weights of step ${n(t.step || 0)}`;
     renderReading(q('.tr-read'), t && t.id ? s.trainReading : null, note);
   }
 
