@@ -11,7 +11,8 @@ import { setupLayers, render as renderLayers } from './views/layers.js';
 import { setupDetail, open as openDetail, render as renderDetail } from './views/detail.js';
 import { render as renderModelCard } from './views/model-card.js';
 import { render as renderStatus } from './views/status.js';
-import { setupInterventions, predictLive, toggleChannel } from './interventions.js';
+import { setupInterventions, predictLive, toggleChannel, sourceOf } from './interventions.js';
+import { setupModels } from './models.js';
 import * as training from './train.js';
 import { setupTrain, render as renderTrain } from './views/train.js';
 
@@ -123,14 +124,15 @@ setupUpload({
   },
 });
 
-// edits to the network: send the shown drawing (or upload) again
-setupInterventions({ pad, refresh(file) {
+// edits to the network, or another model: send the shown drawing (or upload) again
+function refresh(file) {
   sentVersion = shownVersion = -1;
   if (file) live.submit({ source: 'upload', file, version: pad.version }); else padChanged();
-} });
+}
+setupInterventions({ pad, refresh });
 
-// the Train view: a job's weights read the pad's drawing (not an upload)
-training.setupTraining(() => (pad.isEmpty() || pad.isUpload() ? null : pad.toDataURL()));
+// the Train view: a job's weights read the drawing (or upload) the page shows
+training.setupTraining(() => sourceOf(getState().result));
 setupTrain(el.train, { onStart: training.start, onStop: training.stop, onScrub: training.scrub, onUse: training.useModel });
 
 // ---- views ------------------------------------------------------------------------------------
@@ -184,19 +186,21 @@ subscribe((s, changed, prev) => {
 
 // ---- start --------------------------------------------------------------------------------------
 
-let modelLoading = false;
+let modelAsked = null; // { name } while GET /api/v1/model for that model is out
 async function loadModel() {
-  if (modelLoading) return;
-  modelLoading = true;
+  const name = getState().modelName;
+  if (modelAsked && modelAsked.name === name) return;
+  const mine = (modelAsked = { name });
   try {
-    const model = await api.getModel();
-    setState({ model, modelError: '' });
+    const model = await api.getModel(name);
+    if (modelAsked === mine) setState({ model, modelError: '' });
   } catch (err) {
-    setState({ modelError: err.message || String(err) });
+    if (modelAsked === mine) setState({ modelError: err.message || String(err) });
   } finally {
-    modelLoading = false;
+    if (modelAsked === mine) modelAsked = null;
   }
 }
+setupModels({ refresh: () => refresh((sourceOf(getState().result) || {}).file), reloadModel: loadModel });
 
 renderPrediction(el.prediction, null);
 renderInput(el.input, getState());

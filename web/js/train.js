@@ -15,7 +15,7 @@ const words = (err) => (WHY[err.status] ? `${WHY[err.status]} ${err.message}` : 
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
 
 let events = null; // this tab's one EventSource
-let drawing = () => null; // the pad's drawing as a data URL, or null when there is none
+let drawing = () => null; // the shown drawing as a source ({ image } or { file }), or null
 
 const patch = (fields) => setState({ training: { ...getState().training, ...fields } });
 const mine = (id) => getState().training && getState().training.id === id;
@@ -27,9 +27,9 @@ export function modelFor(t) {
 
 const reads = createLatestWins(
   async ({ model }) => {
-    const image = drawing();
-    if (!image) return null; // (no drawing: nothing to read)
-    return { model, result: await api.predictSource({ image }, { model, activations: true, encoding: 'uint8' }) };
+    const source = drawing();
+    if (!source) return null; // (no drawing: nothing to read)
+    return { model, result: await api.predictSource(source, { model, activations: true, encoding: 'uint8' }) };
   },
   {
     onResult: (job, reading) => setState({ trainReading: reading }),
@@ -155,7 +155,7 @@ export function useModel(on) {
   setState({ modelName: on && t && t.id ? `training:${t.id}` : null });
 }
 
-/** Wire the controller to the pad: getDrawing() -> data URL or null. */
+/** Wire the controller to the page: getDrawing() -> the shown drawing's source, or null. */
 export function setupTraining(getDrawing) {
   drawing = getDrawing;
   // a new drawing (the page's own prediction changed) is read again by the job's weights

@@ -11,6 +11,10 @@ const ABOUT = {
   conv2d: 'Each filter slides over its input; a map lights up where the filter\u2019s pattern appears (red +, blue \u2212).',
   relu: 'ReLU keeps positive values and sets negatives to zero.',
   maxpool2d: 'Max-pooling keeps the largest value of each window, so the maps shrink.',
+  avgpool2d: 'Average pooling keeps the mean of each window, so the maps shrink.',
+  batchnorm: 'Batch norm shifts and scales each channel by statistics learnt in training.',
+  tanh: 'Tanh squashes every value into \u22121 to 1.',
+  sigmoid: 'Sigmoid squashes every value into 0 to 1.',
   flatten: 'Flatten unrolls all maps into one long vector.',
   dense: 'A dense layer: every unit weighs every value of the layer before.',
   dropout: 'Dropout is switched off when predicting, so values pass through unchanged.',
@@ -20,7 +24,7 @@ const ABOUT = {
 const esc = (t) => String(t).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const times = (shape) => shape.join(' \u00d7 ');
 
-const KIND = { conv2d: 'Convolution', maxpool2d: 'Max-pool', relu: 'ReLU', dense: 'Dense', flatten: 'Flatten', dropout: 'Dropout', softmax: 'Softmax' };
+const KIND = { conv2d: 'Convolution', maxpool2d: 'Max-pool', avgpool2d: 'Average pool', batchnorm: 'Batch norm', relu: 'ReLU', tanh: 'Tanh', sigmoid: 'Sigmoid', dense: 'Dense', flatten: 'Flatten', dropout: 'Dropout', softmax: 'Softmax' };
 
 /** "Convolution 3x3, stride 1, same" from a model layer's geometry. */
 function kindLabel({ kind, geo: g }) {
@@ -273,6 +277,10 @@ export function render(container, { model, result, ablated = {} }) {
     view.panels = new Map(specs.map((spec) => [spec.name, buildPanel(spec, width)]));
     list.replaceChildren(...[...view.panels.values()].map((p) => p.sec));
     container.querySelector('.layers-empty').hidden = specs.length > 0;
+    const flat = specs.length && !specs.some((sp) => sp.kind === 'conv2d');
+    container.querySelector('.layers-note').textContent = flat
+      ? 'This network has no convolution: it reads the 784 pixels as one long row of numbers, so there are no maps to tile and no kernels to edit; its units can still be switched off.'
+      : '';
   }
   view.model = model;
   const byName = new Map(result ? result.layers.map((l) => [l.name, l]) : []);

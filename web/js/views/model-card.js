@@ -147,7 +147,7 @@ export function render(container, { model, modelError }) {
   const cm = Array.isArray(metrics.confusion_matrix) ? metrics.confusion_matrix : null;
   const stats = document.createElement('dl');
   stats.className = 'stats';
-  stats.innerHTML =
+  stats.innerHTML = (model.name ? `<div><dt>Model</dt><dd>${esc(model.name)}</dd></div>` : '') +
     `<div><dt>Test accuracy</dt><dd>${Number.isFinite(acc) ? (acc * 100).toFixed(2) + '%' : '\u2013'}</dd></div>` +
     `<div><dt>Parameters</dt><dd>${Number(model.total_parameters || 0).toLocaleString('en')}</dd></div>` +
     `<div><dt>Layers</dt><dd>${layers.length}</dd></div>` +
