@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pytest
 
@@ -181,11 +182,12 @@ def test_train_from_the_page_and_scrub_through_it(train_app: App) -> None:
         page.keyboard.press("End")  # back to the finished weights
     page.locator(".tr-note", has_text="With the weights of step").wait_for()
 
-    # use this model on the whole page, and back
-    use = page.get_by_test_id("use-model")
-    use.click()
+    # use this model on the whole page (its layers and model card come from the job), and back
+    name = f"training:{job_id}"
+    with page.expect_request(lambda r: r.url.endswith(f"/api/v1/model?model={quote(name)}")):
+        page.get_by_test_id("use-model").click()
     page.locator('[data-testid="use-model"][aria-pressed="true"]').wait_for()
-    assert model_name(page) == f"training:{job_id}"
+    assert model_name(page) == name
     page.get_by_role("button", name="Back to the shipped model").click()
     page.locator('[data-testid="use-model"][aria-pressed="false"]').wait_for()
     assert model_name(page) is None
@@ -209,3 +211,30 @@ def expect_disabled(page: Page, testid: str) -> None:
 
 def expect_enabled(page: Page, testid: str) -> None:
     page.locator(f'[data-testid="{testid}"]:enabled').wait_for(timeout=JOB_TIMEOUT_MS)
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"CONVSCOPE_TRAINING": "false"}, "Training is switched off on this server."),
+        (
+            {"CONVSCOPE_MNIST_DIR": "/nonexistent/mnist", "CONVSCOPE_MNIST_DOWNLOAD": "false"},
+            "The server has no MNIST images to train on.",
+        ),
+    ],
+    ids=["disabled-403", "no-data-503"],
+)
+def test_a_refused_training_is_said_in_words(
+    browser: Browser, env: dict[str, str], words: str
+) -> None:
+    with local_server(weights_file(), env=env) as server:
+        context = browser.new_context(viewport={"width": 375, "height": 812}, is_mobile=True)
+        try:
+            page = open_app(context, server.url).page
+            page.get_by_test_id("train-start").click()
+            status = page.locator(".tr-status.error")
+            status.wait_for()
+            assert words in status.inner_text()
+            expect_enabled(page, "train-start")  # and one may try again
+        finally:
+            context.close()

@@ -8,7 +8,7 @@ import { createLatestWins } from './live.js';
 
 const WHY = {
   403: 'Training is switched off on this server.',
-  429: 'The server is busy: it already trains as many networks as it allows. Try again when that one ends.',
+  429: 'The server is busy training another network; try again when it ends.',
   503: 'The server has no MNIST images to train on.',
 };
 const words = (err) => (WHY[err.status] ? `${WHY[err.status]} ${err.message}` : err.message || String(err));
@@ -105,7 +105,7 @@ function follow(id) {
         const job = await api.getTraining(id);
         ended(id, { status: job.status, error: job.status !== 'done', message: `The live stream ended; the training is ${job.status}.` });
       } catch (err) {
-        const gone = err.status === 404 ? 'This training is no longer on the server (a finished one is kept for an hour; a server with several workers may have sent you to another).' : words(err);
+        const gone = err.status === 404 ? 'This training is no longer on the server (finished ones are kept an hour).' : words(err);
         patch({ running: false, status: 'lost', error: true, message: gone });
       }
     },

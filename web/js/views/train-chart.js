@@ -1,20 +1,14 @@
 // The live training chart: training loss (left axis), training and validation accuracy (right
 // axis) against steps, on one canvas redrawn from the job's curves; the legend is HTML.
 
+import { niceStep } from './model-card.js';
+
 export const SERIES = [
   { key: 'loss', label: 'training loss (left axis)', color: '#0072b2', dash: [] },
   { key: 'acc', label: 'training accuracy', color: '#b34700', dash: [] },
   { key: 'val', label: 'validation accuracy', color: '#007a5a', dash: [5, 3] },
 ];
 const INK = '#5a6376';
-
-/** A round tick spacing (1, 2 or 5 times a power of ten) giving about `count` gaps over span. */
-function niceStep(span, count) {
-  const raw = span / count || 1;
-  const p = 10 ** Math.floor(Math.log10(raw));
-  const m = raw / p;
-  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
-}
 
 const label = (v) => String(+v.toPrecision(3));
 

@@ -5,19 +5,14 @@
 import { drawChart, SERIES } from './train-chart.js';
 import { renderKernels, renderReading, setupKernels, setupReading } from './train-maps.js';
 
-const ARCHS = [
-  ['default', 'Default: two conv blocks (the shipped design)'],
-  ['tiny', 'Tiny: a small CNN'],
-  ['lenet5', 'LeNet-5 (1998)'],
-  ['mlp', 'No convolutions (dense layers only)'],
-];
+const ARCHS = [['default', 'The shipped design'], ['tiny', 'Tiny CNN'], ['lenet5', 'LeNet-5'], ['mlp', 'Dense only (no convolutions)']];
 const opts = (list, chosen) => list.map(([v, t]) => `<option value="${v}"${v === chosen ? ' selected' : ''}>${t}</option>`).join('');
 const n = (x) => x.toLocaleString('en');
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
 
 const MARKUP = `
 <h2 id="train-title">Train a network</h2>
-<p class="help card-about">Train a new network on MNIST, on the server, and watch it learn: its loss and accuracy, its first layer&rsquo;s filters, and how it reads the digit you draw at each step.</p>
+<p class="help card-about">Train a new network on MNIST on the server and watch it learn: its loss and accuracy, its first filters, and how it reads your drawing as it goes.</p>
 <form class="tr-form">
   <label>Architecture <select name="architecture">${opts(ARCHS, 'default')}</select></label>
   <label>Images <select name="train_size">${opts([1000, 5000, 10000, 30000, 60000].map((v) => [v, n(v)]), 60000)}</select></label>
@@ -103,7 +98,7 @@ export function render(container, s, prev) {
   q('.tr-start').disabled = live;
   q('.tr-stop').disabled = !(t && t.running);
   const status = q('.tr-status');
-  status.textContent = t ? t.message : 'Pick the settings and start: a small run (1,000 images) takes a few seconds.';
+  status.textContent = t ? t.message : 'Pick the settings and start: 1,000 images take seconds, 60,000 under a minute.';
   status.classList.toggle('error', !!(t && t.error));
   status.classList.toggle('busy', live && !(t && t.error));
 
@@ -140,7 +135,6 @@ export function render(container, s, prev) {
   const use = q('[data-testid="use-model"]');
   use.disabled = !t || !t.id || t.status === 'lost' || !t.step;
   use.setAttribute('aria-pressed', String(mine));
-  use.textContent = mine ? 'The whole page uses this model' : 'Use this model on the whole page';
   q('.tr-back').disabled = s.modelName == null;
 }
 
