@@ -17,8 +17,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CONVSCOPE_", frozen=True)
 
-    weights: Path = Field(
-        default=ROOT / "model_weights" / "mnist_cnn.npz", description="weights file"
+    models_dir: Path = Field(
+        default=ROOT / "model_weights", description="every .npz here is a model, named by its stem"
+    )
+    default_model: str = Field(
+        default="mnist_cnn", description="the model a request gets when it names none"
+    )
+    weights: Path | None = Field(
+        default=None,
+        description="a weights file served as the default model instead of DEFAULT_MODEL "
+        "(`convscope serve --weights`)",
     )
     web_dir: Path = Field(default=ROOT / "web", description="static front end served at /")
     max_body_bytes: int = Field(
@@ -58,6 +66,12 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(
         default=64, ge=1, description="requests in progress per process; more get 503"
     )
+
+    @property
+    def default_weights(self) -> Path:
+        """The file the default model is read from."""
+        return self.weights or self.models_dir / f"{self.default_model}.npz"
+
     class_means: Path = Field(
         default=ROOT / "model_weights" / "explain" / "mnist_class_means.npz",
         description="mean MNIST image per digit, the pull of counterfactual edits",

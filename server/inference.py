@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from server.cnn import Conv2D, Dense, MaxPool2D, Sequential, load_model, softmax
+from server.cnn import AvgPool2D, Conv2D, Dense, MaxPool2D, Sequential, load_model, softmax
 from server.explain.edits import Edits, edited_model
 from server.explain.saliency import SaliencyMethod, saliency_for
 
@@ -138,7 +138,7 @@ class Predictor:
                     "stride": layer.stride,
                     "padding": layer.padding,
                 }
-            elif isinstance(layer, MaxPool2D):
+            elif isinstance(layer, MaxPool2D | AvgPool2D):
                 geometry = {
                     "kernel_size": layer.pool_size,
                     "stride": layer.stride,

@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--weights",
         type=Path,
         default=None,
-        help="weights file (default: CONVSCOPE_WEIGHTS or the shipped model)",
+        help="weights file served as the default model (default: CONVSCOPE_WEIGHTS, else "
+        "CONVSCOPE_DEFAULT_MODEL in CONVSCOPE_MODELS_DIR)",
     )
     parser.add_argument("--log-level", default=None, help="critical, error, warning, info or debug")
     args = parser.parse_args(argv)
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = Settings()
     try:  # say what is wrong in one line, before uvicorn would print a traceback per worker
-        load_model(settings.weights)
+        load_model(settings.default_weights)
     except ModelFileError as error:
         print(f"convscope serve: cannot load the model weights: {error}", file=sys.stderr)
         return 1

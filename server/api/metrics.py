@@ -84,15 +84,15 @@ class Metrics:
             ),
             model_info=Gauge(
                 "convscope_model_info",
-                "The served model: 1, labelled with its name and the SHA-256 of its weights file",
+                "A served model: 1, labelled with its name and the SHA-256 of its weights file",
                 ["name", "sha256"],
                 registry=registry,
                 multiprocess_mode="max",
             ),
         )
 
-    def set_model(self, weights: Path, sha256: str) -> None:
-        self.model_info.labels(weights.stem, sha256).set(1)
+    def set_model(self, name: str, sha256: str) -> None:
+        self.model_info.labels(name, sha256).set(1)
 
     def exposition(self) -> bytes:
         """The text format: this process's registry, or every worker's files when there are

@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import ValidationError
 
 from server import preprocess
-from server.api.deps import ComputeDep, PredictorDep, SettingsDep
+from server.api.deps import ComputeDep, ModelsDep, SettingsDep
 from server.api.encoding import ORJSONResponse, encode_map, encode_mask
 from server.api.errors import InputError, describe_validation
 from server.api.schemas import (
@@ -34,6 +34,7 @@ from server.inference import Explanation, Predictor
 router = APIRouter(prefix="/api/v1", tags=["predict"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "no model of that name"},
     413: {"model": ErrorResponse, "description": "body, image or batch too large"},
     415: {
         "model": ErrorResponse,
@@ -176,10 +177,10 @@ def predict_one(
 
 @router.post("/predict", response_model=PredictResponse, responses=ERRORS)
 async def predict(
-    request: PredictRequest, predictor: PredictorDep, settings: SettingsDep, compute: ComputeDep
+    request: PredictRequest, models: ModelsDep, settings: SettingsDep, compute: ComputeDep
 ) -> ORJSONResponse:
     """Classify one image (`image`, preprocessed like MNIST) or raw `pixels` (used as they are)."""
-    return await compute.run(answer_predict, request, predictor, settings)
+    return await compute.run(answer_predict, request, models.get(request.model), settings)
 
 
 def answer_predict(
@@ -201,12 +202,13 @@ def answer_predict(
 async def predict_file(
     file: Annotated[UploadFile, File(description="an image file: PNG, JPEG, WebP, BMP or GIF")],
     options: Annotated[PredictOptions, Query()],
-    predictor: PredictorDep,
+    models: ModelsDep,
     settings: SettingsDep,
     compute: ComputeDep,
     edits: Annotated[str | None, Form(description="JSON of /predict's `edits` object")] = None,
 ) -> ORJSONResponse:
     """The same as /predict for a multipart upload: `curl -F file=@digit.png .../predict/file`."""
+    predictor = models.get(options.model)
     return await compute.run(answer_predict_file, file, options, predictor, settings, edits)
 
 
@@ -239,10 +241,10 @@ def edits_from_form(text: str) -> Edits:
 
 @router.post("/predict/batch", response_model=BatchResponse, responses=ERRORS)
 async def predict_batch(
-    request: BatchRequest, predictor: PredictorDep, settings: SettingsDep, compute: ComputeDep
+    request: BatchRequest, models: ModelsDep, settings: SettingsDep, compute: ComputeDep
 ) -> ORJSONResponse:
     """Labels and probabilities for up to 256 images or pixel grids, in one forward pass."""
-    return await compute.run(answer_batch, request, predictor, settings)
+    return await compute.run(answer_batch, request, models.get(request.model), settings)
 
 
 def answer_batch(request: BatchRequest, predictor: Predictor, settings: Settings) -> ORJSONResponse:

@@ -40,27 +40,27 @@ function probTable(table, names, answers) {
 function layerRow(layer) {
   const li = document.createElement('li');
   const { shape, data } = layer.data;
-  const sc = layerScale(layer.kind, data.data);
+  const sc = layerScale(layer.kind, data);
   li.innerHTML = `<span class="cmp-name">${esc(layer.name)}</span> <span class="chip" data-kind="${esc(layer.kind)}">${esc(kindLabel({ kind: layer.kind }))}</span> <span class="shape">${shape.join(' \u00d7 ')}</span>` +
     `<span class="cmp-range">${fmt(sc.min)} to ${fmt(sc.max)}</span>`;
   const cv = document.createElement('canvas');
   cv.setAttribute('role', 'img');
-  const n = data.data.length;
+  const n = data.length;
   if (shape.length === 3) {
     const [C, H, W] = shape;
-    const L = tileLayout(C, H, W, Math.ceil(Math.sqrt(C)), 1);
+    const L = tileLayout(C, H, W, Math.ceil(Math.sqrt(2 * C)), 1);
     Object.assign(cv, { width: L.width, height: L.height });
     const ctx = cv.getContext('2d');
     const img = ctx.createImageData(L.width, L.height);
-    paintTiles(img.data, data.data, L, sc);
+    paintTiles(img.data, data, L, sc);
     ctx.putImageData(img, 0, 0);
-    cv.style.width = `${Math.min(100, (L.width * 100) / 120)}%`;
+    cv.style.width = `${L.width * 1.5}px`;
     cv.setAttribute('aria-label', `${layer.name}: ${C} maps of ${H} by ${W}, values ${fmt(sc.min)} to ${fmt(sc.max)}`);
   } else {
     const cols = n <= 64 ? n : Math.ceil(Math.sqrt(n * 4));
     Object.assign(cv, { width: cols, height: Math.ceil(n / cols) });
     cv.className = 'strip';
-    paintCanvas(cv, data.data, 0, sc);
+    paintCanvas(cv, data, 0, sc);
     cv.style.aspectRatio = `${cv.width} / ${cv.height}`;
     cv.setAttribute('aria-label', `${layer.name}: ${n} values from ${fmt(sc.min)} to ${fmt(sc.max)}`);
   }
