@@ -79,3 +79,25 @@ class Settings(BaseSettings):
     counterfactual_seconds: float = Field(
         default=5.0, gt=0, description="longest counterfactual search; then the best edit so far"
     )
+    training: bool = Field(
+        default=True,
+        description="false: POST /api/v1/trainings answers 403 (for public deployments)",
+    )
+    max_trainings: int = Field(
+        default=1, ge=0, description="training jobs running at once per process; more get 429"
+    )
+    training_ttl_s: float = Field(
+        default=3600.0, gt=0, description="a finished training job is freed after this long"
+    )
+    mnist_dir: Path | None = Field(
+        default=None,
+        description="MNIST IDX files for training jobs (default: $MNIST_DIR, then the user cache)",
+    )
+    mnist_download: bool = Field(
+        default=True, description="fetch MNIST into mnist_dir once when it is missing"
+    )
+    shutdown_timeout_s: int = Field(
+        default=5,
+        gt=0,
+        description="on shutdown, responses still streaming (training events) are cut after this",
+    )

@@ -86,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             http=GuardedHttpToolsProtocol,  # a deadline for request headers (CONVSCOPE_HEADER_...)
             timeout_keep_alive=settings.keep_alive_s,
+            # event streams would hold a shutdown until their job ends; cut them after this
+            timeout_graceful_shutdown=settings.shutdown_timeout_s,
             log_config=logging_config(settings.log_level, settings.log_format),
             log_level=settings.log_level,
             access_log=False,  # convscope.access writes one line per request, with its id

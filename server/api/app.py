@@ -23,12 +23,24 @@ from server.api.metrics import Metrics, TimedPredictor
 from server.api.models import ModelRegistry
 from server.api.observe import ObservedRequests
 from server.api.request_id import request_id_middleware
-from server.api.routes import counterfactual, docs, health, metrics, model, models, predict
+from server.api.routes import (
+    counterfactual,
+    docs,
+    health,
+    metrics,
+    model,
+    models,
+    predict,
+    trainings,
+)
 from server.api.security import SecurityHeaders
 from server.api.static import CachedStaticFiles
 from server.api.timeouts import BodyTimeout
 from server.cnn import ModelFileError
 from server.config import Settings
+from server.mnist import default_data_dir
+from server.training.config import DataSource
+from server.training.manager import Trainings
 
 logger = logging.getLogger("convscope")
 
@@ -65,7 +77,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name, predictor in models.models.items():
             app_metrics.set_model(name, predictor.sha256)
         logger.info("models loaded: %s (default %s)", ", ".join(models.models), models.default)
-        yield
+        app.state.trainings = Trainings(
+            DataSource(settings.mnist_dir or default_data_dir(), settings.mnist_download),
+            enabled=settings.training,
+            max_running=settings.max_trainings,
+            ttl_s=settings.training_ttl_s,
+            make_predictor=partial(TimedPredictor.timed, inference=app_metrics.inference),
+        )
+        models.add_source("training", app.state.trainings.predictor)  # "training:<id>[@<step>]"
+        try:
+            yield
+        finally:
+            app.state.trainings.close()  # a shutdown stops running jobs: no process left behind
         app_metrics.process_exiting()
 
     app = FastAPI(
@@ -84,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(model.router)
     app.include_router(predict.router)
     app.include_router(counterfactual.router)
+    app.include_router(trainings.router)
     app.include_router(metrics.router)
     app.include_router(docs.router)
     app.router.routes.append(docs.assets())

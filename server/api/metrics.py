@@ -23,6 +23,7 @@ from starlette.routing import Match, Mount, Route, compile_path
 from starlette.types import Scope
 
 from server.api.asgi import route_path
+from server.cnn import Sequential
 from server.inference import Explanation, Predictor
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -155,6 +156,15 @@ class TimedPredictor(Predictor):
     def load(cls, path: Path, inference: Histogram) -> TimedPredictor:
         predictor = cls.from_file(path)
         assert isinstance(predictor, cls), "from_file builds the class it is called on"
+        predictor.inference = inference
+        return predictor
+
+    @classmethod
+    def timed(
+        cls, model: Sequential, metadata: dict[str, Any], sha256: str, inference: Histogram
+    ) -> TimedPredictor:
+        """One for weights held in memory (a training job's), timed like the loaded ones."""
+        predictor = cls(model, metadata, sha256)
         predictor.inference = inference
         return predictor
 
