@@ -37,7 +37,7 @@ require_browser()
 
 pytestmark = pytest.mark.browser
 
-JOB_TIMEOUT_MS = 60_000  # a 1,000-image job, then the test set, on 2 busy cores
+JOB_TIMEOUT_MS = 180_000  # a 1,000-image job, then the test set: loose, for 2 shared cores
 
 # JS: every animation frame, note each distinct picture of the chart and the kernels (a 32-bit
 # FNV-1a hash of their pixels) and each distinct reading of the drawing (the ten bars' labels),
@@ -141,7 +141,6 @@ def test_train_from_the_page_and_scrub_through_it(train_app: App) -> None:
     page.evaluate(RECORD_JS)
 
     page.select_option('select[name="train_size"]', "1000")
-    page.select_option('select[name="epochs"]', "2")
     page.get_by_test_id("train-start").click()
     expect_disabled(page, "train-start")
 
