@@ -259,3 +259,50 @@ export async function counterfactual(body) {
     original: { label: b.original.label, probabilities: Float32Array.from(b.original.probabilities) },
   };
 }
+
+// ---- trainings (issue 11) -------------------------------------------------------------------
+
+const job = (id) => `/trainings/${encodeURIComponent(id)}`;
+
+/** POST /api/v1/trainings (no model named: it makes one): { id, status, events }. */
+export const startTraining = (body) =>
+  request('/trainings', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+
+/** GET /api/v1/trainings/{id}: the job's status and latest figures. */
+export const getTraining = (id) => request(job(id));
+
+/** DELETE /api/v1/trainings/{id}: cancel it (an empty answer is fine). */
+export async function stopTraining(id) {
+  try {
+    return await request(job(id), { method: 'DELETE' });
+  } catch (err) {
+    if (err.status >= 200 && err.status < 300) return null;
+    throw err;
+  }
+}
+
+/** GET /api/v1/trainings/{id}/snapshots -> [{ step, val_accuracy }] by step. */
+export async function getSnapshots(id) {
+  const b = await request(`${job(id)}/snapshots`);
+  return (Array.isArray(b) ? b : b.snapshots || []).slice().sort((x, y) => x.step - y.step);
+}
+
+/**
+ * One EventSource on a job's events; on[name](data) gets each event's JSON, progress events
+ * with their kernels decoded. The browser resumes it after a drop (Last-Event-ID); close() ends it.
+ */
+export function trainingEvents(id, on) {
+  const es = new EventSource(`${API}${job(id)}/events`);
+  for (const name of ['progress', 'evaluation', 'done', 'cancelled', 'failed']) {
+    es.addEventListener(name, (e) => {
+      const data = JSON.parse(e.data);
+      if (data.kernels) {
+        data.kernels = Object.fromEntries(Object.entries(data.kernels).map(([k, v]) => [k, decodeArray(v)]));
+      }
+      on[name](data);
+    });
+  }
+  es.onerror = () => on.error(es.readyState === EventSource.CLOSED);
+  es.onopen = () => on.open();
+  return es;
+}

@@ -13,6 +13,8 @@ import { render as renderModelCard } from './views/model-card.js';
 import { render as renderStatus } from './views/status.js';
 import { setupInterventions, predictLive, toggleChannel, sourceOf } from './interventions.js';
 import { setupModels } from './models.js';
+import * as training from './train.js';
+import { setupTrain, render as renderTrain } from './views/train.js';
 
 const $ = (sel) => document.querySelector(sel);
 const el = {
@@ -25,6 +27,7 @@ const el = {
   detail: $('#detail'),
   modelCard: $('[data-testid="model-card"]'),
   status: $('[data-testid="status"]'),
+  train: $('[data-testid="train-view"]'),
 };
 
 const IDLE = 'Draw a digit in the black square: every view updates as you draw.';
@@ -128,6 +131,10 @@ function refresh(file) {
 }
 setupInterventions({ pad, refresh });
 
+// the Train view: a job's weights read the drawing (or upload) the page shows
+training.setupTraining(() => sourceOf(getState().result));
+setupTrain(el.train, { onStart: training.start, onStop: training.stop, onScrub: training.scrub, onUse: training.useModel });
+
 // ---- views ------------------------------------------------------------------------------------
 
 // The layer explorer is the costly view: it draws at most once an animation frame, from the
@@ -161,7 +168,7 @@ setupDetail(el.detail, {
   loadWeights: api.getWeights,
 });
 
-subscribe((s, changed) => {
+subscribe((s, changed, prev) => {
   const any = (...keys) => keys.some((k) => changed.has(k));
   if (any('status')) el.main.dataset.state = s.status;
   if (any('status', 'message', 'error', 'modelError')) renderStatus(el.status, s);
@@ -174,6 +181,7 @@ subscribe((s, changed) => {
   if (any('result', 'saliency', 'highlight')) renderInput(el.input, s);
   if (any('result', 'model', 'detail')) renderDetail(el.detail, s);
   if (any('model', 'modelError')) renderModelCard(el.modelCard, s);
+  if (any('training', 'trainReading', 'modelName')) renderTrain(el.train, s, prev);
 });
 
 // ---- start --------------------------------------------------------------------------------------
@@ -198,6 +206,7 @@ renderPrediction(el.prediction, null);
 renderInput(el.input, getState());
 renderLayers(el.layers, getState());
 renderModelCard(el.modelCard, getState());
+renderTrain(el.train, getState(), null);
 setState({ message: IDLE });
 el.main.dataset.state = getState().status;
 loadModel();

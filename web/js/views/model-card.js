@@ -18,7 +18,7 @@ function svg(tag, attrs, parent) {
 }
 
 /** A round tick spacing (1, 2 or 5 times a power of ten) giving about `count` gaps over span. */
-function niceStep(span, count) {
+export function niceStep(span, count) {
   const raw = span / count || 1;
   const p = 10 ** Math.floor(Math.log10(raw));
   const m = raw / p;
