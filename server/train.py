@@ -24,6 +24,7 @@ from server.cnn import Adam, Sequential, cosine_lr, save_model, softmax_cross_en
 from server.cnn.architectures import PRESETS, build_preset
 from server.metrics import confusion_matrix, evaluate, predict_logits
 from server.mnist import Mnist, default_data_dir, download_mnist, load_mnist
+from server.ood.calibrate import CalibrateConfig, fit_scorer, stored
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     data = load_mnist(data_dir)
     model, metadata = train(data, config, show_progress=not args.quiet)
-    save_model(args.out, model, metadata)
+    # every trained model carries its digit_score statistics, as `convscope calibrate` fits them
+    fitting = CalibrateConfig(seed=config.seed).fitting(len(data.train_images))
+    calibration = fit_scorer(model, data.train_images, data.train_labels, fitting)
+    digit_score, extras = stored(calibration, fitting)
+    save_model(args.out, model, {**metadata, **digit_score}, extras=extras)
     summary = {
         "out": str(args.out),
         "test_accuracy": metadata["test_accuracy"],

@@ -38,6 +38,11 @@ class CalibrateConfig:
     seed: int = 0
     max_features: int = 1024  # a wider feature vector is left out (its covariance is too big)
 
+    def fitting(self, count: int) -> CalibrateConfig:
+        """These defaults, shrunk to fit `count` images (two thirds fit, a third reference)."""
+        fit = min(self.fit, count * 2 // 3)
+        return replace(self, fit=fit, reference=min(self.reference, count - fit))
+
 
 @dataclass(frozen=True)
 class Calibration:
