@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 
+from server import preprocess
 from server.augment import AugmentConfig, augment
 from server.cnn import Sequential, load_model, save_model
 from server.mnist import default_data_dir, load_mnist
@@ -36,6 +38,7 @@ class CalibrateConfig:
     reference: int = 5000  # other training images, augmented: the threshold's reference
     quantile: float = 0.02  # share of the reference digits scored below the threshold
     seed: int = 0
+    straight_ones: int = 1000  # ruler-straight vertical 1s, as a mouse or the keyboard draws them
     max_features: int = 1024  # a wider feature vector is left out (its covariance is too big)
 
     def fitting(self, count: int) -> CalibrateConfig:
@@ -68,6 +71,26 @@ def read_features(
     return np.concatenate(logits), {k: np.concatenate(v) for k, v in features.items()}
 
 
+def straight_ones(count: int, rng: np.random.Generator) -> np.ndarray:
+    """Vertical strokes (half plumb, half within 3 degrees) of many widths, read as uploads.
+
+    MNIST's writers never drew a 1 this straight, so without them the pad's plainest 1 (one
+    straight stroke) has channel statistics unlike any training digit's.
+    """
+    images = []
+    for _ in range(count):
+        side = int(rng.integers(80, 320))
+        img = Image.new("L", (side, side), 255)
+        top, bottom = side * rng.uniform(0.05, 0.3), side * rng.uniform(0.7, 0.95)
+        x = float(int(side * rng.uniform(0.3, 0.7)))
+        plumb = rng.random() < 0.5  # exactly vertical: one crisp column, as the keyboard draws
+        lean = 0.0 if plumb else (bottom - top) * np.tan(np.radians(rng.uniform(-3, 3)))
+        width = max(1, int(side * rng.uniform(0.02, 0.12)))
+        ImageDraw.Draw(img).line([(x, top), (x + lean, bottom)], fill=0, width=width)
+        images.append(preprocess.digit_from_gray(np.asarray(img)))
+    return np.stack(images) if images else np.zeros((0, 28, 28), np.float32)
+
+
 def fit_scorer(
     model: Sequential, images: np.ndarray, labels: np.ndarray, config: CalibrateConfig
 ) -> Calibration:
@@ -80,8 +103,10 @@ def fit_scorer(
     order = rng.permutation(len(images))
     fit_at, reference_at = order[: config.fit], order[config.fit : config.fit + config.reference]
     plain = images[fit_at].astype(np.float32) / 255.0  # (F, 28, 28)
-    fit_images = np.concatenate([plain, augment(plain, rng, AugmentConfig())])  # (2F, 28, 28)
-    fit_labels = np.concatenate([labels[fit_at], labels[fit_at]]).astype(np.int64)
+    ones = straight_ones(config.straight_ones, rng)  # (S, 28, 28)
+    fit_images = np.concatenate([plain, augment(plain, rng, AugmentConfig()), ones])
+    fit_labels = np.concatenate([labels[fit_at], labels[fit_at], np.ones(len(ones))])
+    fit_labels = fit_labels.astype(np.int64)  # (2F + S,)
     reference = augment(images[reference_at].astype(np.float32) / 255.0, rng, AugmentConfig())
 
     sources = [s for s in feature_sources(model) if s.width(model) <= config.max_features]
@@ -144,7 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 < args.quantile < 0.5:
         parser.error(f"--quantile must be in (0, 0.5), got {args.quantile}")
-    config = CalibrateConfig(args.fit, args.reference, args.quantile, args.seed)
+    config = replace(
+        defaults, fit=args.fit, reference=args.reference, quantile=args.quantile, seed=args.seed
+    )
     data = load_mnist(args.data_dir or default_data_dir())
     for path in args.weights:
         calibration = calibrate_file(path, data.train_images, data.train_labels, config)

@@ -1,6 +1,6 @@
 // The predicted digit, large, and ten probability bars with percentages. On a phone a compact
 // copy of the answer floats at the bottom while the pad is on screen and this card is not.
-// When the server says the input is not like any digit the network learnt from (is_digit
+// When the server says the input is not like any digit the network learnt from (isDigit
 // false), a "?" replaces the digit and the note says so: the bars are its guess, not an answer.
 
 const rowsOf = new WeakMap();
@@ -45,7 +45,7 @@ export function render(container, result) {
   const note = container.querySelector('.prediction-note');
   const mini = container.querySelector('[data-testid="prediction-mini"]');
   const probs = result ? result.probabilities : null;
-  const notDigit = !!result && result.is_digit === false;
+  const notDigit = !!result && !result.isDigit;
   digit.textContent = result ? (notDigit ? '?' : String(result.label)) : '';
   container.classList.toggle('empty', !result);
   container.classList.toggle('not-digit', notDigit);
