@@ -25,6 +25,7 @@ from server.cnn.architectures import PRESETS, build_preset
 from server.cnn.spec import SpecError, build_from_spec, validate_spec
 from server.metrics import confusion_matrix, evaluate, predict_logits
 from server.mnist import Mnist, default_data_dir, download_mnist, load_mnist
+from server.ood.calibrate import CalibrateConfig, fit_scorer, stored
 
 
 @dataclass(frozen=True)
@@ -300,7 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     data = load_mnist(data_dir)
     model, metadata = train(data, config, show_progress=not args.quiet)
-    save_model(args.out, model, metadata)
+    # every trained model carries its digit_score statistics, as `convscope calibrate` fits them
+    fitting = CalibrateConfig(seed=config.seed).fitting(len(data.train_images))
+    calibration = fit_scorer(model, data.train_images, data.train_labels, fitting)
+    digit_score, extras = stored(calibration, fitting)
+    save_model(args.out, model, {**metadata, **digit_score}, extras=extras)
     summary = {
         "out": str(args.out),
         "test_accuracy": metadata["test_accuracy"],

@@ -177,9 +177,9 @@ class TimedPredictor(Predictor):
             if self.inference is not None:
                 self.inference.labels(kind).observe(time.perf_counter() - start)
 
-    def predict(self, *args: Any, **kwargs: Any) -> Any:
+    def classify(self, *args: Any, **kwargs: Any) -> Any:  # predict() calls it too
         with self._timed("predict"):
-            return super().predict(*args, **kwargs)
+            return super().classify(*args, **kwargs)
 
     def explain(self, *args: Any, **kwargs: Any) -> Explanation:
         with self._timed("explain"):

@@ -248,6 +248,13 @@ class PredictResponse(BaseModel):
     input: MapOut = Field(description="the 28x28 image the network saw")
     timings_ms: Timings
     model: str = Field(description="prefix of the weights' SHA-256")
+    digit_score: float = Field(
+        description="how much the input looks like the digits the model was trained on; higher "
+        "= more digit-like (see docs/api-contract.md for how each model computes it)"
+    )
+    is_digit: bool = Field(
+        description="digit_score at or above the model's threshold; false: probably not a digit"
+    )
     layers: list[LayerOut] | None = None
     saliency: MapOut | None = None
     target: int | None = None
@@ -258,6 +265,8 @@ class PredictResponse(BaseModel):
 class BatchResponse(BaseModel):
     labels: list[int]
     probabilities: list[list[float]]
+    digit_scores: list[float] = Field(description="each item's digit_score, as on /predict")
+    is_digit: list[bool] = Field(description="each item's is_digit, as on /predict")
 
 
 class LayerInfoOut(BaseModel):

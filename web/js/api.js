@@ -120,6 +120,8 @@ function decodePrediction(body) {
   return {
     label: body.label,
     probabilities: Float32Array.from(body.probabilities || []),
+    digitScore: body.digit_score ?? null,
+    isDigit: body.is_digit !== false, // does it look like a digit at all? (absent: yes)
     input: decodeArray(body.input),
     saliency: decodeArray(body.saliency),
     target: body.target ?? null,

@@ -60,7 +60,9 @@ function onResult(job, result) {
   setState({
     result,
     status: job.version === pad.version ? 'ready' : 'loading',
-    message: `The network reads ${result.label === 8 ? 'an' : 'a'} ${result.label}.`,
+    message: !result.isDigit
+      ? 'This does not look like a digit to the network, so its answer means little; its layers still show what it saw.'
+      : `The network reads ${result.label === 8 ? 'an' : 'a'} ${result.label}.`,
     error: false,
   });
   viewsUpdated();

@@ -122,6 +122,8 @@ def explanation_body(
         "probabilities": explained.probabilities.astype(np.float64).tolist(),
         "input": encode_map(image, options.encoding),
         "model": predictor.sha256[:12],
+        "digit_score": explained.digit_score,
+        "is_digit": explained.is_digit,
     }
     if explained.layers is not None:
         body["layers"] = [
@@ -254,7 +256,9 @@ def answer_batch(request: BatchRequest, predictor: Predictor, settings: Settings
     if len(items) > settings.max_batch:
         raise InputError(413, f"a batch holds at most {settings.max_batch} items, got {len(items)}")
     if not items:
-        return ORJSONResponse({"labels": [], "probabilities": []})
+        return ORJSONResponse(
+            {"labels": [], "probabilities": [], "digit_scores": [], "is_digit": []}
+        )
     if request.images is not None:
         images = []
         for index, text in enumerate(request.images):
@@ -266,10 +270,12 @@ def answer_batch(request: BatchRequest, predictor: Predictor, settings: Settings
         batch = np.stack(images)  # (N, 28, 28)
     else:
         batch = np.asarray(request.pixels, dtype=np.float32)  # (N, 28, 28)
-    probabilities = predictor.predict(batch)
+    classified = predictor.classify(batch)
     return ORJSONResponse(
         {
-            "labels": probabilities.argmax(axis=1).tolist(),
-            "probabilities": probabilities.astype(np.float64).tolist(),
+            "labels": classified.probabilities.argmax(axis=1).tolist(),
+            "probabilities": classified.probabilities.astype(np.float64).tolist(),
+            "digit_scores": classified.digit_scores.tolist(),
+            "is_digit": classified.is_digit.tolist(),
         }
     )
