@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from server.cnn.architectures import PRESETS, build_preset
 from server.cnn.spec import SpecError, build_from_spec, validate_spec
 from server.metrics import confusion_matrix, evaluate, predict_logits
 from server.mnist import Mnist, default_data_dir, download_mnist, load_mnist
+from server.ood.calibrate import CalibrateConfig, fit_scorer, stored
 
 
 @dataclass(frozen=True)
@@ -76,35 +77,83 @@ def split(data: Mnist, config: TrainConfig, rng: np.random.Generator) -> tuple[n
     )
 
 
+@dataclass(frozen=True)
+class StepResult:
+    """What one optimizer step reports: enough for a progress bar or a live chart."""
+
+    step: int  # optimizer steps taken so far, 1-based
+    epoch: int  # 1-based
+    images: int  # in this batch
+    loss: float  # the batch's mean loss
+    correct: int  # the batch's correct predictions, in training mode
+
+
+@dataclass
+class Run:
+    """A fresh model, its optimizer and the learning-rate schedule over all the run's steps."""
+
+    model: Sequential
+    optimizer: Adam
+    steps_per_epoch: int
+    total_steps: int
+    warmup: int
+    config: TrainConfig
+
+    @classmethod
+    def start(cls, config: TrainConfig, train_count: int) -> Run:
+        if config.arch_spec is not None:
+            model = build_from_spec(config.arch_spec, seed=config.seed, input_shape=(28, 28, 1))
+        else:
+            model = build_preset(config.arch, seed=config.seed, dropout=config.dropout)
+        optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        steps_per_epoch = -(-train_count // config.batch_size)
+        warmup = int(config.warmup_epochs * steps_per_epoch)
+        return cls(
+            model, optimizer, steps_per_epoch, steps_per_epoch * config.epochs, warmup, config
+        )
+
+    def lr_at(self, step: int) -> float:
+        config = self.config
+        return cosine_lr(config.lr, step, self.total_steps, self.warmup, config.min_lr)
+
+    def epoch_steps(
+        self, epoch: int, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+    ) -> Iterator[StepResult]:
+        """One pass over shuffled, augmented batches, one optimizer step each; the caller may
+        look at (or copy) the model between steps, where its weights are consistent."""
+        config, model, optimizer = self.config, self.model, self.optimizer
+        order = rng.permutation(len(images))
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            x = images[batch].astype(np.float32) / 255.0  # (B, 28, 28)
+            if config.augment:
+                x = augment(x, rng, AugmentConfig())
+            y = labels[batch].astype(np.int64)
+            optimizer.lr = self.lr_at(optimizer.steps)
+            logits, caches = model.forward_train(x[..., None], rng)
+            loss, grad_logits = softmax_cross_entropy(logits, y)
+            grads, _ = model.backward(grad_logits, caches)
+            optimizer.step(grads)
+            correct = int((logits.argmax(axis=1) == y).sum())
+            yield StepResult(optimizer.steps, epoch, len(batch), float(loss), correct)
+
+
 def train_epoch(
-    model: Sequential,
-    optimizer: Adam,
+    run: Run,
+    epoch: int,
     images: np.ndarray,
     labels: np.ndarray,
-    config: TrainConfig,
     rng: np.random.Generator,
-    schedule: Any,
     progress: Any,
 ) -> tuple[float, float]:
-    """One pass over shuffled, augmented batches; returns (mean loss, accuracy)."""
-    order = rng.permutation(len(images))
+    """One epoch with a progress bar; returns (mean loss, accuracy)."""
     total_loss, correct, seen = 0.0, 0, 0
     started = time.perf_counter()
-    for start in range(0, len(order), config.batch_size):
-        batch = order[start : start + config.batch_size]
-        x = images[batch].astype(np.float32) / 255.0  # (B, 28, 28)
-        if config.augment:
-            x = augment(x, rng, AugmentConfig())
-        y = labels[batch].astype(np.int64)
-        optimizer.lr = schedule(optimizer.steps)
-        logits, caches = model.forward_train(x[..., None], rng)
-        loss, grad_logits = softmax_cross_entropy(logits, y)
-        grads, _ = model.backward(grad_logits, caches)
-        optimizer.step(grads)
-        total_loss += loss * len(batch)
-        correct += int((logits.argmax(axis=1) == y).sum())
-        seen += len(batch)
-        progress.update(len(batch))
+    for result in run.epoch_steps(epoch, images, labels, rng):
+        total_loss += result.loss * result.images
+        correct += result.correct
+        seen += result.images
+        progress.update(result.images)
         progress.set_postfix(
             loss=f"{total_loss / seen:.4f}",
             acc=f"{correct / seen:.4f}",
@@ -121,18 +170,8 @@ def train(
 
     rng = np.random.default_rng(config.seed)
     train_x, train_y, val_x, val_y = split(data, config, rng)
-    if config.arch_spec is not None:
-        model = build_from_spec(config.arch_spec, seed=config.seed, input_shape=(28, 28, 1))
-    else:
-        model = build_preset(config.arch, seed=config.seed, dropout=config.dropout)
-    optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = -(-len(train_x) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    warmup = int(config.warmup_epochs * steps_per_epoch)
-
-    def schedule(step: int) -> float:
-        return cosine_lr(config.lr, step, total_steps, warmup, config.min_lr)
-
+    run = Run.start(config, len(train_x))
+    model = run.model
     history: list[EpochResult] = []
     best_accuracy, best_params = -1.0, {}
     for epoch in range(1, config.epochs + 1):
@@ -144,9 +183,7 @@ def train(
             disable=not show_progress,
             file=sys.stderr,
         ) as bar:
-            train_loss, train_acc = train_epoch(
-                model, optimizer, train_x, train_y, config, rng, schedule, bar
-            )
+            train_loss, train_acc = train_epoch(run, epoch, train_x, train_y, rng, bar)
         val_loss, val_acc = evaluate(model, val_x, val_y) if len(val_x) else (float("nan"), 0.0)
         result = EpochResult(
             epoch,
@@ -154,7 +191,7 @@ def train(
             train_acc,
             val_loss,
             val_acc,
-            optimizer.lr,
+            run.optimizer.lr,
             time.perf_counter() - started,
         )
         history.append(result)
@@ -264,7 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     data = load_mnist(data_dir)
     model, metadata = train(data, config, show_progress=not args.quiet)
-    save_model(args.out, model, metadata)
+    # every trained model carries its digit_score statistics, as `convscope calibrate` fits them
+    fitting = CalibrateConfig(seed=config.seed).fitting(len(data.train_images))
+    calibration = fit_scorer(model, data.train_images, data.train_labels, fitting)
+    digit_score, extras = stored(calibration, fitting)
+    save_model(args.out, model, {**metadata, **digit_score}, extras=extras)
     summary = {
         "out": str(args.out),
         "test_accuracy": metadata["test_accuracy"],

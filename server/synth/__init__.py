@@ -1,0 +1,1 @@
+"""Synthetic drawings: inputs made by code, for measuring the network outside MNIST."""
