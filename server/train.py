@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from server.augment import AugmentConfig, augment
-from server.cnn import Adam, Sequential, cosine_lr, save_model, softmax_cross_entropy
+from server.cnn import (
+    Adam,
+    Sequential,
+    cosine_lr,
+    load_model,
+    save_model,
+    softmax_cross_entropy,
+)
 from server.cnn.architectures import PRESETS, build_preset
 from server.metrics import confusion_matrix, evaluate, predict_logits
 from server.mnist import Mnist, default_data_dir, download_mnist, load_mnist
@@ -31,7 +38,7 @@ class TrainConfig:
     """Every training default in one flat block; the file stores it beside the weights."""
 
     arch: str = "default"  # a preset of server.cnn.architectures
-    epochs: int = 15
+    epochs: int = 20
     batch_size: int = 64
     lr: float = 2e-3  # peak learning rate, after warm-up
     min_lr: float = 1e-5  # end of the cosine schedule
@@ -45,6 +52,7 @@ class TrainConfig:
     label_smoothing: float = 0.05
     strokes: int = 6000  # pen-stroke digits of server.synth added to the training images
     seed: int = 0
+    init: str = ""  # a weights file of the same architecture to start from ("": random)
     limit: int = 0  # train on the first N training images only (0: all); for quick runs
 
 
@@ -147,6 +155,8 @@ def train(
     train_x, train_y, val_x, val_y = split(data, config, rng)
     train_x, train_y = with_strokes(train_x, train_y, config)
     model = build_preset(config.arch, seed=config.seed, dropout=config.dropout)
+    if config.init:
+        model.load_state_dict(load_model(config.init).model.state_dict(), source=config.init)
     optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(train_x) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -240,6 +250,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=defaults.strokes,
         help="pen-stroke digits (server/synth) added to the training set",
     )
+    parser.add_argument(
+        "--init", default="", help="start from this weights file (same architecture): fine-tune"
+    )
     parser.add_argument("--out", type=Path, default=Path("model_weights/mnist_cnn.npz"))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
@@ -260,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         validation=args.validation,
         augment=not args.no_augment,
         strokes=args.strokes,
+        init=args.init,
     )
     data = load_mnist(data_dir)
     model, metadata = train(data, config, show_progress=not args.quiet)
