@@ -1,11 +1,18 @@
-"""Pen-stroke digits mixed into training: at most a tenth, labelled, and MNIST's pixel format."""
+"""Training additions: pen-stroke digits (at most a tenth, labelled, MNIST's format), --init."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 
+from server.cnn import save_model
+from server.cnn.architectures import mnist_cnn
+from server.mnist import Mnist
 from server.synth import stroke_set
-from server.train import TrainConfig, with_strokes
+from server.train import TrainConfig, train, with_strokes
 
 
 def test_strokes_are_a_tenth_at_most_and_labelled_by_their_style() -> None:
@@ -27,3 +34,31 @@ def test_no_strokes_leaves_the_set_alone() -> None:
     x, y = with_strokes(images, labels, TrainConfig(strokes=0))
     assert x is images
     assert y is labels
+
+
+def test_init_starts_from_the_files_weights(
+    make_digits: Callable[..., tuple[np.ndarray, np.ndarray]], tmp_path: Path
+) -> None:
+    """With a vanishing learning rate, training from --init keeps the file's weights."""
+    train_x, train_y = make_digits(60, seed=1)
+    test_x, test_y = make_digits(20, seed=2)
+    data = Mnist(train_x, train_y, test_x, test_y, checksums={})
+    start = mnist_cnn(seed=9)
+    save_model(tmp_path / "start.npz", start, {})
+    config = TrainConfig(
+        epochs=1,
+        lr=1e-12,
+        min_lr=1e-12,
+        limit=40,
+        validation=20,
+        strokes=0,
+        init=str(tmp_path / "start.npz"),
+    )
+    model, metadata = train(data, config, show_progress=False)
+    for key, value in start.state_dict().items():
+        np.testing.assert_allclose(model.state_dict()[key], value, atol=1e-9, err_msg=key)
+    assert metadata["config"]["init"] == str(tmp_path / "start.npz")
+    fresh, _ = train(data, dataclasses.replace(config, init=""), show_progress=False)
+    assert not np.array_equal(
+        fresh.state_dict()["conv1.weight"], start.state_dict()["conv1.weight"]
+    )
