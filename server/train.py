@@ -49,7 +49,7 @@ class TrainConfig:
     augment: bool = True
     elastic_alpha: float = 34.0  # strongest elastic distortion (Simard et al. 2003); 0: none
     binarize_prob: float = 0.1  # share of images given hard, thresholded edges
-    label_smoothing: float = 0.05
+    label_smoothing: float = 0.0  # 0.05 cost MNIST accuracy when fine-tuning the shipped model
     strokes: int = 6000  # pen-stroke digits of server.synth added to the training images
     seed: int = 0
     init: str = ""  # a weights file of the same architecture to start from ("": random)
