@@ -76,7 +76,7 @@ def torch_twin(model: Sequential) -> Any:
             return x.permute(0, 2, 3, 1)
 
     modules: list[nn.Module] = []
-    for layer in model:
+    for layer, shape in zip(model, model.output_shapes, strict=True):
         spec = layer.spec()
         kind = spec["kind"]
         if kind == "conv2d":
@@ -92,18 +92,30 @@ def torch_twin(model: Sequential) -> Any:
                     spec["kernel_size"],
                     spec["stride"],
                     padding,
+                    bias=spec["bias"],
                 )
             )
         elif kind == "relu":
             modules.append(nn.ReLU())
+        elif kind == "tanh":
+            modules.append(nn.Tanh())
+        elif kind == "sigmoid":
+            modules.append(nn.Sigmoid())
         elif kind == "maxpool2d":
             modules.append(nn.MaxPool2d(spec["pool_size"], spec["stride"]))
+        elif kind == "avgpool2d":
+            modules.append(nn.AvgPool2d(spec["pool_size"], spec["stride"]))
+        elif kind == "batchnorm":
+            norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+            modules.append(norm(spec["num_features"], eps=spec["eps"], momentum=spec["momentum"]))
         elif kind == "flatten":
             modules += [ToNHWC(), nn.Flatten()]
         elif kind == "dense":
             modules.append(nn.Linear(spec["in_features"], spec["out_features"]))
         elif kind == "dropout":
             modules.append(nn.Dropout(spec["rate"]))
+        else:
+            raise ValueError(f"no PyTorch twin for layer kind {kind!r}")
     return nn.Sequential(*modules)
 
 

@@ -9,6 +9,10 @@ from collections.abc import Sequence
 COMMANDS = {
     "train": ("server.train", "train the CNN on MNIST and write a weights file"),
     "evaluate": ("server.evaluate", "test accuracy and confusion matrix of a weights file"),
+    "calibrate": (
+        "server.ood.calibrate",
+        "fit the digit_score statistics (is it a digit at all?) into a weights file",
+    ),
     "bench": ("server.bench", "time the engine (and PyTorch, when installed)"),
     "serve": ("server.serve", "run the web app and REST API with uvicorn"),
 }

@@ -17,8 +17,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CONVSCOPE_", frozen=True)
 
-    weights: Path = Field(
-        default=ROOT / "model_weights" / "mnist_cnn.npz", description="weights file"
+    models_dir: Path = Field(
+        default=ROOT / "model_weights", description="every .npz here is a model, named by its stem"
+    )
+    default_model: str = Field(
+        default="mnist_cnn", description="the model a request gets when it names none"
+    )
+    weights: Path | None = Field(
+        default=None,
+        description="a weights file served as the default model instead of DEFAULT_MODEL "
+        "(`convscope serve --weights`)",
     )
     web_dir: Path = Field(default=ROOT / "web", description="static front end served at /")
     max_body_bytes: int = Field(
@@ -58,10 +66,38 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(
         default=64, ge=1, description="requests in progress per process; more get 503"
     )
+
+    @property
+    def default_weights(self) -> Path:
+        """The file the default model is read from."""
+        return self.weights or self.models_dir / f"{self.default_model}.npz"
+
     class_means: Path = Field(
         default=ROOT / "model_weights" / "explain" / "mnist_class_means.npz",
         description="mean MNIST image per digit, the pull of counterfactual edits",
     )
     counterfactual_seconds: float = Field(
         default=5.0, gt=0, description="longest counterfactual search; then the best edit so far"
+    )
+    training: bool = Field(
+        default=True,
+        description="false: POST /api/v1/trainings answers 403 (for public deployments)",
+    )
+    max_trainings: int = Field(
+        default=1, ge=0, description="training jobs running at once per process; more get 429"
+    )
+    training_ttl_s: float = Field(
+        default=3600.0, gt=0, description="a finished training job is freed after this long"
+    )
+    mnist_dir: Path | None = Field(
+        default=None,
+        description="MNIST IDX files for training jobs (default: $MNIST_DIR, then the user cache)",
+    )
+    mnist_download: bool = Field(
+        default=True, description="fetch MNIST into mnist_dir once when it is missing"
+    )
+    shutdown_timeout_s: int = Field(
+        default=5,
+        gt=0,
+        description="on shutdown, responses still streaming (training events) are cut after this",
     )

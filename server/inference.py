@@ -13,9 +13,19 @@ from typing import Any
 
 import numpy as np
 
-from server.cnn import Conv2D, Dense, MaxPool2D, Sequential, load_model, softmax
+from server.cnn import (
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    MaxPool2D,
+    ModelFileError,
+    Sequential,
+    load_model,
+    softmax,
+)
 from server.explain.edits import Edits, edited_model
 from server.explain.saliency import SaliencyMethod, saliency_for
+from server.ood.scorer import scorer_for
 
 NUM_CLASSES = 10
 
@@ -53,6 +63,17 @@ class Explanation:
     saliency: np.ndarray | None  # (28, 28)
     target: int | None
     baseline: np.ndarray | None = None  # (10,) the unedited network's probabilities, with edits
+    digit_score: float = 0.0  # how much like the training digits (server.ood); higher = more
+    is_digit: bool = True  # digit_score against the weights file's threshold
+
+
+@dataclass(frozen=True)
+class Classified:
+    """A batch's probabilities and digit scores, from one forward pass."""
+
+    probabilities: np.ndarray  # (N, 10)
+    digit_scores: np.ndarray  # (N,)
+    is_digit: np.ndarray  # (N,) bool
 
 
 def channels_first(array: np.ndarray) -> np.ndarray:
@@ -71,17 +92,27 @@ def file_sha256(path: Path) -> str:
 class Predictor:
     """A loaded model and the questions the API asks of it."""
 
-    def __init__(self, model: Sequential, metadata: dict[str, Any], sha256: str) -> None:
+    def __init__(
+        self,
+        model: Sequential,
+        metadata: dict[str, Any],
+        sha256: str,
+        extras: dict[str, np.ndarray] | None = None,
+    ) -> None:
         self.model = model
         self.metadata = metadata
         self.sha256 = sha256
+        self.scorer = scorer_for(metadata, extras or {})  # ValueError: a malformed digit_score
         self.input_shape = model.input_shape  # (28, 28, 1)
 
     @classmethod
     def from_file(cls, path: Path) -> Predictor:
         """Load and rebuild; raises serialize.ModelFileError naming the file."""
         loaded = load_model(path)
-        return cls(loaded.model, loaded.metadata, file_sha256(path))
+        try:
+            return cls(loaded.model, loaded.metadata, file_sha256(path), loaded.extras)
+        except ValueError as error:
+            raise ModelFileError(path, str(error)) from error
 
     def _batch(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) in [0, 1] -> (N, 28, 28, 1) float32."""
@@ -89,7 +120,12 @@ class Predictor:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities (N, 10) for (N, 28, 28) images, in one forward pass."""
-        return softmax(self.model.forward(self._batch(images)))
+        return self.classify(images).probabilities
+
+    def classify(self, images: np.ndarray) -> Classified:
+        """Probabilities and digit scores for (N, 28, 28) images, in one forward pass."""
+        logits, scores = self.scorer.forward(self.model, self._batch(images))
+        return Classified(softmax(logits), scores, self.scorer.is_digit(scores))
 
     def explain(
         self,
@@ -125,7 +161,17 @@ class Predictor:
             explained = label if target is None else target
             saliency_map = saliency_for(model, trace, explained, saliency_method)
         baseline = None if edits is None else softmax(self.model.forward(x))[0]
-        return Explanation(label, probabilities, layers, saliency_map, explained, baseline)
+        score = float(self.scorer.score_trace(trace)[0])  # the (edited) network's own features
+        return Explanation(
+            label,
+            probabilities,
+            layers,
+            saliency_map,
+            explained,
+            baseline,
+            score,
+            bool(self.scorer.is_digit(np.array([score]))[0]),
+        )
 
     def architecture(self) -> list[LayerInfo]:
         """Every layer with its output shape and geometry, then the softmax the API adds."""
@@ -138,7 +184,7 @@ class Predictor:
                     "stride": layer.stride,
                     "padding": layer.padding,
                 }
-            elif isinstance(layer, MaxPool2D):
+            elif isinstance(layer, MaxPool2D | AvgPool2D):
                 geometry = {
                     "kernel_size": layer.pool_size,
                     "stride": layer.stride,

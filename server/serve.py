@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--weights",
         type=Path,
         default=None,
-        help="weights file (default: CONVSCOPE_WEIGHTS or the shipped model)",
+        help="weights file served as the default model (default: CONVSCOPE_WEIGHTS, else "
+        "CONVSCOPE_DEFAULT_MODEL in CONVSCOPE_MODELS_DIR)",
     )
     parser.add_argument("--log-level", default=None, help="critical, error, warning, info or debug")
     args = parser.parse_args(argv)
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = Settings()
     try:  # say what is wrong in one line, before uvicorn would print a traceback per worker
-        load_model(settings.weights)
+        load_model(settings.default_weights)
     except ModelFileError as error:
         print(f"convscope serve: cannot load the model weights: {error}", file=sys.stderr)
         return 1
@@ -85,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             http=GuardedHttpToolsProtocol,  # a deadline for request headers (CONVSCOPE_HEADER_...)
             timeout_keep_alive=settings.keep_alive_s,
+            # event streams would hold a shutdown until their job ends; cut them after this
+            timeout_graceful_shutdown=settings.shutdown_timeout_s,
             log_config=logging_config(settings.log_level, settings.log_format),
             log_level=settings.log_level,
             access_log=False,  # convscope.access writes one line per request, with its id

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,15 +29,18 @@ from server.cnn import (
     softmax_cross_entropy,
 )
 from server.cnn.architectures import PRESETS, build_preset
+from server.cnn.spec import SpecError, build_from_spec, validate_spec
 from server.metrics import confusion_matrix, evaluate, predict_logits
 from server.mnist import Mnist, default_data_dir, download_mnist, load_mnist
+from server.ood.calibrate import CalibrateConfig, fit_scorer, stored
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Every training default in one flat block; the file stores it beside the weights."""
 
-    arch: str = "default"  # a preset of server.cnn.architectures
+    arch: str = "default"  # a preset of server.cnn.architectures, or the --arch-file path
+    arch_spec: dict[str, Any] | None = None  # the --arch-file network (layer-spec JSON)
     epochs: int = 20
     batch_size: int = 64
     lr: float = 2e-3  # peak learning rate, after warm-up
@@ -108,35 +111,85 @@ def with_strokes(
     return np.concatenate([images, pixels]), np.concatenate([labels, strokes.labels])
 
 
+@dataclass(frozen=True)
+class StepResult:
+    """What one optimizer step reports: enough for a progress bar or a live chart."""
+
+    step: int  # optimizer steps taken so far, 1-based
+    epoch: int  # 1-based
+    images: int  # in this batch
+    loss: float  # the batch's mean loss
+    correct: int  # the batch's correct predictions, in training mode
+
+
+@dataclass
+class Run:
+    """A fresh model, its optimizer and the learning-rate schedule over all the run's steps."""
+
+    model: Sequential
+    optimizer: Adam
+    steps_per_epoch: int
+    total_steps: int
+    warmup: int
+    config: TrainConfig
+
+    @classmethod
+    def start(cls, config: TrainConfig, train_count: int) -> Run:
+        if config.arch_spec is not None:
+            model = build_from_spec(config.arch_spec, seed=config.seed, input_shape=(28, 28, 1))
+        else:
+            model = build_preset(config.arch, seed=config.seed, dropout=config.dropout)
+        if config.init:
+            model.load_state_dict(load_model(config.init).model.state_dict(), source=config.init)
+        optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        steps_per_epoch = -(-train_count // config.batch_size)
+        warmup = int(config.warmup_epochs * steps_per_epoch)
+        return cls(
+            model, optimizer, steps_per_epoch, steps_per_epoch * config.epochs, warmup, config
+        )
+
+    def lr_at(self, step: int) -> float:
+        config = self.config
+        return cosine_lr(config.lr, step, self.total_steps, self.warmup, config.min_lr)
+
+    def epoch_steps(
+        self, epoch: int, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+    ) -> Iterator[StepResult]:
+        """One pass over shuffled, augmented batches, one optimizer step each; the caller may
+        look at (or copy) the model between steps, where its weights are consistent."""
+        config, model, optimizer = self.config, self.model, self.optimizer
+        order = rng.permutation(len(images))
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            x = images[batch].astype(np.float32) / 255.0  # (B, 28, 28)
+            if config.augment:
+                x = augment(x, rng, augment_config(config))
+            y = labels[batch].astype(np.int64)
+            optimizer.lr = self.lr_at(optimizer.steps)
+            logits, caches = model.forward_train(x[..., None], rng)
+            loss, grad_logits = softmax_cross_entropy(logits, y, config.label_smoothing)
+            grads, _ = model.backward(grad_logits, caches)
+            optimizer.step(grads)
+            correct = int((logits.argmax(axis=1) == y).sum())
+            yield StepResult(optimizer.steps, epoch, len(batch), float(loss), correct)
+
+
 def train_epoch(
-    model: Sequential,
-    optimizer: Adam,
+    run: Run,
+    epoch: int,
     images: np.ndarray,
     labels: np.ndarray,
-    config: TrainConfig,
     rng: np.random.Generator,
-    schedule: Any,
     progress: Any,
 ) -> tuple[float, float]:
-    """One pass over shuffled, augmented batches; returns (mean loss, accuracy)."""
-    order = rng.permutation(len(images))
+    """One epoch with a progress bar; returns (mean loss, accuracy)."""
     total_loss, correct, seen = 0.0, 0, 0
     started = time.perf_counter()
-    for start in range(0, len(order), config.batch_size):
-        batch = order[start : start + config.batch_size]
-        x = images[batch].astype(np.float32) / 255.0  # (B, 28, 28)
-        if config.augment:
-            x = augment(x, rng, augment_config(config))
-        y = labels[batch].astype(np.int64)
-        optimizer.lr = schedule(optimizer.steps)
-        logits, caches = model.forward_train(x[..., None], rng)
-        loss, grad_logits = softmax_cross_entropy(logits, y, config.label_smoothing)
-        grads, _ = model.backward(grad_logits, caches)
-        optimizer.step(grads)
-        total_loss += loss * len(batch)
-        correct += int((logits.argmax(axis=1) == y).sum())
-        seen += len(batch)
-        progress.update(len(batch))
+    for result in run.epoch_steps(epoch, images, labels, rng):
+        total_loss += result.loss * result.images
+        correct += result.correct
+        seen += result.images
+        progress.update(result.images)
         progress.set_postfix(
             loss=f"{total_loss / seen:.4f}",
             acc=f"{correct / seen:.4f}",
@@ -154,17 +207,8 @@ def train(
     rng = np.random.default_rng(config.seed)
     train_x, train_y, val_x, val_y = split(data, config, rng)
     train_x, train_y = with_strokes(train_x, train_y, config)
-    model = build_preset(config.arch, seed=config.seed, dropout=config.dropout)
-    if config.init:
-        model.load_state_dict(load_model(config.init).model.state_dict(), source=config.init)
-    optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = -(-len(train_x) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    warmup = int(config.warmup_epochs * steps_per_epoch)
-
-    def schedule(step: int) -> float:
-        return cosine_lr(config.lr, step, total_steps, warmup, config.min_lr)
-
+    run = Run.start(config, len(train_x))
+    model = run.model
     history: list[EpochResult] = []
     best_accuracy, best_params = -1.0, {}
     for epoch in range(1, config.epochs + 1):
@@ -176,9 +220,7 @@ def train(
             disable=not show_progress,
             file=sys.stderr,
         ) as bar:
-            train_loss, train_acc = train_epoch(
-                model, optimizer, train_x, train_y, config, rng, schedule, bar
-            )
+            train_loss, train_acc = train_epoch(run, epoch, train_x, train_y, rng, bar)
         val_loss, val_acc = evaluate(model, val_x, val_y) if len(val_x) else (float("nan"), 0.0)
         result = EpochResult(
             epoch,
@@ -186,7 +228,7 @@ def train(
             train_acc,
             val_loss,
             val_acc,
-            optimizer.lr,
+            run.optimizer.lr,
             time.perf_counter() - started,
         )
         history.append(result)
@@ -229,8 +271,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--download", action="store_true", help="fetch missing MNIST files into --data-dir first"
     )
-    parser.add_argument(
+    network = parser.add_mutually_exclusive_group()
+    network.add_argument(
         "--arch", choices=sorted(PRESETS), default=defaults.arch, help="network preset"
+    )
+    network.add_argument(
+        "--arch-file",
+        type=Path,
+        default=None,
+        help="any network as layer-spec JSON (the weights file's architecture format)",
     )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -258,13 +307,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def read_arch_file(path: Path) -> dict[str, Any]:
+    """The network of --arch-file, checked before any training; SpecError says what is wrong."""
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError([f"cannot read it: {exc.strerror or exc}"]) from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError([f"not valid JSON: {exc}"]) from exc
+    problems = validate_spec(spec, input_shape=(28, 28, 1), num_classes=10)
+    if problems:
+        raise SpecError(problems)
+    return dict(spec)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    arch_spec = None
+    if args.arch_file is not None:
+        try:
+            arch_spec = read_arch_file(args.arch_file)
+        except SpecError as exc:
+            lines = "".join(f"\n  {problem}" for problem in exc.problems)
+            print(f"convscope train: --arch-file {args.arch_file}:{lines}", file=sys.stderr)
+            return 2
     data_dir = args.data_dir or default_data_dir()
     if args.download:
         download_mnist(data_dir, show_progress=not args.quiet)
     config = TrainConfig(
-        arch=args.arch,
+        arch=args.arch if arch_spec is None else str(args.arch_file),
+        arch_spec=arch_spec,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -277,7 +349,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     data = load_mnist(data_dir)
     model, metadata = train(data, config, show_progress=not args.quiet)
-    save_model(args.out, model, metadata)
+    # every trained model carries its digit_score statistics, as `convscope calibrate` fits them
+    fitting = CalibrateConfig(seed=config.seed).fitting(len(data.train_images))
+    calibration = fit_scorer(model, data.train_images, data.train_labels, fitting)
+    digit_score, extras = stored(calibration, fitting)
+    save_model(args.out, model, {**metadata, **digit_score}, extras=extras)
     summary = {
         "out": str(args.out),
         "test_accuracy": metadata["test_accuracy"],

@@ -17,7 +17,8 @@ import pytest
 import server.mnist
 import server.train
 from server.cnn import load_model, save_model
-from server.cnn.architectures import mnist_cnn
+from server.cnn.architectures import PRESETS, build_preset, mnist_cnn
+from server.cnn.spec import build_from_spec
 from server.mnist import Mnist
 from server.train import TrainConfig, train
 
@@ -114,14 +115,11 @@ def write_idx(path: Path, array: np.ndarray) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def test_main_cli_writes_model(
-    make_digits: Digits,
-    small_architecture: None,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """`convscope train` on a synthetic MNIST directory (5000 images go to validation)."""
+@pytest.fixture
+def mnist_dir(
+    make_digits: Digits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, dict[str, str]]:
+    """A synthetic MNIST directory (5040 training images: 5000 go to validation), and its md5s."""
     base_x, base_y = make_digits(200, seed=20)
     pick = np.random.default_rng(0).integers(0, 200, 5040)  # repeats are fine for this test
     train_x, train_y = base_x[pick], base_y[pick]
@@ -135,6 +133,17 @@ def test_main_cli_writes_model(
         "t10k-labels-idx1-ubyte": write_idx(data_dir / "t10k-labels-idx1-ubyte.gz", test_y),
     }
     monkeypatch.setattr(server.mnist, "FILES", sums)
+    return data_dir, sums
+
+
+def test_main_cli_writes_model(
+    mnist_dir: tuple[Path, dict[str, str]],
+    small_architecture: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`convscope train` on a synthetic MNIST directory."""
+    data_dir, sums = mnist_dir
     out = tmp_path / "weights" / "model.npz"
     argv = ["--data-dir", str(data_dir), "--epochs", "2", "--limit", "32", "--batch-size", "16"]
     argv += ["--seed", "1", "--out", str(out), "--quiet", "--no-augment"]
@@ -159,3 +168,131 @@ def test_main_cli_writes_model(
     assert config["augment"] is False
     assert loaded.model.output_shapes[-1] == (10,)
     assert sorted(p.name for p in out.parent.iterdir()) == ["model.npz"]
+
+
+# --- presets and --arch-file ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_each_preset_trains_and_round_trips_through_the_weights_file(
+    name: str, make_digits: Digits, tmp_path: Path
+) -> None:
+    data = tiny_data(make_digits, train_n=72, test_n=20)
+    config = TrainConfig(arch=name, epochs=1, batch_size=16, limit=48, validation=24, seed=2)
+    model, metadata = train(data, config, show_progress=False)
+    assert_metadata(metadata, test_n=20, epochs=1)
+    assert metadata["config"]["arch"] == name
+    fresh = build_preset(name, seed=2, dropout=config.dropout)
+    assert model.spec() == fresh.spec()
+    changed = [
+        k for k, v in model.state_dict().items() if not np.array_equal(v, fresh.state_dict()[k])
+    ]
+    assert sorted(changed) == sorted(fresh.state_dict()), "every parameter and buffer trained"
+
+    path = tmp_path / f"{name}.npz"
+    save_model(path, model, metadata)
+    loaded = load_model(path).model
+    assert loaded.spec() == model.spec()
+    assert set(loaded.state_dict()) == set(model.state_dict())
+    for key, value in model.state_dict().items():  # batch norm's running statistics included
+        np.testing.assert_array_equal(loaded.state_dict()[key], value, err_msg=key)
+    x = (data.test_images.astype(np.float32) / 255.0)[..., None]
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+
+
+def write_spec(path: Path, spec: object) -> Path:
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def strided_spec() -> dict:
+    """Stride-2 convolutions, batch norm, no pooling; input_shape left to the CLI."""
+    return {
+        "layers": [
+            {"kind": "conv2d", "name": "c1", "in_channels": 1, "out_channels": 4,
+             "kernel_size": 3, "stride": 2},
+            {"kind": "batchnorm", "name": "bn1", "num_features": 4},
+            {"kind": "relu", "name": "r1"},
+            {"kind": "conv2d", "name": "c2", "in_channels": 4, "out_channels": 8,
+             "kernel_size": 3, "stride": 2},
+            {"kind": "tanh", "name": "t2"},
+            {"kind": "flatten", "name": "flat"},
+            {"kind": "dense", "name": "fc", "in_features": 7 * 7 * 8, "out_features": 10},
+        ]
+    }  # fmt: skip
+
+
+def test_cli_trains_any_network_from_an_arch_file(
+    mnist_dir: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir, _ = mnist_dir
+    arch = write_spec(tmp_path / "net.json", strided_spec())
+    out = tmp_path / "net.npz"
+    argv = ["--arch-file", str(arch), "--data-dir", str(data_dir), "--epochs", "1"]
+    argv += ["--limit", "32", "--batch-size", "16", "--out", str(out), "--quiet"]
+    assert server.train.main(argv) == 0
+    loaded = load_model(out)
+    assert loaded.model.spec() == build_from_spec(strided_spec(), input_shape=(28, 28, 1)).spec()
+    assert loaded.model.input_shape == (28, 28, 1)
+    assert [layer.kind for layer in loaded.model] == [e["kind"] for e in strided_spec()["layers"]]
+    assert loaded.metadata["config"]["arch"] == str(arch)
+    assert np.any(loaded.model.layer("bn1").buffers["running_mean"] != 0)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read it: No such file or directory"),
+        ("{not json", "not valid JSON: Expecting property name"),
+        (
+            {"layers": [{"kind": "gelu", "name": "g"}]},
+            "layers[0]: unknown kind 'gelu'; known kinds are avgpool2d, batchnorm, conv2d",
+        ),
+        (
+            {"layers": [*strided_spec()["layers"][:-1],
+                        {"kind": "dense", "name": "fc", "in_features": 100, "out_features": 10}]},
+            "layers[6] (dense 'fc'): in_features is 100 but its input has 392 values",
+        ),
+        (
+            {"layers": [{"kind": "conv2d", "name": "c", "in_channels": 1, "out_channels": 2,
+                         "kernel_size": 29}]},
+            "layers[0] (conv2d 'c'): kernel 29x29 is larger than its 28x28 input",
+        ),
+        (
+            {"input_shape": [32, 32, 1], "layers": strided_spec()["layers"]},
+            "input_shape is [32, 32, 1] but the images are [28, 28, 1]",
+        ),
+        (
+            {"layers": strided_spec()["layers"][:-1]},
+            "the network ends in [392]; it must end in 10 class scores",
+        ),
+    ],
+)  # fmt: skip
+def test_cli_refuses_a_bad_arch_file_before_training(
+    content: object, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2 and the problem on stderr, before any data is read (there is none here)."""
+    arch = tmp_path / "net.json"
+    if isinstance(content, str):
+        arch.write_text(content)
+    elif content is not None:
+        write_spec(arch, content)
+    out = tmp_path / "never.npz"
+    argv = ["--arch-file", str(arch), "--data-dir", str(tmp_path / "no-mnist"), "--out", str(out)]
+    assert server.train.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"convscope train: --arch-file {arch}:\n  ")
+    assert message in captured.err
+    assert "Traceback" not in captured.err
+    assert not out.exists()
+
+
+def test_arch_and_arch_file_are_mutually_exclusive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arch = write_spec(tmp_path / "net.json", strided_spec())
+    with pytest.raises(SystemExit) as exited:
+        server.train.main(["--arch", "tiny", "--arch-file", str(arch)])
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

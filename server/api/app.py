@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,14 +20,27 @@ from server.api.deps import Compute
 from server.api.errors import UnhandledErrors, install_error_handlers
 from server.api.limits import BodySizeLimit
 from server.api.metrics import Metrics, TimedPredictor
+from server.api.models import ModelRegistry
 from server.api.observe import ObservedRequests
 from server.api.request_id import request_id_middleware
-from server.api.routes import counterfactual, docs, health, metrics, model, predict
+from server.api.routes import (
+    counterfactual,
+    docs,
+    health,
+    metrics,
+    model,
+    models,
+    predict,
+    trainings,
+)
 from server.api.security import SecurityHeaders
 from server.api.static import CachedStaticFiles
 from server.api.timeouts import BodyTimeout
 from server.cnn import ModelFileError
 from server.config import Settings
+from server.mnist import default_data_dir
+from server.training.config import DataSource
+from server.training.manager import Trainings
 
 logger = logging.getLogger("convscope")
 
@@ -53,15 +67,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Many small matrix products from many request threads: BLAS's own threads only fight
         # them (measured: 16 threads of trace+backward, 5.4 s with 2 BLAS threads, 0.09 s with 1).
         threadpool_limits(limits=settings.blas_threads, user_api="blas")
+        loader = partial(TimedPredictor.load, inference=app_metrics.inference)
         try:
-            predictor = TimedPredictor.load(settings.weights, app_metrics.inference)
+            models = ModelRegistry.load(settings.models_dir, settings.default_weights, loader)
         except ModelFileError as error:
             raise StartupError(f"cannot load the model weights: {error}") from error
-        app.state.predictor = predictor
+        app.state.models = models
         app.state.compute = Compute(settings.compute_threads)
-        app_metrics.set_model(settings.weights, predictor.sha256)
-        logger.info("model loaded from %s (sha256 %s)", settings.weights, predictor.sha256[:12])
-        yield
+        for name, predictor in models.models.items():
+            app_metrics.set_model(name, predictor.sha256)
+        logger.info("models loaded: %s (default %s)", ", ".join(models.models), models.default)
+        app.state.trainings = Trainings(
+            DataSource(settings.mnist_dir or default_data_dir(), settings.mnist_download),
+            enabled=settings.training,
+            max_running=settings.max_trainings,
+            ttl_s=settings.training_ttl_s,
+            make_predictor=partial(TimedPredictor.timed, inference=app_metrics.inference),
+        )
+        models.add_source("training", app.state.trainings.predictor)  # "training:<id>[@<step>]"
+        try:
+            yield
+        finally:
+            app.state.trainings.close()  # a shutdown stops running jobs: no process left behind
         app_metrics.process_exiting()
 
     app = FastAPI(
@@ -76,9 +103,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = app_metrics
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(models.router)
     app.include_router(model.router)
     app.include_router(predict.router)
     app.include_router(counterfactual.router)
+    app.include_router(trainings.router)
     app.include_router(metrics.router)
     app.include_router(docs.router)
     app.router.routes.append(docs.assets())

@@ -1,4 +1,4 @@
-"""Dependencies handed to routes: the loaded model and the settings, as Annotated aliases.
+"""Dependencies handed to routes: the models, the settings and the compute threads.
 
 They are `async def` though they never await: FastAPI runs a plain `def` dependency in the
 thread pool, a hop that cost more CPU than the lookup itself (two per /predict request).
@@ -10,15 +10,26 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import anyio.to_thread
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
+from server.api.models import ModelRegistry
 from server.config import Settings
 from server.inference import Predictor
 
+MODEL_NAME_DESCRIPTION = "a model of GET /api/v1/models (or training:<id>); the default if absent"
 
-async def get_predictor(request: Request) -> Predictor:
-    predictor: Predictor = request.app.state.predictor
-    return predictor
+
+async def get_models(request: Request) -> ModelRegistry:
+    models: ModelRegistry = request.app.state.models
+    return models
+
+
+async def get_model(
+    request: Request,
+    model: Annotated[str | None, Query(max_length=200, description=MODEL_NAME_DESCRIPTION)] = None,
+) -> Predictor:
+    """The model a `?model=` query names; 404 (UnknownModelError) for a name nobody answers."""
+    return (await get_models(request)).get(model)
 
 
 async def get_settings(request: Request) -> Settings:
@@ -50,6 +61,7 @@ async def get_compute(request: Request) -> Compute:
     return compute
 
 
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
+ModelQueryDep = Annotated[Predictor, Depends(get_model)]
 ComputeDep = Annotated[Compute, Depends(get_compute)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -23,6 +23,7 @@ from starlette.routing import Match, Mount, Route, compile_path
 from starlette.types import Scope
 
 from server.api.asgi import route_path
+from server.cnn import Sequential
 from server.inference import Explanation, Predictor
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -84,15 +85,15 @@ class Metrics:
             ),
             model_info=Gauge(
                 "convscope_model_info",
-                "The served model: 1, labelled with its name and the SHA-256 of its weights file",
+                "A served model: 1, labelled with its name and the SHA-256 of its weights file",
                 ["name", "sha256"],
                 registry=registry,
                 multiprocess_mode="max",
             ),
         )
 
-    def set_model(self, weights: Path, sha256: str) -> None:
-        self.model_info.labels(weights.stem, sha256).set(1)
+    def set_model(self, name: str, sha256: str) -> None:
+        self.model_info.labels(name, sha256).set(1)
 
     def exposition(self) -> bytes:
         """The text format: this process's registry, or every worker's files when there are
@@ -158,6 +159,15 @@ class TimedPredictor(Predictor):
         predictor.inference = inference
         return predictor
 
+    @classmethod
+    def timed(
+        cls, model: Sequential, metadata: dict[str, Any], sha256: str, inference: Histogram
+    ) -> TimedPredictor:
+        """One for weights held in memory (a training job's), timed like the loaded ones."""
+        predictor = cls(model, metadata, sha256)
+        predictor.inference = inference
+        return predictor
+
     @contextmanager
     def _timed(self, kind: str) -> Iterator[None]:
         start = time.perf_counter()
@@ -167,9 +177,9 @@ class TimedPredictor(Predictor):
             if self.inference is not None:
                 self.inference.labels(kind).observe(time.perf_counter() - start)
 
-    def predict(self, *args: Any, **kwargs: Any) -> Any:
+    def classify(self, *args: Any, **kwargs: Any) -> Any:  # predict() calls it too
         with self._timed("predict"):
-            return super().predict(*args, **kwargs)
+            return super().classify(*args, **kwargs)
 
     def explain(self, *args: Any, **kwargs: Any) -> Explanation:
         with self._timed("explain"):

@@ -93,10 +93,22 @@ def check_pixels(rows: Pixels) -> Pixels:
     return rows
 
 
+def model_name_field() -> Any:
+    """The `model` field every request that uses a model takes."""
+    return Field(
+        None,
+        max_length=200,
+        description="a model name from GET /api/v1/models (or training:<id>[@<step>]); "
+        "absent: the default model",
+    )
+
+
 class PredictOptions(BaseModel):
-    """What to return besides the label and probabilities."""
+    """Which model, and what to return besides the label and probabilities."""
 
     model_config = ConfigDict(extra="forbid")
+
+    model: str | None = model_name_field()
 
     activations: bool = Field(False, description="every layer's output, and pooling masks")
     saliency: bool = Field(False, description="a 28x28 map of what drove the target's score")
@@ -184,6 +196,7 @@ class BatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    model: str | None = model_name_field()
     images: list[str] | None = None
     pixels: list[Pixels] | None = None
 
@@ -235,6 +248,13 @@ class PredictResponse(BaseModel):
     input: MapOut = Field(description="the 28x28 image the network saw")
     timings_ms: Timings
     model: str = Field(description="prefix of the weights' SHA-256")
+    digit_score: float = Field(
+        description="how much the input looks like the digits the model was trained on; higher "
+        "= more digit-like (see docs/api-contract.md for how each model computes it)"
+    )
+    is_digit: bool = Field(
+        description="digit_score at or above the model's threshold; false: probably not a digit"
+    )
     layers: list[LayerOut] | None = None
     saliency: MapOut | None = None
     target: int | None = None
@@ -245,6 +265,8 @@ class PredictResponse(BaseModel):
 class BatchResponse(BaseModel):
     labels: list[int]
     probabilities: list[list[float]]
+    digit_scores: list[float] = Field(description="each item's digit_score, as on /predict")
+    is_digit: list[bool] = Field(description="each item's is_digit, as on /predict")
 
 
 class LayerInfoOut(BaseModel):
@@ -257,7 +279,19 @@ class LayerInfoOut(BaseModel):
     padding: str | int | None
 
 
+class ModelSummary(BaseModel):
+    """One row of GET /api/v1/models."""
+
+    name: str = Field(description="the weights file's stem; what `model` fields take")
+    default: bool = Field(description="the model a request gets when it names none")
+    sha256: str
+    parameters: int
+    test_accuracy: float | None = Field(description="on MNIST's 10,000 test images, if stored")
+    layers: list[str] = Field(description="layer kinds in order, ending with softmax")
+
+
 class ModelResponse(BaseModel):
+    name: str = Field(description="the model's name, as `model` fields take it")
     input_shape: list[int]
     layers: list[LayerInfoOut]
     total_parameters: int

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from server.api.schemas import ArrayOut, Pixels, check_pixels
+from server.api.schemas import ArrayOut, Pixels, check_pixels, model_name_field
 
 MAX_STEPS = 1000
 
@@ -16,6 +16,7 @@ class CounterfactualRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    model: str | None = model_name_field()
     image: str | None = Field(
         None, description="base64 or data URL of a PNG, JPEG, WebP, BMP or GIF"
     )

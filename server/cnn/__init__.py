@@ -4,7 +4,20 @@ Arrays are NHWC float32. The engine knows nothing of files beyond its own weight
 nor of HTTP or the browser.
 """
 
-from server.cnn.layers import LAYER_KINDS, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
+from server.cnn.layers import (
+    LAYER_KINDS,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
 from server.cnn.losses import log_softmax, softmax, softmax_cross_entropy
 from server.cnn.model import LayerTrace, Sequential, Trace
 from server.cnn.optim import SGD, Adam, Optimizer, cosine_lr, step_lr
@@ -14,6 +27,8 @@ __all__ = [
     "LAYER_KINDS",
     "SGD",
     "Adam",
+    "AvgPool2D",
+    "BatchNorm",
     "Conv2D",
     "Dense",
     "Dropout",
@@ -26,6 +41,8 @@ __all__ = [
     "Optimizer",
     "ReLU",
     "Sequential",
+    "Sigmoid",
+    "Tanh",
     "Trace",
     "cosine_lr",
     "load_model",

@@ -1,13 +1,24 @@
-"""The network ConvScope ships: two conv -> ReLU -> max-pool blocks and a small classifier."""
+"""The networks ConvScope trains by name: today's CNN and three smaller ones to compare with it."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from server.cnn.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from server.cnn.layers import (
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Tanh,
+)
 from server.cnn.model import Sequential
 
 
@@ -34,17 +45,89 @@ def mnist_cnn(
     )
 
 
+def tiny(seed: int = 0) -> Sequential:
+    """16.5k parameters and no pooling: stride-2 convolutions halve the maps, batch norm
+    keeps the three narrow layers trainable.
+
+    28x28x1 -> 28x28x8 -> 14x14x16 -> 7x7x24 -> 1176 -> 10 logits.
+    """
+    rng = np.random.default_rng(seed)
+    return Sequential(
+        [
+            Conv2D("conv1", 1, 8, 3, padding="same", bias=False, rng=rng),
+            BatchNorm("bn1", 8),
+            ReLU("relu1"),
+            Conv2D("conv2", 8, 16, 3, stride=2, padding="same", bias=False, rng=rng),
+            BatchNorm("bn2", 16),
+            ReLU("relu2"),
+            Conv2D("conv3", 16, 24, 3, stride=2, padding="same", bias=False, rng=rng),
+            BatchNorm("bn3", 24),
+            ReLU("relu3"),
+            Flatten("flatten"),
+            Dense("fc", 7 * 7 * 24, 10, rng=rng),
+        ],
+        input_shape=(28, 28, 1),
+    )
+
+
+def lenet5(seed: int = 0) -> Sequential:
+    """LeCun et al. 1998: 5x5 convolutions with 6 and 16 filters, average pooling, tanh, then
+    dense 120, 84, 10. LeNet read 32x32 images; padding 2 gives the same 28x28 first maps.
+
+    28x28x1 -> 28x28x6 -> 14x14x6 -> 10x10x16 -> 5x5x16 -> 400 -> 120 -> 84 -> 10 logits.
+    """
+    rng = np.random.default_rng(seed)
+    return Sequential(
+        [
+            Conv2D("conv1", 1, 6, 5, padding=2, rng=rng),
+            Tanh("tanh1"),
+            AvgPool2D("pool1", 2),
+            Conv2D("conv2", 6, 16, 5, padding="valid", rng=rng),
+            Tanh("tanh2"),
+            AvgPool2D("pool2", 2),
+            Flatten("flatten"),
+            Dense("fc1", 5 * 5 * 16, 120, rng=rng),
+            Tanh("tanh3"),
+            Dense("fc2", 120, 84, rng=rng),
+            Tanh("tanh4"),
+            Dense("fc3", 84, 10, rng=rng),
+        ],
+        input_shape=(28, 28, 1),
+    )
+
+
+def mlp(seed: int = 0, hidden: int = 128) -> Sequential:
+    """No convolution at all, for contrast: every pixel weighted separately by every unit.
+
+    28x28x1 -> 784 -> hidden -> 10 logits.
+    """
+    rng = np.random.default_rng(seed)
+    return Sequential(
+        [
+            Flatten("flatten"),
+            Dense("fc1", 28 * 28, hidden, rng=rng),
+            ReLU("relu1"),
+            Dense("fc2", hidden, 10, rng=rng),
+        ],
+        input_shape=(28, 28, 1),
+    )
+
+
 Builder = Callable[..., Sequential]
 
-PRESETS: dict[str, Builder] = {"default": mnist_cnn}
+PRESETS: dict[str, Builder] = {"default": mnist_cnn, "tiny": tiny, "lenet5": lenet5, "mlp": mlp}
 """Architectures `convscope train --arch NAME` (and training jobs) build by name."""
 
 
 def build_preset(name: str, seed: int = 0, dropout: float | None = None) -> Sequential:
-    """A fresh, randomly initialised network of a named preset; KeyError lists the known ones."""
+    """A fresh, randomly initialised network of a named preset; KeyError lists the known ones.
+
+    `dropout` goes to presets that have a dropout layer and is ignored by the rest.
+    """
     if name not in PRESETS:
         raise KeyError(f"unknown architecture {name!r}; presets are {sorted(PRESETS)}")
+    builder = PRESETS[name]
     kwargs: dict[str, Any] = {"seed": seed}
-    if dropout is not None:
+    if dropout is not None and "dropout" in inspect.signature(builder).parameters:
         kwargs["dropout"] = dropout
-    return PRESETS[name](**kwargs)
+    return builder(**kwargs)

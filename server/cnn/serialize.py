@@ -17,6 +17,7 @@ from server.cnn.model import Sequential
 
 FORMAT_VERSION = 1
 PARAM_PREFIX = "param/"
+EXTRA_PREFIX = "extra/"  # arrays fitted after training (statistics of the features, ...)
 
 
 class ModelFileError(ValueError):
@@ -34,16 +35,27 @@ class LoadedModel:
 
     model: Sequential
     metadata: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def save_model(path: str | os.PathLike[str], model: Sequential, metadata: dict[str, Any]) -> None:
-    """Write atomically (temporary file, then rename) so a crash never leaves half a file."""
+def save_model(
+    path: str | os.PathLike[str],
+    model: Sequential,
+    metadata: dict[str, Any],
+    extras: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Write atomically (temporary file, then rename) so a crash never leaves half a file.
+
+    `extras`: float arrays stored under `extra/<key>` beside the parameters, as float32.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {
         PARAM_PREFIX + key: np.ascontiguousarray(value, dtype=np.float32)
         for key, value in model.state_dict().items()
     }
+    for key, value in (extras or {}).items():
+        arrays[EXTRA_PREFIX + key] = np.ascontiguousarray(value, dtype=np.float32)
     arrays["format_version"] = np.array(FORMAT_VERSION)
     arrays["architecture"] = np.array(json.dumps(model.spec()))
     arrays["metadata"] = np.array(json.dumps(metadata))
@@ -93,6 +105,11 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
                 for key in archive.files
                 if key.startswith(PARAM_PREFIX)
             }
+            extras = {
+                key.removeprefix(EXTRA_PREFIX): archive[key]
+                for key in archive.files
+                if key.startswith(EXTRA_PREFIX)
+            }
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
@@ -107,4 +124,4 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
         model.load_state_dict(state, source="weights")
     except ValueError as exc:
         raise ModelFileError(path, str(exc)) from exc
-    return LoadedModel(model=model, metadata=metadata)
+    return LoadedModel(model=model, metadata=metadata, extras=extras)

@@ -87,11 +87,16 @@ def engine(weights_path: Path) -> Sequential:
 
 
 @pytest.fixture(scope="session")
-def make_settings(weights_path: Path) -> Callable[..., Settings]:
-    """make_settings(**overrides): the shipped defaults, the test weights, then the overrides."""
+def make_settings(
+    weights_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Settings]:
+    """make_settings(**overrides): the shipped defaults, the test weights as the only model (an
+    empty models folder), then the overrides."""
+    empty = tmp_path_factory.mktemp("no-models")
 
     def make(**overrides: Any) -> Settings:
-        return Settings(**{**default_settings_values(), "weights": weights_path, **overrides})
+        base = {**default_settings_values(), "weights": weights_path, "models_dir": empty}
+        return Settings(**{**base, **overrides})
 
     return make
 

@@ -31,12 +31,16 @@ def test_pixel_batch_equals_one_at_a_time(client: TestClient, grids: list[Any]) 
     response = client.post(BATCH, json={"pixels": grids})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"labels", "probabilities"}
+    assert set(body) == {"labels", "probabilities", "digit_scores", "is_digit"}
     singles = [single(client, pixels=grid) for grid in grids]
     assert body["labels"] == [s["label"] for s in singles]
     np.testing.assert_allclose(
         body["probabilities"], [s["probabilities"] for s in singles], rtol=1e-5, atol=1e-7
     )
+    np.testing.assert_allclose(
+        body["digit_scores"], [s["digit_score"] for s in singles], rtol=1e-5, atol=1e-6
+    )
+    assert body["is_digit"] == [s["is_digit"] for s in singles]
 
 
 def test_image_batch_equals_one_at_a_time(client: TestClient, kit: Any) -> None:
@@ -82,7 +86,12 @@ def test_batch_of_257_images_is_413(client: TestClient, kit: Any) -> None:
 def test_empty_batch_answers_empty_lists(client: TestClient) -> None:
     response = client.post(BATCH, json={"images": []})
     assert response.status_code == 200
-    assert response.json() == {"labels": [], "probabilities": []}
+    assert response.json() == {
+        "labels": [],
+        "probabilities": [],
+        "digit_scores": [],
+        "is_digit": [],
+    }
 
 
 def test_batch_with_neither_images_nor_pixels_is_422(client: TestClient, kit: Any) -> None:

@@ -23,13 +23,14 @@ from server.config import Settings
 OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/api/v1/model"),
+    ("GET", "/api/v1/models"),
     ("GET", "/api/v1/model/layers/{name}/weights"),
     ("POST", "/api/v1/predict"),
     ("POST", "/api/v1/predict/file"),
     ("POST", "/api/v1/predict/batch"),
     ("POST", "/api/v1/counterfactual"),
 ]
-WITH_INPUT = [op for op in OPERATIONS if op[1] not in ("/healthz", "/api/v1/model")]
+WITH_INPUT = [op for op in OPERATIONS if op[1] not in ("/healthz", "/api/v1/models")]
 EXAMPLES = {GenerationMode.POSITIVE: 50, GenerationMode.NEGATIVE: 30}
 
 

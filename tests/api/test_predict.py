@@ -91,7 +91,15 @@ def test_plain_request_has_no_layers_saliency_or_target(
     client: TestClient, digit_pixels: np.ndarray
 ) -> None:
     body = predict(client, pixels=digit_pixels.tolist())
-    assert set(body) == {"label", "probabilities", "input", "timings_ms", "model"}
+    assert set(body) == {
+        "label",
+        "probabilities",
+        "input",
+        "timings_ms",
+        "model",
+        "digit_score",
+        "is_digit",
+    }
 
 
 def test_saliency_alone_has_no_layers(client: TestClient, digit_pixels: np.ndarray) -> None:

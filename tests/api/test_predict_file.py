@@ -79,7 +79,15 @@ def test_default_options_answer_only_label_probabilities_input(
     client: TestClient, digit_png: bytes
 ) -> None:
     body = upload(client, digit_png).json()
-    assert set(body) == {"label", "probabilities", "input", "timings_ms", "model"}
+    assert set(body) == {
+        "label",
+        "probabilities",
+        "input",
+        "timings_ms",
+        "model",
+        "digit_score",
+        "is_digit",
+    }
     assert np.asarray(body["input"]).shape == (28, 28)
 
 

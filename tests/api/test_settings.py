@@ -45,7 +45,10 @@ def test_defaults_are_the_documented_limits(clean_env: pytest.MonkeyPatch) -> No
     assert settings.max_image_side == 4096
     assert settings.max_batch == 256
     assert settings.cors_origins == []
-    assert settings.weights == ROOT / "model_weights" / "mnist_cnn.npz"
+    assert settings.weights is None
+    assert settings.models_dir == ROOT / "model_weights"
+    assert settings.default_model == "mnist_cnn"
+    assert settings.default_weights == ROOT / "model_weights" / "mnist_cnn.npz"
     assert settings.web_dir == ROOT / "web"
     assert settings.body_timeout_s == 10.0
     assert settings.header_timeout_s == 10.0
@@ -58,6 +61,8 @@ def test_prefixed_environment_variables_are_read(
     clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     clean_env.setenv("CONVSCOPE_WEIGHTS", str(tmp_path / "w.npz"))
+    clean_env.setenv("CONVSCOPE_MODELS_DIR", str(tmp_path / "models"))
+    clean_env.setenv("CONVSCOPE_DEFAULT_MODEL", "tiny")
     clean_env.setenv("CONVSCOPE_WEB_DIR", str(tmp_path / "web"))
     clean_env.setenv("CONVSCOPE_MAX_BODY_BYTES", "12345")
     clean_env.setenv("CONVSCOPE_MAX_IMAGE_SIDE", "640")
@@ -72,6 +77,9 @@ def test_prefixed_environment_variables_are_read(
     clean_env.setenv("CONVSCOPE_MAX_CONCURRENCY", "9")
     settings = Settings()
     assert settings.weights == tmp_path / "w.npz"
+    assert settings.default_weights == tmp_path / "w.npz"  # an explicit file wins
+    assert settings.models_dir == tmp_path / "models"
+    assert settings.default_model == "tiny"
     assert settings.web_dir == tmp_path / "web"
     assert settings.max_body_bytes == 12345
     assert settings.max_image_side == 640
@@ -91,7 +99,7 @@ def test_unprefixed_variables_are_ignored(clean_env: pytest.MonkeyPatch) -> None
     clean_env.setenv("WEIGHTS", "/nowhere.npz")
     settings = Settings()
     assert settings.max_body_bytes == 5 * 1024 * 1024
-    assert settings.weights.name == "mnist_cnn.npz"
+    assert settings.default_weights.name == "mnist_cnn.npz"
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from server.cnn import (
+    AvgPool2D,
+    BatchNorm,
     Conv2D,
     Dense,
     Dropout,
@@ -21,6 +23,8 @@ from server.cnn import (
     MaxPool2D,
     ReLU,
     Sequential,
+    Sigmoid,
+    Tanh,
     softmax_cross_entropy,
 )
 
@@ -197,6 +201,51 @@ def test_maxpool_mask_has_one_winner_per_window_with_ties(
     # the gradient goes only where the mask is
     grad_in, _ = layer.backward(np.ones_like(out), cache)
     np.testing.assert_array_equal(grad_in != 0, mask == 1)
+
+
+@pytest.mark.parametrize(("n", "h", "w", "c", "pool", "stride"), POOL_CASES)
+def test_avgpool_gradients(
+    n: int, h: int, w: int, c: int, pool: int, stride: int, rng: np.random.Generator
+) -> None:
+    check_layer(AvgPool2D("pool", pool, stride), rng.standard_normal((n, h, w, c)), rng)
+
+
+# --- Tanh, Sigmoid, BatchNorm --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layer", [Tanh("tanh"), Sigmoid("sigmoid")], ids=lambda layer: layer.kind)
+def test_squashing_activation_gradients(layer: Layer, rng: np.random.Generator) -> None:
+    check_layer(layer, rng.standard_normal((2, 4, 5, 3)) * 2, rng)
+
+
+def test_sigmoid_saturates_without_overflow() -> None:
+    x = np.array([-1000.0, -40.0, 0.0, 40.0, 1000.0], dtype=np.float32)
+    with np.errstate(all="raise"):
+        out, cache = Sigmoid("s").forward(x)
+        grad, _ = Sigmoid("s").backward(np.ones_like(x), cache)
+    np.testing.assert_allclose(out, [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-7)
+    assert np.isfinite(grad).all()
+
+
+def batchnorm(c: int, rng: np.random.Generator) -> BatchNorm:
+    """gamma and beta away from 1 and 0, running statistics away from 0 and 1."""
+    layer = BatchNorm("bn", c)
+    layer.params["gamma"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+    layer.params["beta"] = rng.standard_normal(c).astype(np.float32)
+    layer.buffers["running_mean"][...] = rng.standard_normal(c)
+    layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, c)
+    return layer
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5, 3), (6, 4)], ids=["maps", "vectors"])
+@pytest.mark.parametrize("training", [True, False], ids=["batch-stats", "running-stats"])
+def test_batchnorm_gradients(
+    shape: tuple[int, ...], training: bool, rng: np.random.Generator
+) -> None:
+    """In training the statistics depend on x itself, which the backward must account for."""
+    layer = batchnorm(shape[-1], rng)
+    x = rng.standard_normal(shape) * 2 + 1
+    check_layer(layer, x, rng, training=training)
 
 
 # --- Dense, ReLU, Flatten, Dropout ---------------------------------------------------------

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from server.cnn import (
+    AvgPool2D,
+    BatchNorm,
     Conv2D,
     Dense,
     Dropout,
@@ -13,6 +17,8 @@ from server.cnn import (
     MaxPool2D,
     ReLU,
     Sequential,
+    Sigmoid,
+    Tanh,
     softmax,
     softmax_cross_entropy,
 )
@@ -78,6 +84,47 @@ def naive_pool(x: np.ndarray, pool: int, stride: int) -> tuple[np.ndarray, np.nd
                     out[i, oy, ox, ci] = best
                     mask[i, oy * stride + where[0], ox * stride + where[1], ci] = 1
     return out, mask
+
+
+def naive_avgpool(x: np.ndarray, pool: int, stride: int) -> np.ndarray:
+    n, h, w, c = x.shape
+    out_h, out_w = (h - pool) // stride + 1, (w - pool) // stride + 1
+    out = np.zeros((n, out_h, out_w, c))
+    for i in range(n):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for ci in range(c):
+                    total = 0.0
+                    for dy in range(pool):
+                        for dx in range(pool):
+                            total += x[i, oy * stride + dy, ox * stride + dx, ci]
+                    out[i, oy, ox, ci] = total / (pool * pool)
+    return out
+
+
+def naive_batchnorm(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray | None, var: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per channel by loops; mean None: use the batch's own mean and biased variance.
+
+    Returns (output, mean used, unbiased batch variance) for checking the running statistics.
+    """
+    channels = x.shape[-1]
+    out = np.zeros(x.shape)
+    used_mean, unbiased = np.zeros(channels), np.zeros(channels)
+    eps = 1e-5
+    for ci in range(channels):
+        values = [float(v) for v in x[..., ci].ravel()]
+        count = len(values)
+        batch_mean = sum(values) / count
+        batch_var = sum((v - batch_mean) ** 2 for v in values) / count
+        unbiased[ci] = batch_var * count / (count - 1)
+        m, v = (batch_mean, batch_var) if mean is None else (mean[ci], var[ci])
+        used_mean[ci] = m
+        for index in np.ndindex(x.shape[:-1]):
+            normed = (x[(*index, ci)] - m) / math.sqrt(v + eps)
+            out[(*index, ci)] = gamma[ci] * normed + beta[ci]
+    return out, used_mean, unbiased
 
 
 # --- padding geometry ----------------------------------------------------------------------
@@ -190,6 +237,65 @@ def test_pool_forward_and_mask_match_loops(
     assert out.shape[1:] == layer.output_shape((h, w, c))
 
 
+@pytest.mark.parametrize(("n", "h", "w", "c", "pool", "stride"), POOL_CASES)
+def test_avgpool_forward_matches_loops(
+    n: int, h: int, w: int, c: int, pool: int, stride: int, rng: np.random.Generator
+) -> None:
+    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    layer = AvgPool2D("pool", pool, stride)
+    out, cache = layer.forward(x)
+    np.testing.assert_allclose(out, naive_avgpool(x.astype(np.float64), pool, stride), atol=1e-6)
+    assert out.shape[1:] == layer.output_shape((h, w, c))
+    assert layer.mask(cache) is None  # nothing won: the views draw no mask for it
+
+
+def test_tanh_and_sigmoid_match_math(rng: np.random.Generator) -> None:
+    x = (rng.standard_normal((3, 5)) * 4).astype(np.float32)
+    tanh, _ = Tanh("t").forward(x)
+    sigmoid, _ = Sigmoid("s").forward(x)
+    for index in np.ndindex(x.shape):
+        value = float(x[index])
+        assert tanh[index] == pytest.approx(math.tanh(value), abs=1e-6)
+        assert sigmoid[index] == pytest.approx(1 / (1 + math.exp(-value)), abs=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 3), (7, 5)], ids=["maps", "vectors"])
+def test_batchnorm_matches_loops_in_both_modes(
+    shape: tuple[int, ...], rng: np.random.Generator
+) -> None:
+    c = shape[-1]
+    layer = BatchNorm("bn", c, momentum=0.3)
+    layer.params["gamma"][...] = rng.uniform(0.5, 1.5, c)
+    layer.params["beta"][...] = rng.standard_normal(c)
+    start_mean = rng.standard_normal(c).astype(np.float32)
+    start_var = rng.uniform(0.5, 2.0, c).astype(np.float32)
+    layer.buffers["running_mean"][...] = start_mean
+    layer.buffers["running_var"][...] = start_var
+    gamma, beta = layer.params["gamma"], layer.params["beta"]
+    x = (rng.standard_normal(shape) * 3 + 2).astype(np.float32)
+
+    out, _ = layer.forward(x)  # eval: running statistics, nothing written
+    expected, _, _ = naive_batchnorm(x, gamma, beta, start_mean, start_var)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(layer.buffers["running_mean"], start_mean)
+    np.testing.assert_array_equal(layer.buffers["running_var"], start_var)
+
+    out, _ = layer.forward(x, training=True)
+    expected, batch_mean, unbiased = naive_batchnorm(x, gamma, beta, None, start_var)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        layer.buffers["running_mean"], 0.7 * start_mean + 0.3 * batch_mean, rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        layer.buffers["running_var"], 0.7 * start_var + 0.3 * unbiased, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_batchnorm_refuses_to_train_on_one_value_per_channel() -> None:
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        BatchNorm("bn", 4).forward(np.ones((1, 4), dtype=np.float32), training=True)
+
+
 # --- im2col / col2im -----------------------------------------------------------------------
 
 
@@ -229,10 +335,16 @@ def float32_layers(rng: np.random.Generator) -> list[tuple[object, tuple[int, ..
         (Flatten("f"), (2, 4, 4, 3)),
         (Dense("d", 12, 5, rng=rng), (2, 12)),
         (Dropout("drop", 0.5), (2, 12)),
+        (AvgPool2D("a", 2), (2, 7, 9, 3)),
+        (AvgPool2D("a", 3, 2), (2, 7, 9, 3)),
+        (Tanh("t"), (2, 4, 4, 3)),
+        (Sigmoid("s"), (2, 12)),
+        (BatchNorm("bn", 3), (2, 4, 4, 3)),
+        (BatchNorm("bn", 12), (2, 12)),
     ]
 
 
-@pytest.mark.parametrize("index", range(7))
+@pytest.mark.parametrize("index", range(13))
 @pytest.mark.parametrize("training", [False, True])
 def test_float32_in_float32_out(index: int, training: bool, rng: np.random.Generator) -> None:
     layer, shape = float32_layers(rng)[index]

@@ -80,7 +80,18 @@ def test_spec_round_trip_rebuilds_the_same_model() -> None:
 
 
 def test_every_layer_kind_is_registered() -> None:
-    assert set(LAYER_KINDS) == {"conv2d", "relu", "maxpool2d", "flatten", "dense", "dropout"}
+    assert set(LAYER_KINDS) == {
+        "conv2d",
+        "relu",
+        "tanh",
+        "sigmoid",
+        "maxpool2d",
+        "avgpool2d",
+        "batchnorm",
+        "flatten",
+        "dense",
+        "dropout",
+    }
 
 
 def test_unknown_layer_kind_is_named() -> None:

@@ -86,6 +86,19 @@ def test_draw_one_then_zero(app: App) -> None:
     assert "reads a 0" in page.get_by_test_id("status").inner_text()
 
 
+def test_a_zigzag_is_not_called_a_digit(app: App) -> None:
+    """The page says plainly that nonsense is not a digit, and the layers still show."""
+    img = Image.new("L", (280, 280), 255)
+    zigzag = [(30, 170), (80, 100), (130, 170), (180, 100), (230, 170)]
+    ImageDraw.Draw(img).line(zigzag, fill=0, width=14)
+    upload(app, "zigzag.png", png_bytes(img))
+    ready(app)
+    assert prediction(app) == "?"
+    assert "does not look like a digit" in app.page.get_by_test_id("status").inner_text()
+    assert "Not like any digit" in app.page.locator(".prediction-note").inner_text()
+    assert distinct_colours(app, '[data-testid="layer-conv1"] canvas') > 1
+
+
 # --- 2. every layer shows its maps --------------------------------------------------------
 
 PANELS_JS = """

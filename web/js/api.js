@@ -6,6 +6,17 @@ const PREDICT_OPTIONS = { activations: true, saliency: true };
 // "uint8" (a byte a value, and masks a bit a cell) is the smallest answer; servers older than it
 // answer 422 naming the encoding, and then the page asks them for "base64" from there on.
 let encoding = 'uint8';
+let modelName = null; // the model requests name (null: the server's default)
+
+/** Name this model in every request from now on (null: the server's default). */
+export function useModel(name) {
+  modelName = name || null;
+}
+
+/** A body with the current model named, unless it names one itself. */
+const named = (body) => (modelName && !('model' in body) ? { model: modelName, ...body } : body);
+/** '?model=NAME' (or '&...' after a query) for GETs; '' for the default model. */
+const modelQuery = (sep = '?', name = modelName) => (name ? `${sep}model=${encodeURIComponent(name)}` : '');
 
 export class ApiError extends Error {
   constructor(message, status = 0) {
@@ -109,6 +120,8 @@ function decodePrediction(body) {
   return {
     label: body.label,
     probabilities: Float32Array.from(body.probabilities || []),
+    digitScore: body.digit_score ?? null,
+    isDigit: body.is_digit !== false, // does it look like a digit at all? (absent: yes)
     input: decodeArray(body.input),
     saliency: decodeArray(body.saliency),
     target: body.target ?? null,
@@ -159,12 +172,17 @@ async function request(path, init) {
 
 /** POST a JSON body to an API path. */
 function postJSON(path, body) {
-  return request(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  return request(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(named(body)) });
 }
 
-/** GET /api/v1/model */
-export function getModel() {
-  return request('/model');
+/** GET /api/v1/model for the current model (or the one named). */
+export function getModel(name = modelName) {
+  return request(`/model${modelQuery('?', name)}`);
+}
+
+/** GET /api/v1/models: [{ name, default, sha256, parameters, test_accuracy, layers }]. */
+export function getModels() {
+  return request('/models');
 }
 
 /** A prediction request made with the options; once more with "base64" if "uint8" is refused. */
@@ -190,25 +208,27 @@ export function predictFile(file, { edits } = {}) {
   if (edits) form.append('edits', JSON.stringify(edits));
   return predict((options) => {
     const query = new URLSearchParams(Object.entries(options).map(([k, v]) => [k, String(v)]));
+    if (modelName) query.set('model', modelName);
     return request(`/predict/file?${query}`, { method: 'POST', body: form });
   });
 }
 
 const weightCache = new Map();
 
-/** A layer's weights as { name, kind, weight: {shape, data} | null, bias }, fetched once. */
+/** A layer's weights as { name, kind, weight: {shape, data} | null, bias }, fetched once a model. */
 export function getWeights(name) {
-  if (!weightCache.has(name)) {
-    const p = request(`/model/layers/${encodeURIComponent(name)}/weights?encoding=base64`).then((b) => ({
+  const key = `${modelName}/${name}`;
+  if (!weightCache.has(key)) {
+    const p = request(`/model/layers/${encodeURIComponent(name)}/weights?encoding=base64${modelQuery('&')}`).then((b) => ({
       name: b.name,
       kind: b.kind,
       weight: decodeArray(b.weight),
       bias: decodeArray(b.bias),
     }));
-    p.catch(() => weightCache.delete(name)); // let a later attempt retry
-    weightCache.set(name, p);
+    p.catch(() => weightCache.delete(key)); // let a later attempt retry
+    weightCache.set(key, p);
   }
-  return weightCache.get(name);
+  return weightCache.get(key);
 }
 
 // ---- interventions (issue 9) ----------------------------------------------------------------
@@ -240,4 +260,51 @@ export async function counterfactual(body) {
     probabilities: Float32Array.from(b.probabilities),
     original: { label: b.original.label, probabilities: Float32Array.from(b.original.probabilities) },
   };
+}
+
+// ---- trainings (issue 11) -------------------------------------------------------------------
+
+const job = (id) => `/trainings/${encodeURIComponent(id)}`;
+
+/** POST /api/v1/trainings (no model named: it makes one): { id, status, events }. */
+export const startTraining = (body) =>
+  request('/trainings', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+
+/** GET /api/v1/trainings/{id}: the job's status and latest figures. */
+export const getTraining = (id) => request(job(id));
+
+/** DELETE /api/v1/trainings/{id}: cancel it (an empty answer is fine). */
+export async function stopTraining(id) {
+  try {
+    return await request(job(id), { method: 'DELETE' });
+  } catch (err) {
+    if (err.status >= 200 && err.status < 300) return null;
+    throw err;
+  }
+}
+
+/** GET /api/v1/trainings/{id}/snapshots -> [{ step, val_accuracy }] by step. */
+export async function getSnapshots(id) {
+  const b = await request(`${job(id)}/snapshots`);
+  return (Array.isArray(b) ? b : b.snapshots || []).slice().sort((x, y) => x.step - y.step);
+}
+
+/**
+ * One EventSource on a job's events; on[name](data) gets each event's JSON, progress events
+ * with their kernels decoded. The browser resumes it after a drop (Last-Event-ID); close() ends it.
+ */
+export function trainingEvents(id, on) {
+  const es = new EventSource(`${API}${job(id)}/events`);
+  for (const name of ['progress', 'evaluation', 'done', 'cancelled', 'failed']) {
+    es.addEventListener(name, (e) => {
+      const data = JSON.parse(e.data);
+      if (data.kernels) {
+        data.kernels = Object.fromEntries(Object.entries(data.kernels).map(([k, v]) => [k, decodeArray(v)]));
+      }
+      on[name](data);
+    });
+  }
+  es.onerror = () => on.error(es.readyState === EventSource.CLOSED);
+  es.onopen = () => on.open();
+  return es;
 }

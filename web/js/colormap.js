@@ -98,12 +98,6 @@ export function cssColor(value, sc) {
   return `rgb(${lutAt(value, sc).join(',')})`;
 }
 
-/** Whether text on top of this value's colour should be light. */
-export function isDark(value, sc) {
-  const [r, g, b] = lutAt(value, sc);
-  return 0.2126 * r + 0.7152 * g + 0.0722 * b < 140;
-}
-
 /** A CSS linear-gradient for legends. */
 export function gradient(map) {
   return `linear-gradient(to right, ${map.stops.map((h) => '#' + h).join(', ')})`;

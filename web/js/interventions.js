@@ -26,17 +26,21 @@ export function edits({ ablated, kernels } = getState()) {
 export async function predictLive(source) {
   const e = edits();
   const extra = e && { edits: e };
+  const { modelName } = getState();
   const result = await (source.file ? api.predictFile(source.file, extra) : api.predictImage(source.image, extra));
-  sources.set(result, { source, edits: e });
+  sources.set(result, { source, edits: e, model: modelName });
   return result;
 }
+
+/** The drawing or upload a result answers ({ image } or { file }), or null. */
+export const sourceOf = (result) => (result && sources.get(result) ? sources.get(result).source : null);
 
 /** The shown prediction again with float16 maps (live ones may be 8-bit), asked once a result. */
 export function exactFor(result) {
   const from = result && sources.get(result);
   if (!from) return Promise.reject(new Error('There is no drawing to compute from.'));
   if (!exact.has(result)) {
-    const p = api.predictSource(from.source, { activations: true, encoding: 'base64', edits: from.edits });
+    const p = api.predictSource(from.source, { activations: true, encoding: 'base64', edits: from.edits, ...(from.model && { model: from.model }) });
     p.catch(() => exact.delete(result)); // a later hover retries
     exact.set(result, p);
   }

@@ -11,7 +11,10 @@ import { setupLayers, render as renderLayers } from './views/layers.js';
 import { setupDetail, open as openDetail, render as renderDetail } from './views/detail.js';
 import { render as renderModelCard } from './views/model-card.js';
 import { render as renderStatus } from './views/status.js';
-import { setupInterventions, predictLive, toggleChannel } from './interventions.js';
+import { setupInterventions, predictLive, toggleChannel, sourceOf } from './interventions.js';
+import { setupModels } from './models.js';
+import * as training from './train.js';
+import { setupTrain, render as renderTrain } from './views/train.js';
 
 const $ = (sel) => document.querySelector(sel);
 const el = {
@@ -24,6 +27,7 @@ const el = {
   detail: $('#detail'),
   modelCard: $('[data-testid="model-card"]'),
   status: $('[data-testid="status"]'),
+  train: $('[data-testid="train-view"]'),
 };
 
 const IDLE = 'Draw a digit in the black square: every view updates as you draw.';
@@ -56,7 +60,9 @@ function onResult(job, result) {
   setState({
     result,
     status: job.version === pad.version ? 'ready' : 'loading',
-    message: `The network reads ${result.label === 8 ? 'an' : 'a'} ${result.label}.`,
+    message: !result.isDigit
+      ? 'This does not look like a digit to the network, so its answer means little; its layers still show what it saw.'
+      : `The network reads ${result.label === 8 ? 'an' : 'a'} ${result.label}.`,
     error: false,
   });
   viewsUpdated();
@@ -120,11 +126,16 @@ setupUpload({
   },
 });
 
-// edits to the network: send the shown drawing (or upload) again
-setupInterventions({ pad, refresh(file) {
+// edits to the network, or another model: send the shown drawing (or upload) again
+function refresh(file) {
   sentVersion = shownVersion = -1;
   if (file) live.submit({ source: 'upload', file, version: pad.version }); else padChanged();
-} });
+}
+setupInterventions({ pad, refresh });
+
+// the Train view: a job's weights read the drawing (or upload) the page shows
+training.setupTraining(() => sourceOf(getState().result));
+setupTrain(el.train, { onStart: training.start, onStop: training.stop, onScrub: training.scrub, onUse: training.useModel });
 
 // ---- views ------------------------------------------------------------------------------------
 
@@ -159,7 +170,7 @@ setupDetail(el.detail, {
   loadWeights: api.getWeights,
 });
 
-subscribe((s, changed) => {
+subscribe((s, changed, prev) => {
   const any = (...keys) => keys.some((k) => changed.has(k));
   if (any('status')) el.main.dataset.state = s.status;
   if (any('status', 'message', 'error', 'modelError')) renderStatus(el.status, s);
@@ -172,28 +183,32 @@ subscribe((s, changed) => {
   if (any('result', 'saliency', 'highlight')) renderInput(el.input, s);
   if (any('result', 'model', 'detail')) renderDetail(el.detail, s);
   if (any('model', 'modelError')) renderModelCard(el.modelCard, s);
+  if (any('training', 'trainReading', 'modelName')) renderTrain(el.train, s, prev);
 });
 
 // ---- start --------------------------------------------------------------------------------------
 
-let modelLoading = false;
+let modelAsked = null; // { name } while GET /api/v1/model for that model is out
 async function loadModel() {
-  if (modelLoading) return;
-  modelLoading = true;
+  const name = getState().modelName;
+  if (modelAsked && modelAsked.name === name) return;
+  const mine = (modelAsked = { name });
   try {
-    const model = await api.getModel();
-    setState({ model, modelError: '' });
+    const model = await api.getModel(name);
+    if (modelAsked === mine) setState({ model, modelError: '' });
   } catch (err) {
-    setState({ modelError: err.message || String(err) });
+    if (modelAsked === mine) setState({ modelError: err.message || String(err) });
   } finally {
-    modelLoading = false;
+    if (modelAsked === mine) modelAsked = null;
   }
 }
+setupModels({ refresh: () => refresh((sourceOf(getState().result) || {}).file), reloadModel: loadModel });
 
 renderPrediction(el.prediction, null);
 renderInput(el.input, getState());
 renderLayers(el.layers, getState());
 renderModelCard(el.modelCard, getState());
+renderTrain(el.train, getState(), null);
 setState({ message: IDLE });
 el.main.dataset.state = getState().status;
 loadModel();

@@ -2,8 +2,17 @@
 
 const pair = (v) => (Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)]);
 
-/** { kh, kw, sh, sw, ph, pw } for layers with a window (conv, pool), else null. */
-export function geometry(layer) {
+/** Padding before the input along one axis: "same" as the engine (and TensorFlow) pads, the
+ * odd extra after; without the input size, stride 1's (k - 1) / 2. */
+function padBefore(k, s, size) {
+  if (!(size > 0)) return (k - 1) >> 1;
+  const out = Math.ceil(size / s);
+  return Math.max((out - 1) * s + k - size, 0) >> 1;
+}
+
+/** { kh, kw, sh, sw, ph, pw } for layers with a window (conv, pool), else null; inShape: the
+ * layer's input [C, H, W], which "same" padding with a stride above 1 depends on. */
+export function geometry(layer, inShape = null) {
   if (!layer || layer.kernel_size == null) return null;
   const [kh, kw] = pair(layer.kernel_size);
   const [sh, sw] = layer.stride == null ? [1, 1] : pair(layer.stride);
@@ -11,8 +20,8 @@ export function geometry(layer) {
   let pw = 0;
   const p = layer.padding;
   if (p === 'same') {
-    ph = (kh - 1) >> 1;
-    pw = (kw - 1) >> 1;
+    ph = padBefore(kh, sh, inShape && inShape[inShape.length - 2]);
+    pw = padBefore(kw, sw, inShape && inShape[inShape.length - 1]);
   } else if (typeof p === 'number' || Array.isArray(p)) {
     [ph, pw] = pair(p);
   }
@@ -27,7 +36,7 @@ export function receptiveField(layers, index, r0, c0, r1 = r0, c1 = c0, inputSha
   const H = inputShape[inputShape.length - 2];
   const W = inputShape[inputShape.length - 1];
   for (let i = index; i >= 0; i--) {
-    const g = geometry(layers[i]);
+    const g = geometry(layers[i], i > 0 ? layers[i - 1].output_shape : inputShape);
     if (!g) continue;
     r0 = r0 * g.sh - g.ph;
     c0 = c0 * g.sw - g.pw;

@@ -9,6 +9,8 @@ let state = Object.freeze({
   error: false, // whether message reports a failure
   modelName: null, // the model every request names (null: the server's default); ?model= in the URL
   model: null, // GET /api/v1/model for modelName
+  models: null, // GET /api/v1/models (the picker's list), [] when the server lists none
+  compare: null, // compare mode: { with: second model, names, answers: [a, b], busy, error }
   modelError: '',
   result: null, // the latest decoded prediction response, or null
   upload: null, // { name } while the pad shows an uploaded image
@@ -19,6 +21,8 @@ let state = Object.freeze({
   kernels: {}, // { layerName: { channel: [C_in][kh][kw] } } filters replaced by the person's
   steps: null, // { open, list, error } the preprocessing strip
   counterfactual: null, // { target, busy, answer, error, source } "what would make it a ..."
+  training: null, // the Train view's job: figures, curves, kernels, snapshots (web/js/train.js)
+  trainReading: null, // { model, result, error } the drawing read by the job's weights
 });
 
 export function getState() {

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException
 
-from server.api.deps import PredictorDep, SettingsDep
+from server.api.deps import ModelsDep, SettingsDep
 from server.api.encoding import ORJSONResponse, encode_map
 from server.api.errors import InputError
 from server.api.routes.predict import ERRORS, Clock, image_or_pixels
@@ -59,11 +59,12 @@ ClassMeansDep = Annotated[np.ndarray, Depends(get_class_means)]
 @router.post("/counterfactual", response_model=CounterfactualResponse, responses=RESPONSES)
 def post_counterfactual(
     request: CounterfactualRequest,
-    predictor: PredictorDep,
+    models: ModelsDep,
     settings: SettingsDep,
     means: ClassMeansDep,
 ) -> ORJSONResponse:
     """Edit the input with pen strokes until the model reads `target`: the edit, both readings."""
+    predictor = models.get(request.model)
     clock = Clock()
     image, _ = image_or_pixels(request.image, request.pixels, settings, clock)
     options = CounterfactualOptions(

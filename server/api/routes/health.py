@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.api.deps import PredictorDep
+from server.api.deps import ModelsDep
 from server.api.schemas import Health
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)
-def healthz(_: PredictorDep) -> dict[str, str]:
-    """The model is loaded (start-up fails otherwise)."""
+def healthz(_: ModelsDep) -> dict[str, str]:
+    """The models are loaded (start-up fails otherwise)."""
     return {"status": "ok"}

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from server.api.deps import PredictorDep
+from server.api.deps import MODEL_NAME_DESCRIPTION, ModelQueryDep, ModelsDep
 from server.api.encoding import Encoding, ORJSONResponse, encode_array
 from server.api.schemas import ErrorResponse, LayerWeightsResponse, ModelResponse
 
@@ -16,12 +16,22 @@ router = APIRouter(prefix="/api/v1/model", tags=["model"])
 METRIC_KEYS = ("test_accuracy", "best_epoch", "epochs", "confusion_matrix", "config", "created")
 
 
-@router.get("", response_model=ModelResponse)
-def model_card(predictor: PredictorDep) -> ORJSONResponse:
+UNKNOWN_MODEL: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "no model of that name"}
+}
+
+
+@router.get("", response_model=ModelResponse, responses=UNKNOWN_MODEL)
+def model_card(
+    models: ModelsDep,
+    model: Annotated[str | None, Query(max_length=200, description=MODEL_NAME_DESCRIPTION)] = None,
+) -> ORJSONResponse:
     """Architecture (shapes [C, H, W]), parameter counts, weights hash and training metrics."""
+    predictor = models.get(model)
     layers = [dataclasses.asdict(row) for row in predictor.architecture()]
     h, w, c = predictor.input_shape
     body: dict[str, Any] = {
+        "name": model or models.default,
         "input_shape": [c, h, w],
         "layers": layers,
         "total_parameters": sum(row["parameters"] for row in layers),
@@ -35,12 +45,12 @@ def model_card(predictor: PredictorDep) -> ORJSONResponse:
     "/layers/{name}/weights",
     response_model=LayerWeightsResponse,
     responses={
-        404: {"model": ErrorResponse, "description": "no layer of that name"},
+        404: {"model": ErrorResponse, "description": "no model or no layer of that name"},
         422: {"model": ErrorResponse, "description": "unknown encoding"},
     },
 )
 def layer_weights(
-    name: str, predictor: PredictorDep, encoding: Annotated[Encoding, Query()] = "list"
+    name: str, predictor: ModelQueryDep, encoding: Annotated[Encoding, Query()] = "list"
 ) -> ORJSONResponse:
     """Kernels [out, in, kh, kw] and biases of a conv layer; [out, in] for dense; null otherwise."""
     try:

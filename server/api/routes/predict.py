@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import ValidationError
 
 from server import preprocess
-from server.api.deps import ComputeDep, PredictorDep, SettingsDep
+from server.api.deps import ComputeDep, ModelsDep, SettingsDep
 from server.api.encoding import ORJSONResponse, encode_map, encode_mask
 from server.api.errors import InputError, describe_validation
 from server.api.schemas import (
@@ -34,6 +34,7 @@ from server.inference import Explanation, Predictor
 router = APIRouter(prefix="/api/v1", tags=["predict"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "no model of that name"},
     413: {"model": ErrorResponse, "description": "body, image or batch too large"},
     415: {
         "model": ErrorResponse,
@@ -121,6 +122,8 @@ def explanation_body(
         "probabilities": explained.probabilities.astype(np.float64).tolist(),
         "input": encode_map(image, options.encoding),
         "model": predictor.sha256[:12],
+        "digit_score": explained.digit_score,
+        "is_digit": explained.is_digit,
     }
     if explained.layers is not None:
         body["layers"] = [
@@ -176,10 +179,10 @@ def predict_one(
 
 @router.post("/predict", response_model=PredictResponse, responses=ERRORS)
 async def predict(
-    request: PredictRequest, predictor: PredictorDep, settings: SettingsDep, compute: ComputeDep
+    request: PredictRequest, models: ModelsDep, settings: SettingsDep, compute: ComputeDep
 ) -> ORJSONResponse:
     """Classify one image (`image`, preprocessed like MNIST) or raw `pixels` (used as they are)."""
-    return await compute.run(answer_predict, request, predictor, settings)
+    return await compute.run(answer_predict, request, models.get(request.model), settings)
 
 
 def answer_predict(
@@ -201,12 +204,13 @@ def answer_predict(
 async def predict_file(
     file: Annotated[UploadFile, File(description="an image file: PNG, JPEG, WebP, BMP or GIF")],
     options: Annotated[PredictOptions, Query()],
-    predictor: PredictorDep,
+    models: ModelsDep,
     settings: SettingsDep,
     compute: ComputeDep,
     edits: Annotated[str | None, Form(description="JSON of /predict's `edits` object")] = None,
 ) -> ORJSONResponse:
     """The same as /predict for a multipart upload: `curl -F file=@digit.png .../predict/file`."""
+    predictor = models.get(options.model)
     return await compute.run(answer_predict_file, file, options, predictor, settings, edits)
 
 
@@ -239,10 +243,10 @@ def edits_from_form(text: str) -> Edits:
 
 @router.post("/predict/batch", response_model=BatchResponse, responses=ERRORS)
 async def predict_batch(
-    request: BatchRequest, predictor: PredictorDep, settings: SettingsDep, compute: ComputeDep
+    request: BatchRequest, models: ModelsDep, settings: SettingsDep, compute: ComputeDep
 ) -> ORJSONResponse:
     """Labels and probabilities for up to 256 images or pixel grids, in one forward pass."""
-    return await compute.run(answer_batch, request, predictor, settings)
+    return await compute.run(answer_batch, request, models.get(request.model), settings)
 
 
 def answer_batch(request: BatchRequest, predictor: Predictor, settings: Settings) -> ORJSONResponse:
@@ -252,7 +256,9 @@ def answer_batch(request: BatchRequest, predictor: Predictor, settings: Settings
     if len(items) > settings.max_batch:
         raise InputError(413, f"a batch holds at most {settings.max_batch} items, got {len(items)}")
     if not items:
-        return ORJSONResponse({"labels": [], "probabilities": []})
+        return ORJSONResponse(
+            {"labels": [], "probabilities": [], "digit_scores": [], "is_digit": []}
+        )
     if request.images is not None:
         images = []
         for index, text in enumerate(request.images):
@@ -264,10 +270,12 @@ def answer_batch(request: BatchRequest, predictor: Predictor, settings: Settings
         batch = np.stack(images)  # (N, 28, 28)
     else:
         batch = np.asarray(request.pixels, dtype=np.float32)  # (N, 28, 28)
-    probabilities = predictor.predict(batch)
+    classified = predictor.classify(batch)
     return ORJSONResponse(
         {
-            "labels": probabilities.argmax(axis=1).tolist(),
-            "probabilities": probabilities.astype(np.float64).tolist(),
+            "labels": classified.probabilities.argmax(axis=1).tolist(),
+            "probabilities": classified.probabilities.astype(np.float64).tolist(),
+            "digit_scores": classified.digit_scores.tolist(),
+            "is_digit": classified.is_digit.tolist(),
         }
     )

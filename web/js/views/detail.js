@@ -23,14 +23,27 @@ const TOP_WEIGHTS = 8;
 
 const ABOUT = {
   conv2d: 'Where this filter finds its pattern in the layer below: red where it matches, blue where the input looks like its opposite.',
-  relu: 'The convolution\u2019s map with every negative value set to 0: what passes on to the next layer.',
-  maxpool2d: 'Half the size of its input: each cell keeps the largest value of one 2\u00d72 window.',
+  relu: 'The map before it with every negative value set to 0: what passes on to the next layer.',
+  maxpool2d: 'Smaller than its input: each cell keeps the largest value of one window.',
+  avgpool2d: 'Smaller than its input: each cell is the mean of one window, so nothing is picked out.',
+  batchnorm: 'Each channel shifted and scaled by statistics learnt in training, so values sit around 0 (blue below, red above).',
+  tanh: 'The layer before squashed into \u22121 to 1: large values saturate, small ones pass almost unchanged.',
+  sigmoid: 'The layer before squashed into 0 to 1.',
   flatten: 'All the maps of the layer before, laid out in one long row of numbers for the dense layers.',
   dense: 'Each unit weighs every value of the layer before and adds them up, plus a bias.',
   logits: 'The raw scores (logits): one per digit, before softmax turns them into probabilities.',
   relu1d: 'The dense layer\u2019s units with negatives set to 0.',
   dropout: 'Dropout only acts while training; here the values pass through unchanged.',
   softmax: 'The probability of each digit: softmax of the raw scores, all ten add up to 1.',
+};
+
+// what the map before a one-input-one-output layer shows (after "The same channel one layer earlier")
+const BEFORE = {
+  relu: ': blue (negative) cells become 0, red ones pass.',
+  avgpool2d: ', each window of it averaged into one cell.',
+  batchnorm: ', before it was shifted and scaled.',
+  tanh: ', before it was squashed.',
+  sigmoid: ', before it was squashed.',
 };
 
 /** The detail view stretches each map to its own range. */
@@ -269,9 +282,9 @@ function renderMap(dialog, { q, ui, model, result, layers, li, layer, index, ext
     if (changed || !extra.querySelector('.kernel')) renderKernel(dialog, layer.name, ch);
   } else if (layer.kind === 'maxpool2d') {
     buildPool(dialog, extra);
-  } else if (layer.kind === 'relu' && v.prev) {
+  } else if (BEFORE[layer.kind] && v.prev && v.prev.data.shape[0] === C) {
     const [, h, w] = v.prev.data.shape;
-    extra.innerHTML = `<h3>Before the ReLU (${esc(v.prev.name)})</h3><p class="muted">The same channel before ReLU: blue (negative) cells become 0, red ones pass.</p>`;
+    extra.innerHTML = `<h3>Before it (${esc(v.prev.name)})</h3><p class="muted">The same channel one layer earlier${BEFORE[layer.kind]}</p>`;
     paintCanvas(canvasFor(extra, 'before', w, h), v.prev.data.data, ch * h * w, chScale(v.prev.kind, v.prev.data.data, ch * h * w, h * w));
   } else {
     extra.replaceChildren();
@@ -625,7 +638,7 @@ async function showArith(dialog) {
   const n = I * kh * kw;
   const swap = (edits.kernels || []).find((k) => k.layer === name && k.channel === v.ch);
   const kernel = swap ? swap.weight.flat(2) : w.weight.data.subarray(v.ch * n, (v.ch + 1) * n);
-  const geo = geometry(v.model && v.model.layers[v.index]) || { kh, kw, sh: 1, sw: 1, ph: 0, pw: 0 };
+  const geo = geometry(v.model && v.model.layers[v.index], prev.data.shape) || { kh, kw, sh: 1, sw: 1, ph: 0, pw: 0 };
   const [r, c] = cell;
   renderConv(box, {
     terms: convTerms(prev.data, kernel, geo, r, c), bias, value: out.data[(v.ch * v.H + r) * v.W + c],

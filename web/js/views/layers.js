@@ -3,7 +3,8 @@
 // arrow keys move a cursor over the cells (and from map to map), the readout says the value,
 // Enter or a click opens the detail view; hover and focus show the receptive field on the input.
 
-import { range, scale, isDivergingKind, paintCanvas, gradient, cssColor, isDark, fmt } from '../colormap.js';
+import { range, scale, isDivergingKind, paintCanvas, gradient, cssColor, fmt } from '../colormap.js';
+import { inkOn, rgbOf } from '../contrast.js';
 import { receptiveField } from '../receptive.js';
 import { tileLayout, columnsFor, tileOrigin, cellAt, paintTiles, moveCursor, placeBox } from '../tiles.js';
 
@@ -11,6 +12,10 @@ const ABOUT = {
   conv2d: 'Each filter slides over its input; a map lights up where the filter\u2019s pattern appears (red +, blue \u2212).',
   relu: 'ReLU keeps positive values and sets negatives to zero.',
   maxpool2d: 'Max-pooling keeps the largest value of each window, so the maps shrink.',
+  avgpool2d: 'Average pooling keeps the mean of each window, so the maps shrink.',
+  batchnorm: 'Batch norm shifts and scales each channel by statistics learnt in training.',
+  tanh: 'Tanh squashes every value into \u22121 to 1.',
+  sigmoid: 'Sigmoid squashes every value into 0 to 1.',
   flatten: 'Flatten unrolls all maps into one long vector.',
   dense: 'A dense layer: every unit weighs every value of the layer before.',
   dropout: 'Dropout is switched off when predicting, so values pass through unchanged.',
@@ -20,7 +25,7 @@ const ABOUT = {
 const esc = (t) => String(t).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const times = (shape) => shape.join(' \u00d7 ');
 
-const KIND = { conv2d: 'Convolution', maxpool2d: 'Max-pool', relu: 'ReLU', dense: 'Dense', flatten: 'Flatten', dropout: 'Dropout', softmax: 'Softmax' };
+const KIND = { conv2d: 'Convolution', maxpool2d: 'Max-pool', avgpool2d: 'Average pool', batchnorm: 'Batch norm', relu: 'ReLU', tanh: 'Tanh', sigmoid: 'Sigmoid', dense: 'Dense', flatten: 'Flatten', dropout: 'Dropout', softmax: 'Softmax' };
 
 /** "Convolution 3x3, stride 1, same" from a model layer's geometry. */
 function kindLabel({ kind, geo: g }) {
@@ -273,6 +278,10 @@ export function render(container, { model, result, ablated = {} }) {
     view.panels = new Map(specs.map((spec) => [spec.name, buildPanel(spec, width)]));
     list.replaceChildren(...[...view.panels.values()].map((p) => p.sec));
     container.querySelector('.layers-empty').hidden = specs.length > 0;
+    const flat = specs.length && !specs.some((sp) => sp.kind === 'conv2d');
+    container.querySelector('.layers-note').textContent = flat
+      ? 'This network has no convolution: it reads the 784 pixels as one long row of numbers, so there are no maps to tile and no kernels to edit; its units can still be switched off.'
+      : '';
   }
   view.model = model;
   const byName = new Map(result ? result.layers.map((l) => [l.name, l]) : []);
@@ -308,8 +317,9 @@ function draw(p) {
   } else {
     p.body.querySelectorAll('.cell').forEach((cell, i) => {
       const v = data[i];
-      cell.style.background = cssColor(v, sc);
-      cell.classList.toggle('light', isDark(v, sc));
+      const bg = cssColor(v, sc);
+      cell.style.background = bg;
+      cell.style.color = inkOn(rgbOf(bg)); // black or white, whichever contrasts more
       cell.querySelector('i').textContent = spec.kind === 'softmax' ? `${Math.round(v * 100)}%` : fmt(v);
       cell.title = `${i}: ${fmt(v)}`;
       cell.classList.toggle('off', p.off.includes(i));
@@ -344,7 +354,7 @@ function clearPanel({ sec, canvas, L, body }) {
   }
   body.querySelectorAll('.cell').forEach((cell) => {
     cell.style.background = '';
-    cell.classList.remove('light');
+    cell.style.color = '';
     cell.querySelector('i').textContent = '\u2013';
   });
   sec.querySelector('.lg-bar').style.background = '';

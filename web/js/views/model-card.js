@@ -18,7 +18,7 @@ function svg(tag, attrs, parent) {
 }
 
 /** A round tick spacing (1, 2 or 5 times a power of ten) giving about `count` gaps over span. */
-function niceStep(span, count) {
+export function niceStep(span, count) {
   const raw = span / count || 1;
   const p = 10 ** Math.floor(Math.log10(raw));
   const m = raw / p;
@@ -147,7 +147,7 @@ export function render(container, { model, modelError }) {
   const cm = Array.isArray(metrics.confusion_matrix) ? metrics.confusion_matrix : null;
   const stats = document.createElement('dl');
   stats.className = 'stats';
-  stats.innerHTML =
+  stats.innerHTML = (model.name ? `<div><dt>Model</dt><dd>${esc(model.name)}</dd></div>` : '') +
     `<div><dt>Test accuracy</dt><dd>${Number.isFinite(acc) ? (acc * 100).toFixed(2) + '%' : '\u2013'}</dd></div>` +
     `<div><dt>Parameters</dt><dd>${Number(model.total_parameters || 0).toLocaleString('en')}</dd></div>` +
     `<div><dt>Layers</dt><dd>${layers.length}</dd></div>` +

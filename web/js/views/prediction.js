@@ -1,5 +1,7 @@
 // The predicted digit, large, and ten probability bars with percentages. On a phone a compact
 // copy of the answer floats at the bottom while the pad is on screen and this card is not.
+// When the server says the input is not like any digit the network learnt from (isDigit
+// false), a "?" replaces the digit and the note says so: the bars are its guess, not an answer.
 
 const rowsOf = new WeakMap();
 
@@ -43,9 +45,16 @@ export function render(container, result) {
   const note = container.querySelector('.prediction-note');
   const mini = container.querySelector('[data-testid="prediction-mini"]');
   const probs = result ? result.probabilities : null;
-  digit.textContent = result ? String(result.label) : '';
+  const notDigit = !!result && !result.isDigit;
+  digit.textContent = result ? (notDigit ? '?' : String(result.label)) : '';
   container.classList.toggle('empty', !result);
-  if (result) {
+  container.classList.toggle('not-digit', notDigit);
+  if (notDigit) {
+    note.innerHTML = '<b>Not like any digit it learnt</b>';
+    note.append(`its nearest guess, ${result.label}, means little here`);
+    mini.innerHTML = '<b>?</b>';
+    mini.append('not like a digit \u00b7 bars below');
+  } else if (result) {
     const p = probs[result.label];
     const t = result.timings && result.timings.total;
     note.innerHTML = `<b>${pct(p)} sure</b>`;

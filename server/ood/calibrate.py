@@ -1,0 +1,185 @@
+"""`convscope calibrate WEIGHTS`: fit the digit_score statistics on MNIST, store them in the file.
+
+convscope calibrate model_weights/mnist_cnn.npz --data-dir $MNIST_DIR
+
+The Gaussians are fitted on MNIST training digits as they are and as training augments them
+(other writers' digits look more like the augmented ones); the threshold is the `quantile` of
+the combined score on other augmented training digits, so about that share of digit-like
+input is called "not a digit".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from server import preprocess
+from server.augment import AugmentConfig, augment
+from server.cnn import Sequential, load_model, save_model
+from server.mnist import default_data_dir, load_mnist
+from server.ood.features import Source, feature_sources, forward_keeping
+from server.ood.scorer import EXTRA_PREFIX, DigitScorer, Term
+from server.ood.scores import ClassGaussians, energy
+
+CLASSES = 10
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    """Every fitting default in one place; the file stores it beside the statistics."""
+
+    fit: int = 10000  # training images the Gaussians see, each plain and augmented
+    reference: int = 5000  # other training images, augmented: the threshold's reference
+    quantile: float = 0.02  # share of the reference digits scored below the threshold
+    seed: int = 0
+    straight_ones: int = 1000  # ruler-straight vertical 1s, as a mouse or the keyboard draws them
+    max_features: int = 1024  # a wider feature vector is left out (its covariance is too big)
+
+    def fitting(self, count: int) -> CalibrateConfig:
+        """These defaults, shrunk to fit `count` images (two thirds fit, a third reference)."""
+        fit = min(self.fit, count * 2 // 3)
+        return replace(self, fit=fit, reference=min(self.reference, count - fit))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The fitted scorer and each term's standardised values on the reference digits."""
+
+    scorer: DigitScorer
+    reference: dict[str, np.ndarray]  # term name -> (R,)
+    combined: np.ndarray  # (R,)
+
+
+def read_features(
+    model: Sequential, images: np.ndarray, sources: list[Source], batch_size: int = 500
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Logits (N, K) and each source's features (N, D) for (N, 28, 28) images in [0, 1]."""
+    names = {s.layer for s in sources}
+    logits, features = [], {s.layer: [] for s in sources}  # type: ignore[var-annotated]
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size, ..., None].astype(np.float32)  # (B, 28, 28, 1)
+        batch_logits, outputs = forward_keeping(model, x, names)
+        logits.append(batch_logits)
+        for s in sources:
+            features[s.layer].append(s.read(outputs[s.layer]))
+    return np.concatenate(logits), {k: np.concatenate(v) for k, v in features.items()}
+
+
+def straight_ones(count: int, rng: np.random.Generator) -> np.ndarray:
+    """Vertical strokes (half plumb, half within 3 degrees) of many widths, read as uploads.
+
+    MNIST's writers never drew a 1 this straight, so without them the pad's plainest 1 (one
+    straight stroke) has channel statistics unlike any training digit's.
+    """
+    images = []
+    for _ in range(count):
+        side = int(rng.integers(80, 320))
+        img = Image.new("L", (side, side), 255)
+        top, bottom = side * rng.uniform(0.05, 0.3), side * rng.uniform(0.7, 0.95)
+        x = float(int(side * rng.uniform(0.3, 0.7)))
+        plumb = rng.random() < 0.5  # exactly vertical: one crisp column, as the keyboard draws
+        lean = 0.0 if plumb else (bottom - top) * np.tan(np.radians(rng.uniform(-3, 3)))
+        width = max(1, int(side * rng.uniform(0.02, 0.12)))
+        ImageDraw.Draw(img).line([(x, top), (x + lean, bottom)], fill=0, width=width)
+        images.append(preprocess.digit_from_gray(np.asarray(img)))
+    return np.stack(images) if images else np.zeros((0, 28, 28), np.float32)
+
+
+def fit_scorer(
+    model: Sequential, images: np.ndarray, labels: np.ndarray, config: CalibrateConfig
+) -> Calibration:
+    """Fit the Gaussians, standardise each term and place the threshold; images uint8 0..255."""
+    if config.fit + config.reference > len(images):
+        raise ValueError(
+            f"fit ({config.fit}) + reference ({config.reference}) exceed {len(images)} images"
+        )
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(images))
+    fit_at, reference_at = order[: config.fit], order[config.fit : config.fit + config.reference]
+    plain = images[fit_at].astype(np.float32) / 255.0  # (F, 28, 28)
+    ones = straight_ones(config.straight_ones, rng)  # (S, 28, 28)
+    fit_images = np.concatenate([plain, augment(plain, rng, AugmentConfig()), ones])
+    fit_labels = np.concatenate([labels[fit_at], labels[fit_at], np.ones(len(ones))])
+    fit_labels = fit_labels.astype(np.int64)  # (2F + S,)
+    reference = augment(images[reference_at].astype(np.float32) / 255.0, rng, AugmentConfig())
+
+    sources = [s for s in feature_sources(model) if s.width(model) <= config.max_features]
+    _, fit_features = read_features(model, fit_images, sources)
+    ref_logits, ref_features = read_features(model, reference, sources)
+
+    raw: list[tuple[Term, np.ndarray]] = []
+    for source in sources:
+        gaussians = ClassGaussians.fit(fit_features[source.layer], fit_labels, CLASSES)
+        term = Term("mahalanobis", source=source, gaussians=gaussians)
+        raw.append((term, gaussians.score(ref_features[source.layer])))
+    raw.append((Term("energy"), energy(ref_logits)))
+    terms = [standardised(term, values) for term, values in raw]
+    values = {
+        term.name: (values - term.center) / term.scale
+        for term, (_, values) in zip(terms, raw, strict=True)
+    }
+    combined = np.sum(list(values.values()), axis=0)  # (R,)
+    threshold = float(np.quantile(combined, config.quantile))
+    return Calibration(DigitScorer(tuple(terms), threshold), values, combined)
+
+
+def standardised(term: Term, raw: np.ndarray) -> Term:
+    """The term centred on its median over the reference digits and scaled by their spread."""
+    spread = float(raw.std())
+    return replace(term, center=float(np.median(raw)), scale=spread if spread > 0 else 1.0)
+
+
+def calibrate_file(
+    path: Path, images: np.ndarray, labels: np.ndarray, config: CalibrateConfig
+) -> Calibration:
+    """Fit on `images` and rewrite the weights file with the statistics and threshold."""
+    loaded = load_model(path)
+    calibration = fit_scorer(loaded.model, images, labels, config)
+    metadata, extras = stored(calibration, config)
+    kept = {k: v for k, v in loaded.extras.items() if not k.startswith(EXTRA_PREFIX)}
+    save_model(path, loaded.model, {**loaded.metadata, **metadata}, extras={**kept, **extras})
+    return calibration
+
+
+def stored(
+    calibration: Calibration, config: CalibrateConfig
+) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+    """The metadata entry (with how it was fitted) and the extra arrays for save_model."""
+    entry, extras = calibration.scorer.stored()
+    return {"digit_score": {**entry, "fitted": asdict(config)}}, extras
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    defaults = CalibrateConfig()
+    parser = argparse.ArgumentParser(prog="convscope calibrate", description=__doc__.split("\n")[0])
+    parser.add_argument("weights", type=Path, nargs="+", help="weights files to calibrate")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="default: $MNIST_DIR, then the user cache dir"
+    )
+    parser.add_argument("--fit", type=int, default=defaults.fit)
+    parser.add_argument("--reference", type=int, default=defaults.reference)
+    parser.add_argument("--quantile", type=float, default=defaults.quantile)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    args = parser.parse_args(argv)
+    if not 0.0 < args.quantile < 0.5:
+        parser.error(f"--quantile must be in (0, 0.5), got {args.quantile}")
+    config = replace(
+        defaults, fit=args.fit, reference=args.reference, quantile=args.quantile, seed=args.seed
+    )
+    data = load_mnist(args.data_dir or default_data_dir())
+    for path in args.weights:
+        calibration = calibrate_file(path, data.train_images, data.train_labels, config)
+        scorer = calibration.scorer
+        summary = {"weights": str(path), "method": scorer.method, "threshold": scorer.threshold}
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

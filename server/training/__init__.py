@@ -1,0 +1,5 @@
+"""Live training jobs: one process per job trains with server.train's loop and reports its
+progress, evaluations and snapshots over a pipe; the parent keeps them for the API to relay.
+
+Engine side: nothing here imports the web framework.
+"""

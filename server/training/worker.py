@@ -1,0 +1,192 @@
+"""The body of a job's process: load MNIST, train with server.train's loop, report over a pipe.
+
+Runs in a process of its own (spawned, never forked from the threaded server), so the server's
+request threads and event loop never wait on training. It stops at the next step boundary once
+`cancel` is set, and on its own when the parent process goes away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import time
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import numpy as np
+
+from server.cnn import Conv2D, Sequential, softmax_cross_entropy
+from server.metrics import confusion_matrix, predict_logits
+from server.mnist import Mnist, download_mnist, load_mnist
+from server.train import Run, split
+from server.training.config import DataSource, JobConfig
+from server.training.messages import (
+    Cancelled,
+    Done,
+    Evaluation,
+    Failed,
+    Message,
+    Progress,
+    Snapshot,
+    State,
+)
+from server.training.schedule import evaluation_steps, snapshot_steps
+
+PROGRESS_EVERY_S = 0.25  # the API promises a progress event at least every 0.5 s
+EVAL_BATCH = 200
+NICENESS = 5  # training yields the CPU to the server's requests on a shared machine
+
+
+def evaluate_small(
+    model: Sequential, images: np.ndarray, labels: np.ndarray
+) -> tuple[float, float]:
+    """(mean loss, accuracy), EVAL_BATCH images at a time: a 1,000-image batch's conv2 im2col
+    alone is 225 MB, which took a job's peak memory past 600 MB."""
+    logits = predict_logits(model, images, batch_size=EVAL_BATCH)
+    loss, _ = softmax_cross_entropy(logits, labels.astype(np.int64))
+    return loss, float((logits.argmax(axis=1) == labels).mean())
+
+
+class StoppedError(Exception):
+    """Cancelled by the parent, or the parent is gone."""
+
+
+def first_conv_kernels(model: Sequential) -> dict[str, np.ndarray]:
+    """{name: (F, C, kh, kw)} for the first conv layer, as the weights route lays kernels out."""
+    for layer in model:
+        if isinstance(layer, Conv2D):
+            return {layer.name: layer.params["weight"].transpose(3, 2, 0, 1).copy()}
+    return {}
+
+
+def copy_state(model: Sequential) -> State:
+    """A consistent copy of the weights, taken between optimizer steps."""
+    return {key: value.copy() for key, value in model.state_dict().items()}
+
+
+class Reporter:
+    """Sends messages to the parent and watches for the signals to stop."""
+
+    def __init__(self, conn: Connection, cancel: Event) -> None:
+        self.conn = conn
+        self.cancel = cancel
+        self.parent = os.getppid()
+
+    def check(self) -> None:
+        if self.cancel.is_set() or os.getppid() != self.parent:
+            raise StoppedError
+
+    def send(self, message: Message) -> None:
+        try:
+            self.conn.send(message)
+        except (BrokenPipeError, EOFError, OSError):
+            raise StoppedError from None  # nobody is listening any more
+
+
+def load_data(source: DataSource) -> Mnist:
+    """MNIST, downloaded first when allowed and missing (the verified download)."""
+    if source.download:
+        download_mnist(source.directory, show_progress=False)
+    return load_mnist(source.directory)
+
+
+def train_job(config: JobConfig, source: DataSource, reporter: Reporter) -> Done:
+    started = time.perf_counter()
+    train_config = config.train_config()
+    steps_total = config.steps_total()
+    data = load_data(source)
+    reporter.check()
+
+    rng = np.random.default_rng(train_config.seed)
+    train_x, train_y, val_x, val_y = split(data, train_config, rng)
+    run = Run.start(train_config, len(train_x))
+    assert run.total_steps == steps_total, (run.total_steps, steps_total)
+    model = run.model
+    snapshots = set(snapshot_steps(steps_total))
+    evaluations = set(evaluation_steps(run.steps_per_epoch, train_config.epochs)) | snapshots
+
+    history: list[dict[str, Any]] = []
+    last_report = time.perf_counter()
+    window_loss, window_correct, window_images = 0.0, 0, 0
+    window_eval_s = 0.0  # img_per_s counts training time only, as convscope train's bar does
+    for epoch in range(1, train_config.epochs + 1):
+        epoch_started = time.perf_counter()
+        epoch_loss, epoch_correct, epoch_images = 0.0, 0, 0
+        val_loss, val_accuracy = float("nan"), 0.0
+        for result in run.epoch_steps(epoch, train_x, train_y, rng):
+            reporter.check()
+            window_loss += result.loss * result.images
+            window_correct += result.correct
+            window_images += result.images
+            epoch_loss += result.loss * result.images
+            epoch_correct += result.correct
+            epoch_images += result.images
+            now = time.perf_counter()
+            if now - last_report >= PROGRESS_EVERY_S or result.step == steps_total:
+                reporter.send(
+                    Progress(
+                        result.step,
+                        steps_total,
+                        epoch,
+                        window_loss / window_images,
+                        window_correct / window_images,
+                        window_images / max(1e-9, now - last_report - window_eval_s),
+                        first_conv_kernels(model),
+                        copy_state(model),
+                    )
+                )
+                last_report = now
+                window_loss, window_correct, window_images = 0.0, 0, 0
+                window_eval_s = 0.0
+            if result.step in evaluations:
+                eval_started = time.perf_counter()
+                val_loss, val_accuracy = evaluate_small(model, val_x, val_y)
+                window_eval_s += time.perf_counter() - eval_started
+                reporter.send(Evaluation(result.step, val_loss, val_accuracy))
+                if result.step in snapshots:
+                    reporter.send(Snapshot(result.step, val_accuracy, copy_state(model)))
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": epoch_loss / epoch_images,
+                "train_accuracy": epoch_correct / epoch_images,
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+                "lr": run.optimizer.lr,
+                "seconds": time.perf_counter() - epoch_started,
+            }
+        )
+
+    reporter.check()
+    predictions = predict_logits(model, data.test_images, EVAL_BATCH).argmax(axis=1)
+    test_accuracy = float((predictions == data.test_labels).mean())
+    metadata = {
+        "test_accuracy": test_accuracy,
+        "best_epoch": len(history),  # a live job keeps its last weights, not its best epoch's
+        "epochs": history,
+        "confusion_matrix": confusion_matrix(data.test_labels, predictions).tolist(),
+        "config": dataclasses.asdict(train_config),
+        "data_checksums_md5": data.checksums,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "numpy": np.__version__,
+    }
+    seconds = time.perf_counter() - started
+    return Done(test_accuracy, seconds, steps_total, copy_state(model), metadata)
+
+
+def run_job(config: JobConfig, source: DataSource, conn: Connection, cancel: Event) -> None:
+    """The process's entry point; always ends with one Done, Cancelled or Failed message."""
+    os.nice(NICENESS)
+    final: Message
+    try:
+        final = train_job(config, source, Reporter(conn, cancel))
+    except StoppedError:
+        final = Cancelled()
+    except Exception as error:  # reported to the client in words, not lost in a child's stderr
+        final = Failed(f"{type(error).__name__}: {error}")
+    with contextlib.suppress(BrokenPipeError, EOFError, OSError):  # the parent may be gone
+        conn.send(final)
+    conn.close()

@@ -1,0 +1,165 @@
+// The Train view's controller (issue 11): start and stop a job on the server, follow its one event
+// stream, keep its curves, kernels and snapshots in state, and have the job's weights (live, or
+// at a snapshot) re-read the person's drawing, one request in flight, the newest waiting.
+
+import { getState, setState, subscribe } from './state.js';
+import * as api from './api.js';
+import { createLatestWins } from './live.js';
+
+const WHY = {
+  403: 'Training is switched off on this server.',
+  429: 'The server is busy training another network; try again when it ends.',
+  503: 'The server has no MNIST images to train on.',
+};
+const words = (err) => (WHY[err.status] ? `${WHY[err.status]} ${err.message}` : err.message || String(err));
+const pct = (x) => `${(100 * x).toFixed(1)}%`;
+
+let events = null; // this tab's one EventSource
+let drawing = () => null; // the shown drawing as a source ({ image } or { file }), or null
+
+const patch = (fields) => setState({ training: { ...getState().training, ...fields } });
+const mine = (id) => getState().training && getState().training.id === id;
+
+/** The model name that reads the drawing: the live weights, or the snapshot the slider is at. */
+export function modelFor(t) {
+  return t.at == null ? `training:${t.id}` : `training:${t.id}@${t.at}`;
+}
+
+const reads = createLatestWins(
+  async ({ model }) => {
+    const source = drawing();
+    if (!source) return null; // (no drawing: nothing to read)
+    return { model, result: await api.predictSource(source, { model, activations: true, encoding: 'uint8' }) };
+  },
+  {
+    onResult: (job, reading) => setState({ trainReading: reading }),
+    onError: (job, err) => setState({ trainReading: { model: job.model, result: null, error: words(err) } }),
+  },
+);
+
+function reread() {
+  const t = getState().training;
+  if (t && t.id) reads.submit({ model: modelFor(t) });
+}
+
+async function loadSnapshots(id) {
+  try {
+    const snapshots = await api.getSnapshots(id);
+    if (mine(id)) patch({ snapshots });
+  } catch {
+    /* the slider keeps the snapshots it has; the next event asks again */
+  }
+}
+
+function closeEvents() {
+  if (events) events.close();
+  events = null;
+}
+
+function ended(id, fields) {
+  closeEvents();
+  patch({ running: false, ...fields });
+  loadSnapshots(id);
+  reread();
+}
+
+function follow(id) {
+  closeEvents();
+  events = api.trainingEvents(id, {
+    open() {
+      if (mine(id) && getState().training.lost) patch({ lost: false, message: 'Connected again: the training goes on.', error: false });
+    },
+    progress(d) {
+      const t = getState().training;
+      if (!mine(id) || d.step <= t.step) return; // (a resumed stream may repeat a step)
+      const [name, kernels] = Object.entries(d.kernels || {})[0] || [];
+      patch({
+        step: d.step, total: d.steps_total, epoch: d.epoch, imgPerS: d.img_per_s,
+        curve: [...t.curve, [d.step, d.loss, d.accuracy]],
+        ...(kernels && { kernels: { name, ...kernels } }),
+      });
+      if (t.at == null) reread();
+      if (!t.snapshots.length) loadSnapshots(id);
+    },
+    evaluation(d) {
+      const t = getState().training;
+      if (!mine(id) || t.val.some(([s]) => s === d.step)) return;
+      patch({ val: [...t.val, [d.step, d.val_accuracy, d.val_loss]] });
+      loadSnapshots(id);
+    },
+    done(d) {
+      if (!mine(id)) return;
+      ended(id, { status: 'done', testAccuracy: d.test_accuracy, message: `Done: ${pct(d.test_accuracy)} of the 10,000 test digits right after ${Math.round(d.seconds)} s and ${d.steps} steps.` });
+    },
+    cancelled() {
+      if (mine(id)) ended(id, { status: 'cancelled', message: 'Stopped. The slider still scrubs through what it learnt.' });
+    },
+    failed(d) {
+      if (mine(id)) ended(id, { status: 'failed', error: true, message: `The training failed: ${d.reason || d.error || 'no reason given'}.` });
+    },
+    async error(closed) {
+      if (!mine(id) || !getState().training.running) return;
+      if (!closed) return patch({ lost: true, error: true, message: 'The connection to the server dropped; trying again\u2026' });
+      closeEvents();
+      try {
+        const job = await api.getTraining(id);
+        ended(id, { status: job.status, error: job.status !== 'done', message: `The live stream ended; the training is ${job.status}.` });
+      } catch (err) {
+        const gone = err.status === 404 ? 'This training is no longer on the server (finished ones are kept an hour).' : words(err);
+        patch({ running: false, status: 'lost', error: true, message: gone });
+      }
+    },
+  });
+}
+
+/** Start a job with the form's settings (only the fields given). */
+export async function start(config) {
+  closeEvents();
+  setState({ training: { running: false, status: 'starting', config, message: 'Starting\u2026', error: false }, trainReading: null });
+  try {
+    const { id } = await api.startTraining(config);
+    setState({
+      training: {
+        id, config, status: 'running', running: true, step: 0, total: 0, epoch: 0, imgPerS: 0,
+        curve: [], val: [], kernels: null, snapshots: [], at: null, error: false,
+        message: 'Training: the curves, the filters and the reading of your drawing update as it learns.',
+      },
+    });
+    follow(id);
+  } catch (err) {
+    patch({ status: 'error', error: true, message: `Could not start: ${words(err)}` });
+  }
+}
+
+/** Ask the server to stop the job; the stream's `cancelled` event says when it has. */
+export async function stop() {
+  const t = getState().training;
+  if (!t || !t.running) return;
+  patch({ message: 'Stopping\u2026' });
+  try {
+    await api.stopTraining(t.id);
+  } catch (err) {
+    patch({ error: true, message: `Could not stop it: ${words(err)}` });
+  }
+}
+
+/** Read the drawing with the snapshot at `step` (null: the newest weights). */
+export function scrub(step) {
+  patch({ at: step });
+  reread();
+}
+
+/** The whole page reads with this job's weights (modelName), or with the shipped ones (null). */
+export function useModel(on) {
+  const t = getState().training;
+  setState({ modelName: on && t && t.id ? `training:${t.id}` : null });
+}
+
+/** Wire the controller to the page: getDrawing() -> the shown drawing's source, or null. */
+export function setupTraining(getDrawing) {
+  drawing = getDrawing;
+  // a new drawing (the page's own prediction changed) is read again by the job's weights
+  subscribe((s, changed) => {
+    if (changed.has('result') && s.training && s.training.id) reread();
+  });
+}

@@ -1,0 +1,150 @@
+// The Train view: the knobs, Start and Stop, the live chart, the evolving kernels, the drawing as
+// the job's weights read it, the snapshot slider and "Use this model". It renders state.training
+// and state.trainReading; what the buttons do is the controller's (web/js/train.js).
+
+import { drawChart, SERIES } from './train-chart.js';
+import { renderKernels, renderReading, setupKernels, setupReading } from './train-maps.js';
+
+const ARCHS = [['default', 'The shipped design'], ['tiny', 'Tiny CNN'], ['lenet5', 'LeNet-5'], ['mlp', 'Dense only (no convolutions)']];
+const opts = (list, chosen) => list.map(([v, t]) => `<option value="${v}"${v === chosen ? ' selected' : ''}>${t}</option>`).join('');
+const n = (x) => x.toLocaleString('en');
+const pct = (x) => `${(100 * x).toFixed(1)}%`;
+
+const MARKUP = `
+<h2 id="train-title">Train a network</h2>
+<p class="help card-about">Train a new network on MNIST on the server and watch it learn: its loss and accuracy, its first filters, and how it reads your drawing as it goes.</p>
+<form class="tr-form">
+  <label>Architecture <select name="architecture">${opts(ARCHS, 'default')}</select></label>
+  <label>Images <select name="train_size">${opts([1000, 5000, 10000, 30000, 60000].map((v) => [v, n(v)]), 60000)}</select></label>
+  <label>Epochs <select name="epochs">${opts([1, 2, 3, 4, 5].map((v) => [v, v]), 1)}</select></label>
+  <label>Learning rate <select name="learning_rate">${opts([['', 'default'], ...['0.0005', '0.001', '0.002', '0.005', '0.01'].map((v) => [v, v])], '')}</select></label>
+  <label class="check"><input type="checkbox" name="augment"> Augment (shift, rotate, thicken)</label>
+  <div class="buttons">
+    <button type="submit" class="btn tr-start" data-testid="train-start">Start training</button>
+    <button type="button" class="btn tr-stop" data-testid="train-stop" disabled>Stop</button>
+  </div>
+</form>
+<p class="status tr-status" role="status" aria-live="polite"></p>
+<div class="tr-grid">
+  <figure class="tr-chart">
+    <canvas data-testid="train-chart" role="img" aria-label="Training loss, training accuracy and validation accuracy against steps" aria-describedby="tr-summary"></canvas>
+    <figcaption><ul class="tr-legend">${SERIES.map((s) => `<li><i></i>${s.label}</li>`).join('')}</ul>
+    <p class="help" id="tr-summary">No training yet.</p></figcaption>
+  </figure>
+  <figure class="tr-kernels" data-testid="train-kernels">
+    <canvas role="img"></canvas>
+    <figcaption><span class="tk-cap"></span>
+    <span class="legend"><span class="lg-lo"></span><span class="lg-bar"></span><span class="lg-hi"></span></span>
+    <span class="help">Weights: red positive, blue negative, white 0.</span></figcaption>
+  </figure>
+  <div class="tr-read">
+    <h3>Your drawing, read by this network</h3>
+    <div class="tr-answer"><div class="prediction-digit"><output class="digit"></output><p class="tr-note prediction-note"></p></div>
+    <ol class="probs" aria-label="Probability of each digit, as this network reads it"></ol></div>
+    <div class="tr-maps"></div>
+  </div>
+</div>
+<div class="tr-scrub">
+  <label for="train-slider">Moment of training</label>
+  <input type="range" id="train-slider" data-testid="train-slider" min="0" max="0" value="0" disabled>
+  <output for="train-slider" class="tr-at">&ndash;</output>
+</div>
+<div class="buttons tr-use">
+  <button type="button" class="btn" data-testid="use-model" disabled aria-pressed="false">Use this model on the whole page</button>
+  <button type="button" class="btn tr-back" disabled>Back to the shipped model</button>
+</div>`;
+
+/** The form's settings as the API's body (learning rate only when one is chosen). */
+function config(form) {
+  const f = new FormData(form);
+  const body = { architecture: f.get('architecture'), train_size: Number(f.get('train_size')), epochs: Number(f.get('epochs')), augment: f.has('augment') };
+  if (f.get('learning_rate')) body.learning_rate = Number(f.get('learning_rate'));
+  return body;
+}
+
+const shown = { t: null, snaps: [] }; // what the chart and the slider last showed
+
+/** Where the slider is: a snapshot's index, or the last position (snapshots.length) for now. */
+const sliderIndex = (t) => (t.at == null ? t.snapshots.length : Math.max(0, t.snapshots.findIndex((s) => s.step === t.at)));
+
+export function setupTrain(container, { onStart, onStop, onScrub, onUse }) {
+  container.innerHTML = MARKUP;
+  const q = (s) => container.querySelector(s);
+  container.querySelectorAll('.tr-legend i').forEach((i, k) => (i.style.borderTop = `3px ${SERIES[k].dash.length ? 'dashed' : 'solid'} ${SERIES[k].color}`));
+  setupKernels(q('.tr-kernels'));
+  setupReading(q('.tr-read'));
+  q('.tr-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    onStart(config(e.target));
+  });
+  q('.tr-stop').addEventListener('click', onStop);
+  q('.tr-use [data-testid="use-model"]').addEventListener('click', () => onUse(true));
+  q('.tr-back').addEventListener('click', () => onUse(false));
+  const slider = q('[data-testid="train-slider"]');
+  slider.addEventListener('input', () => {
+    const i = Number(slider.value);
+    onScrub(i >= shown.snaps.length ? null : shown.snaps[i].step);
+  });
+  const chart = q('[data-testid="train-chart"]');
+  new ResizeObserver(() => drawChart(chart, shown.t)).observe(chart);
+}
+
+/** Render the view from state (prev: the state before, to skip what did not change). */
+export function render(container, s, prev) {
+  const q = (sel) => container.querySelector(sel);
+  const t = s.training;
+  const p = prev && prev.training;
+  const live = !!t && (t.running || t.status === 'starting');
+  q('.tr-start').disabled = live;
+  q('.tr-stop').disabled = !(t && t.running);
+  const status = q('.tr-status');
+  status.textContent = t ? t.message : 'Pick the settings and start: 1,000 images take seconds, 60,000 under a minute.';
+  status.classList.toggle('error', !!(t && t.error));
+  status.classList.toggle('busy', live && !(t && t.error));
+
+  shown.t = t;
+  if (!p || !t || t.curve !== p.curve || t.val !== p.val || t.total !== p.total) {
+    drawChart(q('[data-testid="train-chart"]'), t);
+    q('#tr-summary').textContent = summary(t);
+  }
+  if (!p || !t || t.kernels !== p.kernels) {
+    renderKernels(q('.tr-kernels'), t && t.kernels, t && t.step && !t.kernels ? 'This network has no convolution layer, so no filters to show.' : 'The first convolution layer\u2019s filters appear once training starts.');
+  }
+
+  const slider = q('[data-testid="train-slider"]');
+  const snaps = (t && t.snapshots) || [];
+  shown.snaps = snaps;
+  slider.disabled = !t || !t.id || !snaps.length;
+  slider.max = String(snaps.length);
+  slider.value = String(t && t.snapshots ? sliderIndex(t) : 0);
+  const at = t && t.at != null ? snaps.find((x) => x.step === t.at) : null;
+  const atText = at
+    ? `step ${n(at.step)}${Number.isFinite(at.val_accuracy) ? `, validation accuracy ${pct(at.val_accuracy)}` : ''}`
+    : t && t.id ? `now, step ${n(t.step || 0)}${t.running ? ' (live)' : ' (the end)'}` : 'no training yet';
+  slider.setAttribute('aria-valuetext', atText);
+  q('.tr-at').textContent = atText;
+
+  if (!prev || s.trainReading !== prev.trainReading || t !== p) {
+    const r = s.trainReading;
+    const step = r && r.model.split('@')[1];
+    const note = !t || !t.id ? 'Start a training to see it read your drawing.' : !r ? 'Draw a digit on the pad to see this network read it.' : step ? `At step ${n(Number(step))} of training` : `With the weights of step ${n(t.step || 0)}`;
+    renderReading(q('.tr-read'), t && t.id ? s.trainReading : null, note);
+  }
+
+  const mine = !!t && !!t.id && s.modelName === `training:${t.id}`;
+  const use = q('[data-testid="use-model"]');
+  use.disabled = !t || !t.id || t.status === 'lost' || !t.step;
+  use.setAttribute('aria-pressed', String(mine));
+  q('.tr-back').disabled = s.modelName == null;
+}
+
+/** The chart in words, for screen readers and for anyone who reads numbers faster than lines. */
+function summary(t) {
+  if (!t || !t.curve || !t.curve.length) return t && t.id ? 'Waiting for the first steps\u2026' : 'No training yet.';
+  const [step, loss, acc] = t.curve[t.curve.length - 1];
+  const v = t.val[t.val.length - 1];
+  const first = t.curve[0];
+  return `Step ${n(step)} of ${n(t.total)} (epoch ${t.epoch}): training loss ${loss.toFixed(3)} (${first[1].toFixed(3)} at step ${n(first[0])}), training accuracy ${pct(acc)}` +
+    (v ? `, validation accuracy ${pct(v[1])} at step ${n(v[0])}` : '') + (t.imgPerS ? `; ${n(Math.round(t.imgPerS))} images a second.` : '.') +
+    (t.testAccuracy != null ? ` Test accuracy ${pct(t.testAccuracy)}.` : '');
+}
