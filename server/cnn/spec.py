@@ -41,6 +41,7 @@ def fields_of(cls: type[Layer]) -> dict[str, inspect.Parameter]:
 
 
 def describe(annotation: Any) -> str:
+    """A type annotation in JSON's words, for messages: `int | None` -> "an integer or null"."""
     names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
     options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
     if not options:
