@@ -6,7 +6,7 @@ Each single term is thresholded at the same quantile of its own reference digits
 combination (augmented MNIST training digits the Gaussians never saw). Sets: MNIST test;
 the non-digits of server.synth.nondigits (seed 1, never used for fitting); augmented MNIST test;
 typed digits rendered from DejaVu fonts through the upload path (not handwriting: a harder,
-typed stand-in); and server.synth.strokes' handwriting proxy when that module exists.
+typed stand-in); and server.synth's handwriting proxy (strokes and fonts, seed 1000).
 """
 
 from __future__ import annotations
@@ -53,11 +53,14 @@ def typed_digits(count: int, seed: int) -> np.ndarray:
 
 
 def handwriting_proxy() -> np.ndarray | None:
-    """server.synth.strokes' digits, when the robust branch's generator is present."""
-    if importlib.util.find_spec("server.synth.strokes") is None:
+    """The handwriting proxy of server.synth (robust branch): 500 stroke and 500 font digits."""
+    if importlib.util.find_spec("server.synth.proxy") is None:
         return None
-    strokes = importlib.import_module("server.synth.strokes")
-    return np.stack([d.image for d in strokes.proxy_digits(1000, seed=1)])  # type: ignore[attr-defined]
+    from server.synth import font_set, proxy_set
+
+    if not len(font_set(1, seed=1000)):
+        return proxy_set(1000, seed=1000).images  # no handwriting fonts installed: strokes only
+    return proxy_set(500, seed=1000).images
 
 
 def scores_of(scorer: DigitScorer, model, images: np.ndarray) -> tuple[np.ndarray, dict]:

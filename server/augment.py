@@ -1,7 +1,7 @@
-"""NumPy data augmentation for 28x28 digits: pose (shift, rotation, scale) and stroke thickness.
+"""NumPy data augmentation for 28x28 digits: pose, elastic wobble, stroke thickness, hard edges.
 
-People draw digits with thick and thin brushes, slanted and small; MNIST alone shows few of them.
-Everything here is vectorized over the batch.
+People draw digits with thick and thin brushes, slanted, small and shaky; MNIST alone shows few
+of them. Everything here is vectorized over the batch.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ class AugmentConfig:
     max_shear: float = 0.15
     thicken_prob: float = 0.3
     thin_prob: float = 0.15
+    elastic_alpha: float = 0.0  # largest elastic strength (Simard et al. 2003 use 34); 0: off
+    elastic_sigma: float = 4.0  # pixels: the displacement field's smoothness
+    binarize_prob: float = 0.0  # images made hard-edged, as a thresholded scan is
 
 
 def random_affine(
@@ -41,14 +44,48 @@ def random_affine(
     return np.linalg.inv(forward), shift
 
 
-def warp(images: np.ndarray, inverse: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Bilinear resampling of (N, H, W) images about their centre; zeros outside."""
+def gaussian_matrix(size: int, sigma: float) -> np.ndarray:
+    """(size, size) matrix that blurs a vector by a Gaussian (zeros beyond the edges)."""
+    offsets = np.arange(size)[:, None] - np.arange(size)[None, :]  # (size, size)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    every_tap = np.exp(-0.5 * (np.arange(1 - size, size) / sigma) ** 2).sum()
+    return kernel / every_tap  # the weights of a normalised kernel, cut at the edges
+
+
+def elastic_field(
+    n: int, h: int, w: int, rng: np.random.Generator, config: AugmentConfig
+) -> np.ndarray:
+    """Per-image smooth random displacements (Simard et al. 2003): (N, H, W, 2) pixels as (y, x).
+
+    Uniform noise in [-1, 1] per pixel, blurred by a Gaussian of `elastic_sigma` (as two
+    matrix products, rows then columns), scaled by a strength drawn in [0, elastic_alpha].
+    """
+    noise = rng.uniform(-1.0, 1.0, (n, 2, h, w))
+    rows, cols = gaussian_matrix(h, config.elastic_sigma), gaussian_matrix(w, config.elastic_sigma)
+    smooth = rows @ noise @ cols.T  # (N, 2, H, W): blurred down the columns, then the rows
+    alpha = rng.uniform(0.0, config.elastic_alpha, n)
+    return np.moveaxis(smooth * alpha[:, None, None, None], 1, -1)  # (N, H, W, 2)
+
+
+def warp(
+    images: np.ndarray,
+    inverse: np.ndarray,
+    shift: np.ndarray,
+    displacement: np.ndarray | None = None,
+) -> np.ndarray:
+    """Bilinear resampling of (N, H, W) images about their centre; zeros outside.
+
+    Output pixel p reads the input at inverse @ (p - centre - shift) + centre, plus
+    displacement[p] (N, H, W, 2) when given: one resampling for the pose and the wobble.
+    """
     n, h, w = images.shape
     centre = np.array([(h - 1) / 2, (w - 1) / 2])
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     grid = np.stack([ys, xs], axis=-1) - centre  # (H, W, 2) as (y, x)
     moved = grid[None] - shift[:, None, None, :]  # (N, H, W, 2)
     source = np.einsum("nij,nhwj->nhwi", inverse, moved) + centre  # (N, H, W, 2)
+    if displacement is not None:
+        source += displacement
     top_left = np.floor(source).astype(np.int64)
     frac = (source - top_left).astype(np.float32)
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))  # (N, H+2, W+2): a zero frame
@@ -92,10 +129,25 @@ def vary_thickness(
     return out
 
 
+def binarize(images: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    """Threshold some images at half their peak: the hard, blocky edges of a binarised scan."""
+    if config.binarize_prob <= 0:
+        return images
+    chosen = rng.random(len(images)) < config.binarize_prob
+    out = images.copy()
+    if chosen.any():
+        peak = images[chosen].max(axis=(1, 2), keepdims=True)
+        out[chosen] = (images[chosen] > 0.5 * peak).astype(images.dtype)
+    return out
+
+
 def augment(
     images: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()
 ) -> np.ndarray:
-    """A random pose and stroke thickness for every image of (N, 28, 28) float32 in [0, 1]."""
-    inverse, shift = random_affine(len(images), rng, config)
-    warped = warp(images, inverse, shift)
-    return np.clip(vary_thickness(warped, rng, config), 0.0, 1.0).astype(np.float32)
+    """A random pose, wobble and stroke for every image of (N, 28, 28) float32 in [0, 1]."""
+    n, h, w = images.shape
+    inverse, shift = random_affine(n, rng, config)
+    field = elastic_field(n, h, w, rng, config) if config.elastic_alpha > 0 else None
+    warped = warp(images, inverse, shift, field)
+    stroked = vary_thickness(warped, rng, config)
+    return np.clip(binarize(stroked, rng, config), 0.0, 1.0).astype(np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -10,6 +11,9 @@ import pytest
 from server.augment import (
     AugmentConfig,
     augment,
+    binarize,
+    elastic_field,
+    gaussian_matrix,
     neighbourhood,
     random_affine,
     vary_thickness,
@@ -157,3 +161,64 @@ def test_augment_output_range_dtype_and_determinism(images: np.ndarray) -> None:
     default = augment(images, np.random.default_rng(1))
     ratio = default.sum(axis=(1, 2)) / images.sum(axis=(1, 2))
     assert ((ratio > 0.4) & (ratio < 2.5)).all()
+
+
+def test_gaussian_matrix_blurs_like_a_direct_convolution() -> None:
+    rng = np.random.default_rng(0)
+    signal = rng.uniform(-1, 1, 28)
+    blurred = gaussian_matrix(28, 4.0) @ signal
+    taps = np.exp(-0.5 * (np.arange(-27, 28) / 4.0) ** 2)
+    direct = np.convolve(signal, taps / taps.sum(), mode="full")[27:-27]  # zeros beyond the ends
+    np.testing.assert_allclose(blurred, direct, atol=1e-12)
+
+
+def test_elastic_field_is_smooth_bounded_and_per_image() -> None:
+    config = AugmentConfig(elastic_alpha=34.0, elastic_sigma=4.0)
+    field = elastic_field(200, 28, 28, np.random.default_rng(1), config)
+    assert field.shape == (200, 28, 28, 2)
+    # Simard's setting moves pixels by a pixel or two, never by a large part of the digit
+    assert 0.3 < np.abs(field).mean() < 3.0
+    assert np.abs(field).max() < 8.0
+    # smooth: neighbours move almost alike (white noise would differ as much as it varies)
+    step = np.abs(np.diff(field, axis=1)).mean()
+    assert step < 0.2 * np.abs(field).mean()
+    assert not np.allclose(field[0], field[1])
+    none = elastic_field(3, 28, 28, np.random.default_rng(1), AugmentConfig(elastic_alpha=0.0))
+    assert not none.any()
+
+
+def test_warp_with_a_constant_displacement_is_a_shift(images: np.ndarray) -> None:
+    """Reading every pixel one row below moves the picture up: the same as shift -1."""
+    n = len(images)
+    field = np.zeros((n, 28, 28, 2))
+    field[..., 0] = 1.0
+    no_shift = np.zeros((n, 2))
+    np.testing.assert_allclose(
+        warp(images, eye(n), no_shift, field),
+        warp(images, eye(n), np.tile([-1.0, 0.0], (n, 1))),
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(warp(images, eye(n), no_shift, field), np.roll(images, -1, axis=1))
+
+
+def test_elastic_augment_keeps_the_digit(images: np.ndarray) -> None:
+    config = dataclasses.replace(IDENTITY, elastic_alpha=34.0)
+    out = augment(images, np.random.default_rng(3), config)
+    assert out.dtype == np.float32
+    assert out.min() >= 0.0
+    assert out.max() <= 1.0
+    assert not np.allclose(out, images)
+    mass_ratio = out.sum(axis=(1, 2)) / images.sum(axis=(1, 2))
+    assert np.all((mass_ratio > 0.8) & (mass_ratio < 1.2))
+    overlap = (out * images).sum(axis=(1, 2)) / np.sqrt(
+        (out**2).sum(axis=(1, 2)) * (images**2).sum(axis=(1, 2))
+    )
+    assert np.all(overlap > 0.6), overlap  # still the same digit, bent a little
+
+
+def test_binarize_makes_hard_edges(images: np.ndarray, rng: np.random.Generator) -> None:
+    out = binarize(images, rng, dataclasses.replace(IDENTITY, binarize_prob=1.0))
+    assert set(np.unique(out).tolist()) <= {0.0, 1.0}
+    peak = images.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_array_equal(out, (images > 0.5 * peak).astype(np.float32))
+    assert binarize(images, rng, IDENTITY) is images

@@ -18,20 +18,26 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+def softmax_cross_entropy(
+    logits: np.ndarray, labels: np.ndarray, smoothing: float = 0.0
+) -> tuple[float, np.ndarray]:
     """Mean cross-entropy over the batch and its gradient w.r.t. the logits.
 
-    logits (N, K), integer labels (N,). The fused gradient is (softmax - onehot) / N.
+    logits (N, K), integer labels (N,). With label smoothing e the target is (1 - e) * onehot
+    + e / K (as torch's `label_smoothing`); the fused gradient is (softmax - target) / N.
     """
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
         raise ValueError(
             f"logits (N, K) and labels (N,) expected, got {logits.shape}, {labels.shape}"
         )
-    n = logits.shape[0]
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"label smoothing must be in [0, 1), got {smoothing}")
+    n, k = logits.shape
     log_probs = log_softmax(logits)
     rows = np.arange(n)
-    loss = float(-log_probs[rows, labels].mean())
-    grad = np.exp(log_probs)
-    grad[rows, labels] -= 1.0
+    target = np.full_like(log_probs, smoothing / k)  # (N, K)
+    target[rows, labels] += 1.0 - smoothing
+    loss = float(-(target * log_probs).sum(axis=1).mean())
+    grad = np.exp(log_probs) - target
     grad /= n
     return loss, grad.astype(logits.dtype, copy=False)

@@ -1,0 +1,116 @@
+"""The handwriting proxy: seeded sets of non-MNIST digits sent through the API's upload path.
+
+Two families: `strokes` (procedural pen strokes, every style of `GLYPHS`, pens from hairline to
+thick, a fifth blocky and binarised) and `fonts` (handwriting fonts, when installed). Sample i of
+a set depends only on (seed, family, i), so any prefix or slice is reproducible on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from server.synth.fonts import available_fonts, ink_from_font
+from server.synth.render import blocky, ink_from_strokes, page, png, through_api
+from server.synth.strokes import GLYPHS, label_of, pose
+
+FAMILY_IDS = {"strokes": 1, "fonts": 2}  # mixed into each sample's seed
+
+
+@dataclass(frozen=True)
+class ProxySet:
+    """Digits as the API's input, with where each came from."""
+
+    images: np.ndarray  # (N, 28, 28) float32 in [0, 1], white ink on black
+    labels: np.ndarray  # (N,) int64
+    family: np.ndarray  # (N,) str: "strokes" or "fonts"
+    style: np.ndarray  # (N,) str: "1-european", "fonts/breip", ...
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def stroke_ink(style: str, rng: np.random.Generator) -> np.ndarray:
+    """One digit of a stroke style, as (H, W) ink: random hand, size and pen."""
+    glyph = pose(GLYPHS[style](rng), rng, jitter=rng.uniform(0.0, 0.05))
+    height = int(rng.integers(24, 200))
+    pen = float(np.exp(rng.uniform(np.log(0.035), np.log(0.2))))  # hairline to felt tip
+    if rng.random() < 0.2:
+        return blocky(ink_from_strokes(glyph, height, max(pen, 0.1)), rng)
+    return ink_from_strokes(glyph, height, pen)
+
+
+def stroke_sample(
+    i: int, seed: int, styles: tuple[str, ...], *, via_png: bool = True
+) -> tuple[np.ndarray, int, str]:
+    """Sample i of a stroke set: (28x28 input, label, style); styles taken in turn."""
+    style = styles[i % len(styles)]
+    rng = np.random.default_rng([seed, FAMILY_IDS["strokes"], i])
+    levels = page(stroke_ink(style, rng), rng)
+    image = through_api(png(levels)) if via_png else _from_levels(levels)
+    return image, label_of(style), style
+
+
+def font_sample(i: int, seed: int, *, via_png: bool = True) -> tuple[np.ndarray, int, str]:
+    """Sample i of a font set: (28x28 input, label, "fonts/<name>"); fonts and digits in turn."""
+    fonts = available_fonts()
+    if not fonts:
+        raise LookupError("no handwriting fonts installed (see server/synth/fonts.py)")
+    names = list(fonts)
+    digit, name = i % 10, names[(i // 10) % len(names)]
+    rng = np.random.default_rng([seed, FAMILY_IDS["fonts"], i])
+    ink = ink_from_font(fonts[name], digit, int(rng.integers(24, 200)), rng)
+    levels = page(ink, rng)
+    image = through_api(png(levels)) if via_png else _from_levels(levels)
+    return image, digit, f"fonts/{name}"
+
+
+def _from_levels(levels: np.ndarray) -> np.ndarray:
+    """The same input as through_api(png(levels)) (PNG is lossless), without the file."""
+    from server.preprocess import digit_from_gray
+
+    return digit_from_gray(levels)
+
+
+def stroke_set(
+    n: int, seed: int = 0, styles: tuple[str, ...] | None = None, *, via_png: bool = True
+) -> ProxySet:
+    """n stroke digits, styles in turn (all of GLYPHS by default)."""
+    chosen = tuple(GLYPHS) if styles is None else styles
+    unknown = sorted(set(chosen) - set(GLYPHS))
+    if unknown:
+        raise KeyError(f"unknown stroke styles {unknown}; styles are {sorted(GLYPHS)}")
+    samples = [stroke_sample(i, seed, chosen, via_png=via_png) for i in range(n)]
+    return _collect(samples, "strokes")
+
+
+def font_set(n: int, seed: int = 0, *, via_png: bool = True) -> ProxySet:
+    """n font digits; empty when no handwriting font is installed."""
+    if not available_fonts():
+        return _collect([], "fonts")
+    return _collect([font_sample(i, seed, via_png=via_png) for i in range(n)], "fonts")
+
+
+def proxy_set(n_per_family: int, seed: int = 0) -> ProxySet:
+    """Both families, through PNG files and the API's decoder."""
+    return concat(stroke_set(n_per_family, seed), font_set(n_per_family, seed))
+
+
+def concat(*sets: ProxySet) -> ProxySet:
+    return ProxySet(
+        images=np.concatenate([s.images for s in sets]),
+        labels=np.concatenate([s.labels for s in sets]),
+        family=np.concatenate([s.family for s in sets]),
+        style=np.concatenate([s.style for s in sets]),
+    )
+
+
+def _collect(samples: list[tuple[np.ndarray, int, str]], family: str) -> ProxySet:
+    n = len(samples)
+    return ProxySet(
+        images=np.stack([s[0] for s in samples]) if n else np.zeros((0, 28, 28), np.float32),
+        labels=np.array([s[1] for s in samples], dtype=np.int64),
+        family=np.array([family] * n, dtype=str),
+        style=np.array([s[2] for s in samples], dtype=str),
+    )
