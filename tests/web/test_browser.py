@@ -95,7 +95,9 @@ def test_a_zigzag_is_not_called_a_digit(app: App) -> None:
     ready(app)
     assert prediction(app) == "?"
     assert "does not look like a digit" in app.page.get_by_test_id("status").inner_text()
-    assert "Not like any digit" in app.page.locator(".prediction-note").inner_text()
+    assert (
+        "Not like any digit" in app.page.locator("#prediction-card .prediction-note").inner_text()
+    )
     assert distinct_colours(app, '[data-testid="layer-conv1"] canvas') > 1
 
 
