@@ -288,7 +288,7 @@ def test_a_name_not_on_the_list_is_shown_as_such_and_said_plainly(page_at: Any) 
     card = page.get_by_test_id("model-card")
     card.locator(".error-text").wait_for()
     assert (
-        "no training job 'nope' in this server process" in card.inner_text()
+        "no training 'nope' in this server process" in card.inner_text()
     )  # the server's words
     # the only failures were the ones for the unknown name
     assert all("training" in bad for bad in watch.bad_responses), watch.bad_responses
