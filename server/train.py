@@ -168,7 +168,7 @@ class Run:
             optimizer.lr = self.lr_at(optimizer.steps)
             logits, caches = model.forward_train(x[..., None], rng)
             loss, grad_logits = softmax_cross_entropy(logits, y, config.label_smoothing)
-            grads, _ = model.backward(grad_logits, caches)
+            grads = model.parameter_gradients(grad_logits, caches)
             optimizer.step(grads)
             correct = int((logits.argmax(axis=1) == y).sum())
             yield StepResult(optimizer.steps, epoch, len(batch), float(loss), correct)

@@ -1,4 +1,4 @@
-"""Request and response models of /api/v1/trainings (issue 11)."""
+"""Request and response models of /api/v1/trainings."""
 
 from __future__ import annotations
 

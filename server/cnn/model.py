@@ -101,10 +101,27 @@ class Sequential:
 
     def backward(self, grad_logits: np.ndarray, caches: Sequence[Any]) -> tuple[Params, np.ndarray]:
         """Parameter gradients (flat dotted keys) and the gradient w.r.t. the input."""
+        grads, grad_input = self._gradients(grad_logits, caches, input_gradient=True)
+        assert grad_input is not None
+        return grads, grad_input
+
+    def parameter_gradients(self, grad_logits: np.ndarray, caches: Sequence[Any]) -> Params:
+        """What `backward` gives but the input's gradient, which training never uses (for a
+        first conv layer, its col2im is a good part of a training step)."""
+        return self._gradients(grad_logits, caches, input_gradient=False)[0]
+
+    def _gradients(
+        self, grad_logits: np.ndarray, caches: Sequence[Any], *, input_gradient: bool
+    ) -> tuple[Params, np.ndarray | None]:
         grads: Params = {}
-        grad = grad_logits
-        for layer, cache in zip(reversed(self.layers), reversed(caches), strict=True):
-            grad, layer_grads = layer.backward(grad, cache)
+        grad: np.ndarray | None = grad_logits
+        pairs = list(zip(self.layers, caches, strict=True))
+        for index, (layer, cache) in reversed(list(enumerate(pairs))):
+            assert grad is not None
+            if index == 0 and not input_gradient:
+                layer_grads, grad = layer.parameter_gradients(grad, cache), None
+            else:
+                grad, layer_grads = layer.backward(grad, cache)
             for key, value in layer_grads.items():
                 grads[f"{layer.name}.{key}"] = value
         return grads, grad

@@ -20,7 +20,7 @@ from server.cnn import (
     Sequential,
     softmax_cross_entropy,
 )
-from server.cnn.architectures import mnist_cnn
+from server.cnn.architectures import build_preset, mnist_cnn
 
 MNIST_SHAPES = [
     (28, 28, 32),
@@ -240,3 +240,17 @@ def test_short_training_lowers_the_loss(
         optimizer.step(grads)
     after, _ = softmax_cross_entropy(model.forward(x), y)
     assert after < 0.85 * before, f"loss {before:.3f} -> {after:.3f}"
+
+
+@pytest.mark.parametrize("preset", ["default", "tiny", "lenet5", "mlp"])
+def test_parameter_gradients_are_backwards_without_the_input(preset: str) -> None:
+    """Training skips the first layer's input gradient; the parameters' gradients must not move."""
+    model = build_preset(preset, seed=3)
+    x = np.random.default_rng(4).random((5, 28, 28, 1), dtype=np.float32)
+    logits, caches = model.forward_train(x, np.random.default_rng(5))
+    grad_logits = np.random.default_rng(6).standard_normal(logits.shape).astype(np.float32)
+    full, _ = model.backward(grad_logits, caches)
+    only = model.parameter_gradients(grad_logits, caches)
+    assert only.keys() == full.keys() == model.parameters().keys()
+    for key, value in full.items():
+        np.testing.assert_array_equal(only[key], value, err_msg=key)

@@ -69,3 +69,13 @@ def test_logs_are_json_and_tmp_is_writable(documents: dict[str, dict[str, Any]])
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_training_is_off_or_each_client_stays_with_its_pod(
+    documents: dict[str, dict[str, Any]],
+) -> None:
+    """A job lives in one pod: with replicas, training needs session affinity or stays off."""
+    container = documents["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    affinity = documents["Service"]["spec"].get("sessionAffinity")
+    assert env.get("CONVSCOPE_TRAINING") == "false" or affinity == "ClientIP"

@@ -1,4 +1,4 @@
-"""Live training jobs (issue 11): start one, follow it as server-sent events, stop it, and
+"""Live training jobs: start one, follow it as server-sent events, stop it, and
 download what it learnt. The jobs themselves live in server.training; this only relays."""
 
 from __future__ import annotations

@@ -34,6 +34,11 @@ class Layer:
         """Return the gradient w.r.t. the input and w.r.t. each parameter (same keys)."""
         raise NotImplementedError
 
+    def parameter_gradients(self, grad_out: Array, cache: Any) -> Params:
+        """Only the parameters' gradients: what training needs of the first layer, whose input
+        gradient nobody uses. Layers where that gradient is costly compute less here."""
+        return self.backward(grad_out, cache)[1]
+
     def mask(self, cache: Any) -> Array | None:
         """Which input cells won, for layers that pick winners (max-pool); None for the rest."""
         return None

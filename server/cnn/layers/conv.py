@@ -66,13 +66,17 @@ class Conv2D(Layer):
         out = out.reshape(n, out_h, out_w, self.out_channels)
         return out, (cols, x_padded.shape, (top, left, h, w))
 
-    def backward(self, grad_out: Array, cache: Any) -> tuple[Array, Params]:
-        cols, padded_shape, (top, left, h, w) = cache
-        f = grad_out.shape[-1]
-        grad_2d = grad_out.reshape(-1, f)  # (N*oh*ow, F)
+    def parameter_gradients(self, grad_out: Array, cache: Any) -> Params:
+        cols = cache[0]  # (N*oh*ow, kh*kw*C)
+        grad_2d = grad_out.reshape(-1, grad_out.shape[-1])  # (N*oh*ow, F)
         grads: Params = {"weight": (cols.T @ grad_2d).reshape(self.params["weight"].shape)}
         if self.bias:
             grads["bias"] = grad_2d.sum(axis=0)
+        return grads
+
+    def backward(self, grad_out: Array, cache: Any) -> tuple[Array, Params]:
+        _, padded_shape, (top, left, h, w) = cache
+        grads = self.parameter_gradients(grad_out, cache)
         grad_padded = col2im_product(grad_out, self.params["weight"], padded_shape, self.stride)
         return grad_padded[:, top : top + h, left : left + w, :], grads
 
