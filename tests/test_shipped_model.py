@@ -16,8 +16,8 @@ from server.cnn import Sequential, load_model
 from server.mnist import MnistError, load_mnist
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "model_weights" / "mnist_cnn.npz"
-MAX_BYTES = 2_000_000  # 2 MB
-MIN_ACCURACY = 0.993
+MAX_BYTES = 4_000_000  # 4 MB: the default model's budget
+MIN_ACCURACY = 0.995  # the default model reads at least 99.5% of MNIST's test set
 
 
 @pytest.fixture(scope="module")
