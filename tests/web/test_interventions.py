@@ -178,11 +178,14 @@ def test_switching_a_map_off_updates_the_answer_beside_the_baseline(
         )
         for ch in range(32)
     }
-    ch = min(edited, key=lambda c: edited[c]["probabilities"][1])
-    drop = plain["probabilities"][1] - edited[ch]["probabilities"][1]
-    # ten times the 1e-4 the bars are compared to, so the edited answer cannot pass for the plain
-    # one (the shipped model is near-certain of a plain 1: one map of 32 moves it little)
-    assert drop > 1e-3, f"no conv1 map matters for this drawing (best drop {drop})"
+
+    def moved(c: int) -> float:  # how far switching map c off moves the ten probabilities
+        return float(np.abs(np.subtract(edited[c]["probabilities"], plain["probabilities"])).max())
+
+    ch = max(edited, key=moved)
+    # five times the 1e-4 the bars are compared to, so the edited answer cannot pass for the
+    # plain one (the shipped model is near-certain of a plain 1: one map of 32 moves it little)
+    assert moved(ch) > 5e-4, f"no conv1 map matters for this drawing (best {moved(ch)})"
 
     open_detail(page, "conv1", ch)
     assert page.locator(".off-toggle").get_attribute("aria-pressed") == "false"

@@ -287,9 +287,7 @@ def test_a_name_not_on_the_list_is_shown_as_such_and_said_plainly(page_at: Any) 
     assert "a training run" in picker.locator("option:checked").inner_text()
     card = page.get_by_test_id("model-card")
     card.locator(".error-text").wait_for()
-    assert (
-        "no training 'nope' in this server process" in card.inner_text()
-    )  # the server's words
+    assert "no training 'nope' in this server process" in card.inner_text()  # the server's words
     # the only failures were the ones for the unknown name
     assert all("training" in bad for bad in watch.bad_responses), watch.bad_responses
 
