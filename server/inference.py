@@ -14,15 +14,14 @@ from typing import Any
 import numpy as np
 
 from server.cnn import (
-    AvgPool2D,
     Conv2D,
     Dense,
-    MaxPool2D,
     ModelFileError,
     Sequential,
     load_model,
     softmax,
 )
+from server.cnn.layers.windows import Pool2D
 from server.explain.edits import Edits, edited_model
 from server.explain.saliency import SaliencyMethod, saliency_for
 from server.ood.scorer import scorer_for
@@ -184,7 +183,7 @@ class Predictor:
                     "stride": layer.stride,
                     "padding": layer.padding,
                 }
-            elif isinstance(layer, MaxPool2D | AvgPool2D):
+            elif isinstance(layer, Pool2D):
                 geometry = {
                     "kernel_size": layer.pool_size,
                     "stride": layer.stride,

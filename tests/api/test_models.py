@@ -180,3 +180,71 @@ def test_sources_answer_their_prefix(models_dir: Path) -> None:
         registry.get("training:7")
     with pytest.raises(UnknownModelError, match=r"models are \['a'\] and training:<id>"):
         registry.get("other:1")
+
+
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "model_weights"
+SHIPPED = sorted(path.stem for path in SHIPPED_DIR.glob("*.npz"))
+
+
+@pytest.fixture(scope="module")
+def shipped_client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    """The server as shipped: every model of model_weights/, mnist_cnn the default."""
+    settings = make_settings(weights=None, models_dir=SHIPPED_DIR, default_model="mnist_cnn")
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def test_every_shipped_model_is_served(shipped_client: TestClient) -> None:
+    rows = shipped_client.get("/api/v1/models").json()
+    assert [row["name"] for row in rows] == SHIPPED
+    assert {"mnist_cnn", "tiny", "mlp"} <= set(SHIPPED)
+    for row in rows:
+        assert row["test_accuracy"] is not None, row["name"]  # each file carries its metrics
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_shipped_model_answers_on_every_route(
+    shipped_client: TestClient, name: str, digit_png: bytes
+) -> None:
+    path = SHIPPED_DIR / f"{name}.npz"
+    pixels = np.random.default_rng(8).random((28, 28)).astype(np.float32)
+    body = shipped_client.post(
+        "/api/v1/predict", json={"pixels": pixels.tolist(), "model": name, "activations": True}
+    ).json()
+    np.testing.assert_allclose(
+        body["probabilities"], engine_probabilities(path, pixels), rtol=1e-4, atol=1e-6
+    )
+    model = load_model(path).model
+    assert [layer["name"] for layer in body["layers"]] == [
+        *(layer.name for layer in model.layers),
+        "softmax",
+    ]
+    assert isinstance(body["is_digit"], bool)
+    batch = shipped_client.post(
+        "/api/v1/predict/batch", json={"pixels": [pixels.tolist()], "model": name}
+    ).json()
+    assert batch["probabilities"][0] == pytest.approx(body["probabilities"], abs=1e-6)
+    upload = shipped_client.post(
+        f"/api/v1/predict/file?model={name}", files={"file": ("d.png", digit_png)}
+    )
+    assert upload.status_code == 200
+    card = shipped_client.get("/api/v1/model", params={"model": name}).json()
+    assert card["name"] == name
+    assert card["total_parameters"] == model.parameter_count()
+    first = next(layer for layer in model.layers if layer.params)
+    weights = shipped_client.get(
+        f"/api/v1/model/layers/{first.name}/weights", params={"model": name}
+    )
+    assert weights.status_code == 200
+    assert (
+        shipped_client.post(
+            "/api/v1/counterfactual",
+            json={
+                "pixels": pixels.tolist(),
+                "target": (body["label"] + 1) % 10,
+                "model": name,
+                "max_steps": 2,
+            },
+        ).status_code
+        == 200
+    )

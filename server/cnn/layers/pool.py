@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from server.cnn.im2col import resolve_padding, window_slice
-from server.cnn.layers.base import Array, Layer, Params
+from server.cnn.layers.base import Array, Params
+from server.cnn.layers.windows import Pool2D
 
 
 class TiledWinners:
@@ -56,7 +56,7 @@ class StridedWinners:
     input_shape: tuple[int, ...]
 
 
-class MaxPool2D(Layer):
+class MaxPool2D(Pool2D):
     """Max over (pool, pool) windows; ties go to the first cell in row-major order.
 
     Windows that tile the input (stride == pool size, the usual case) are pooled through a
@@ -65,29 +65,13 @@ class MaxPool2D(Layer):
 
     kind = "maxpool2d"
 
-    def __init__(self, name: str, pool_size: int = 2, stride: int | None = None) -> None:
-        super().__init__(name)
-        if pool_size < 1 or (stride is not None and stride < 1):
-            raise ValueError(f"{name}: pool_size and stride must be >= 1")
-        self.pool_size = pool_size
-        self.stride = stride or pool_size
-
-    def _offsets(self) -> list[tuple[int, int]]:
-        return [(i, j) for i in range(self.pool_size) for j in range(self.pool_size)]
-
     def forward(
         self, x: Array, *, training: bool = False, rng: np.random.Generator | None = None
     ) -> tuple[Array, Any]:
         out_h, out_w, _ = self.output_shape(x.shape[1:])
-        if self.stride == self.pool_size:
+        if self.tiled:
             return self._forward_tiled(x, out_h, out_w)
         return self._forward_strided(x, out_h, out_w)
-
-    def _tiles(self, x: Array, out_h: int, out_w: int) -> Array:
-        """(N, H, W, C) -> (N, oh, p, ow, p, C), dropping rows/cols no window covers."""
-        n, _, _, c = x.shape
-        p = self.pool_size
-        return x[:, : out_h * p, : out_w * p].reshape(n, out_h, p, out_w, p, c)
 
     def _untile(self, tiled: Array, input_shape: tuple[int, ...]) -> Array:
         """(N, oh, p, ow, p, C) -> (N, H, W, C): a view, or zeros where no window reached."""
@@ -110,14 +94,6 @@ class MaxPool2D(Layer):
         if p == 1:
             best = best.copy()
         return best, TiledWinners(tiles, best, x.shape)
-
-    def _windows(self, x: Array, out_h: int, out_w: int) -> list[Array]:
-        """One strided view per window offset, each (N, out_h, out_w, C)."""
-        s = self.stride
-        return [
-            x[:, window_slice(i, s, out_h), window_slice(j, s, out_w), :]
-            for i, j in self._offsets()
-        ]
 
     def _forward_strided(self, x: Array, out_h: int, out_w: int) -> tuple[Array, StridedWinners]:
         views = self._windows(x, out_h, out_w)
@@ -150,12 +126,3 @@ class MaxPool2D(Layer):
         for index, region in enumerate(self._windows(mask, out_h, out_w)):
             region |= cache.offset == index
         return mask
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        h, w, c = input_shape
-        _, _, out_h = resolve_padding("valid", h, self.pool_size, self.stride)
-        _, _, out_w = resolve_padding("valid", w, self.pool_size, self.stride)
-        return (out_h, out_w, c)
-
-    def config(self) -> dict[str, Any]:
-        return {"pool_size": self.pool_size, "stride": self.stride}
