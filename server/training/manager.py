@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from server.inference import Predictor
-from server.mnist import FILES
+from server.mnist import FILES, MnistError, download_mnist
 from server.training.config import DataSource, JobConfig
 from server.training.jobs import Job, MakePredictor
 
@@ -47,6 +47,7 @@ class Trainings:
         self.make_predictor = make_predictor
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
+        self.download_lock = threading.Lock()
         self.closed = False
 
     def running(self) -> list[Job]:
@@ -58,13 +59,7 @@ class Trainings:
             raise TrainingError(
                 403, "training is switched off on this server (CONVSCOPE_TRAINING=false)"
             )
-        if not self.source.download and not mnist_present(self.source.directory):
-            raise TrainingError(
-                503,
-                f"MNIST is not in {self.source.directory} and downloading is switched off "
-                "(CONVSCOPE_MNIST_DOWNLOAD=false): put the four IDX files there, or point "
-                "CONVSCOPE_MNIST_DIR at them, or allow the download",
-            )
+        self._ensure_mnist()
         with self.lock:
             self._forget_expired()
             if self.closed:
@@ -79,6 +74,27 @@ class Trainings:
             job = Job(config, self.source, self._finished, self.make_predictor)
             self.jobs[job.id] = job
         return job
+
+    def _ensure_mnist(self) -> None:
+        """MNIST in the source directory, fetched once if allowed; TrainingError 503 saying how to
+        provide it when it is missing and cannot be downloaded (a job would only fail later)."""
+        directory = self.source.directory
+        if mnist_present(directory):
+            return
+        how = f"put the four IDX files in {directory}, or point CONVSCOPE_MNIST_DIR at them"
+        if not self.source.download:
+            raise TrainingError(
+                503,
+                f"MNIST is not in {directory} and downloading is switched off "
+                f"(CONVSCOPE_MNIST_DOWNLOAD=false): {how}, or allow the download",
+            )
+        with self.download_lock:  # one download, however many requests arrive meanwhile
+            try:
+                download_mnist(directory, show_progress=False)
+            except (MnistError, OSError) as error:
+                raise TrainingError(
+                    503, f"MNIST is not in {directory} and could not be downloaded ({error}): {how}"
+                ) from None
 
     def get(self, job_id: str) -> Job:
         """The job, or KeyError saying it is unknown here (maybe another server process's)."""

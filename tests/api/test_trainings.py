@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 from server.api.app import create_app
 from server.cnn import load_model
 from server.local_server import LocalServer, local_server
-from server.mnist import load_mnist
+from server.mnist import MnistError, load_mnist
+from server.training import manager as training_manager
 
 SMALL = {"train_size": 1000, "batch_size": 64, "seed": 1}  # 16 steps
 CHROME = {"Accept-Encoding": "gzip, deflate, br, zstd", "Accept": "text/event-stream"}
@@ -298,6 +299,28 @@ def test_no_mnist_and_no_download_gives_503_saying_how(make_settings: Any, tmp_p
     detail = answer.json()["detail"]
     assert str(tmp_path) in detail
     assert "CONVSCOPE_MNIST_DIR" in detail
+
+
+def test_no_mnist_and_a_failed_download_gives_503_saying_how(
+    make_settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline: the download is tried once, in the request, and its failure is said in words
+    (not a 201 for a job that can only fail)."""
+    tried = []
+
+    def offline(directory: Path, show_progress: bool = True) -> Path:
+        tried.append(directory)
+        raise MnistError("could not download train-images-idx3-ubyte: no network")
+
+    monkeypatch.setattr(training_manager, "download_mnist", offline)
+    settings = make_settings(mnist_dir=tmp_path, mnist_download=True)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/api/v1/trainings")
+    assert answer.status_code == 503
+    detail = answer.json()["detail"]
+    for words in ("could not be downloaded", "no network", str(tmp_path), "CONVSCOPE_MNIST_DIR"):
+        assert words in detail
+    assert tried == [tmp_path]
 
 
 @pytest.mark.parametrize(
