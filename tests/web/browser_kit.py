@@ -339,6 +339,13 @@ TILE_POINT_JS = (
 def map_point(page: Page, layer: str, channel: int) -> tuple[float, float]:
     """Where channel `channel` of a layer's tiled maps is on the page (scrolled into view)."""
     maps = page.get_by_test_id(f"layer-{layer}").locator(".maps")
-    maps.scroll_into_view_if_needed()
-    x, y = maps.evaluate(TILE_POINT_JS, channel)
-    return float(x), float(y)
+    point = None
+    for _ in range(20):  # until the layout holds still: cards above may still be filling in
+        maps.scroll_into_view_if_needed()
+        x, y = maps.evaluate(TILE_POINT_JS, channel)
+        if point == (float(x), float(y)):
+            break
+        point = (float(x), float(y))
+        page.wait_for_timeout(100)
+    assert point is not None
+    return point
