@@ -1,14 +1,17 @@
-"""Shared fixtures: a seeded RNG and a generator of synthetic, digit-like images.
+"""Shared fixtures: a seeded RNG, a generator of synthetic, digit-like images, and MNIST.
 
 Nothing here changes global behaviour; every fixture is opt-in by name.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+
+from server.mnist import Mnist, MnistError, load_mnist
 
 # Seven-segment digits: a top, b top-right, c bottom-right, d bottom, e bottom-left,
 # f top-left, g middle. Different enough per class that a small CNN can tell them apart.
@@ -77,3 +80,16 @@ def make_digits() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
         return np.round(images * 255).astype(np.uint8), labels
 
     return make
+
+
+@pytest.fixture(scope="session")
+def mnist() -> Mnist:
+    """MNIST from $MNIST_DIR, read once: skips when it is unset, fails when it is set but the
+    files are not usable (CI always sets it)."""
+    directory = os.environ.get("MNIST_DIR")
+    if not directory:
+        pytest.skip("MNIST_DIR is not set; point it at the MNIST IDX files (CI: ../shared/mnist)")
+    try:
+        return load_mnist(directory)
+    except MnistError as error:
+        pytest.fail(f"MNIST_DIR={directory} is set but MNIST cannot be loaded: {error}")

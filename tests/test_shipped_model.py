@@ -6,14 +6,14 @@ set the files must be there, so a missing or broken dataset fails instead of ski
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from server.cnn import Sequential, load_model
-from server.mnist import MnistError, load_mnist
+from server.mnist import Mnist
+from tests.mnist_kit import mnist_accuracy
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "model_weights" / "mnist_cnn.npz"
 MAX_BYTES = 4_000_000  # 4 MB: the default model's budget
@@ -53,23 +53,9 @@ def test_shipped_metadata() -> None:
     assert matrix.sum() == 10000
 
 
-def test_shipped_model_accuracy_on_mnist_test_set(request: pytest.FixtureRequest) -> None:
-    directory = os.environ.get("MNIST_DIR")
-    if not directory:
-        pytest.skip("MNIST_DIR is not set: cannot measure the shipped model's accuracy")
-    try:
-        data = load_mnist(directory)
-    except MnistError as exc:  # set but broken: a failure, not a skip
-        pytest.fail(f"MNIST_DIR={directory} is set but unusable: {exc}")
-    shipped: Sequential = request.getfixturevalue("shipped")
-    correct = 0
-    for start in range(0, len(data.test_images), 500):
-        images = data.test_images[start : start + 500]
-        x = (images.astype(np.float32) / 255.0)[..., None]
-        predictions = shipped.forward(x).argmax(axis=1)
-        correct += int((predictions == data.test_labels[start : start + 500]).sum())
-    accuracy = correct / len(data.test_images)
-    assert len(data.test_images) == 10000
+def test_shipped_model_accuracy_on_mnist_test_set(shipped: Sequential, mnist: Mnist) -> None:
+    accuracy = mnist_accuracy(shipped, mnist)
+    assert len(mnist.test_images) == 10000
     assert accuracy >= MIN_ACCURACY, f"test accuracy {accuracy:.4f} < {MIN_ACCURACY}"
     # the file's own claim agrees with the measurement (up to a couple of near-ties)
     assert load_model(WEIGHTS).metadata["test_accuracy"] == pytest.approx(accuracy, abs=2e-4)

@@ -3,7 +3,6 @@ MNIST's test set as its file says (measured when $MNIST_DIR is set, as for the d
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,8 @@ import pytest
 
 from server.cnn import load_model
 from server.cnn.architectures import build_preset
-from server.mnist import MnistError, load_mnist
+from server.mnist import Mnist
+from tests.mnist_kit import mnist_accuracy
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "model_weights"
 MAX_BYTES = 1_000_000  # 1 MB each
@@ -40,20 +40,8 @@ def test_file_is_small_and_is_its_preset(name: str) -> None:
     assert matrix.sum() == 10000
 
 
-def test_accuracy_on_mnist_test_set_is_what_the_file_says(name: str) -> None:
-    directory = os.environ.get("MNIST_DIR")
-    if not directory:
-        pytest.skip("MNIST_DIR is not set: cannot measure the shipped models' accuracy")
-    try:
-        data = load_mnist(directory)
-    except MnistError as exc:  # set but broken: a failure, not a skip
-        pytest.fail(f"MNIST_DIR={directory} is set but unusable: {exc}")
+def test_accuracy_on_mnist_test_set_is_what_the_file_says(name: str, mnist: Mnist) -> None:
     loaded = load_model(WEIGHTS / f"{name}.npz")
-    correct = 0
-    for start in range(0, len(data.test_images), 500):
-        x = (data.test_images[start : start + 500].astype(np.float32) / 255.0)[..., None]
-        predictions = loaded.model.forward(x).argmax(axis=1)
-        correct += int((predictions == data.test_labels[start : start + 500]).sum())
-    accuracy = correct / len(data.test_images)
+    accuracy = mnist_accuracy(loaded.model, mnist)
     assert accuracy >= MIN_ACCURACY[name], f"{name}: test accuracy {accuracy:.4f}"
     assert loaded.metadata["test_accuracy"] == pytest.approx(accuracy, abs=2e-4)

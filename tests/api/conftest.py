@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import copy
 import io
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from server.api.app import create_app
 from server.cnn import Sequential, load_model, save_model
 from server.cnn.architectures import mnist_cnn
 from server.config import Settings
-from server.mnist import MnistError, load_mnist
+from server.mnist import Mnist
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_WEIGHTS = ROOT / "model_weights" / "mnist_cnn.npz"
@@ -132,19 +131,9 @@ def trained_client(
 
 
 @pytest.fixture(scope="session")
-def mnist_test() -> tuple[np.ndarray, np.ndarray]:
-    """MNIST's test split (uint8 (10000, 28, 28), labels (10000,)) from $MNIST_DIR.
-
-    Skips when MNIST_DIR is unset; fails when it is set but the files are not usable.
-    """
-    directory = os.environ.get("MNIST_DIR")
-    if not directory:
-        pytest.skip("MNIST_DIR is not set; point it at the MNIST IDX files (CI: ../shared/mnist)")
-    try:
-        data = load_mnist(directory)
-    except MnistError as error:
-        pytest.fail(f"MNIST_DIR={directory} is set but MNIST cannot be loaded: {error}")
-    return data.test_images, data.test_labels
+def mnist_test(mnist: Mnist) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's test split (uint8 (10000, 28, 28), labels (10000,)); skips without MNIST_DIR."""
+    return mnist.test_images, mnist.test_labels
 
 
 # --- digits --------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ issue 9's targets on a fixed subset, judged by a CNN of another architecture tra
 
 from __future__ import annotations
 
-import os
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +30,7 @@ from server.explain.counterfactual import (
     view_shifts,
     windows,
 )
-from server.mnist import Mnist, MnistError, load_mnist
+from server.mnist import Mnist
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "model_weights" / "mnist_cnn.npz"
@@ -287,17 +286,6 @@ def test_class_means_need_every_digit_and_a_well_formed_file(tmp_path: Path) -> 
 # --- issue 9's targets, judged by an independent CNN ---------------------------------------------
 
 SUBSET = 40  # digits; the full figures on 100 are in scripts/counterfactual_eval.py
-
-
-@pytest.fixture(scope="module")
-def mnist() -> Mnist:
-    directory = os.environ.get("MNIST_DIR")
-    if not directory:
-        pytest.skip("MNIST_DIR is not set; point it at the MNIST IDX files (CI: ../shared/mnist)")
-    try:
-        return load_mnist(directory)
-    except MnistError as error:
-        pytest.fail(f"MNIST_DIR={directory} is set but MNIST cannot be loaded: {error}")
 
 
 @pytest.fixture(scope="module")
