@@ -27,7 +27,6 @@ from server.augment import AugmentConfig, augment
 from server.cnn import load_model
 from server.mnist import default_data_dir, load_mnist
 from server.ood.calibrate import CalibrateConfig, fit_scorer
-from server.ood.features import forward_keeping
 from server.ood.measure import auroc, flagged
 from server.ood.scorer import FALLBACK, DigitScorer
 from server.synth.nondigits import FONT_FILES, KINDS, font, nondigits
@@ -69,7 +68,7 @@ def scores_of(scorer: DigitScorer, model, images: np.ndarray) -> tuple[np.ndarra
     fallback = []
     for start in range(0, len(images), 500):
         x = images[start : start + 500, ..., None].astype(np.float32)
-        logits, outputs = forward_keeping(model, x, scorer.layers)
+        logits, outputs = model.forward_keeping(x, scorer.layers)
         for term in scorer.terms:
             per_term[term.name].append(term.value(logits, outputs))
         fallback.append(FALLBACK.score(logits, outputs))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +72,25 @@ class Sequential:
         self, x: np.ndarray, *, training: bool = False, rng: np.random.Generator | None = None
     ) -> np.ndarray:
         """Logits (N, classes); keeps no caches, so memory stays flat for big batches."""
+        return self.forward_keeping(x, frozenset(), training=training, rng=rng)[0]
+
+    def forward_keeping(
+        self,
+        x: np.ndarray,
+        names: Collection[str],
+        *,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Logits (N, classes) and the outputs of the named layers, from one pass without
+        caches (what a digit score reads beside the answer)."""
         self._check_input(x)
+        kept = {}
         for layer in self.layers:
             x, _ = layer.forward(x, training=training, rng=rng)
-        return x
+            if layer.name in names:
+                kept[layer.name] = x
+        return x, kept
 
     def forward_train(
         self, x: np.ndarray, rng: np.random.Generator | None = None, *, training: bool = True

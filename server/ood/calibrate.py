@@ -23,7 +23,7 @@ from server import preprocess
 from server.augment import AugmentConfig, augment
 from server.cnn import Sequential, load_model, save_model
 from server.mnist import default_data_dir, load_mnist
-from server.ood.features import Source, feature_sources, forward_keeping
+from server.ood.features import Source, feature_sources
 from server.ood.scorer import EXTRA_PREFIX, DigitScorer, Term
 from server.ood.scores import ClassGaussians, energy
 from server.synth import stroke_set
@@ -73,7 +73,7 @@ def read_features(
     logits, features = [], {s.layer: [] for s in sources}  # type: ignore[var-annotated]
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size, ..., None].astype(np.float32)  # (B, 28, 28, 1)
-        batch_logits, outputs = forward_keeping(model, x, names)
+        batch_logits, outputs = model.forward_keeping(x, names)
         logits.append(batch_logits)
         for s in sources:
             features[s.layer].append(s.read(outputs[s.layer]))

@@ -1,4 +1,4 @@
-"""Which layers' outputs describe an input, and reading them from one inference pass.
+"""Which layers' outputs describe an input, and reading them from a trace.
 
 Works for any architecture: the feature vector is the input of the last dense layer, read
 before the activations and dropout that feed it (a ReLU's zeros hide how far off an input is),
@@ -52,18 +52,7 @@ def feature_sources(model: Sequential) -> list[Source]:
     return sources
 
 
-def forward_keeping(
-    model: Sequential, x: np.ndarray, names: set[str]
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Logits (N, classes) and the outputs of the named layers, from one inference pass."""
-    kept = {}
-    for layer in model.layers:
-        x, _ = layer.forward(x)
-        if layer.name in names:
-            kept[layer.name] = x
-    return x, kept
-
-
 def outputs_of_trace(trace: Trace, names: set[str]) -> dict[str, np.ndarray]:
-    """The same outputs, from a trace that already holds them."""
+    """The named layers' outputs (as Sequential.forward_keeping gives them), from a trace that
+    already holds them."""
     return {t.name: t.output for t in trace.layers if t.name in names}

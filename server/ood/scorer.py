@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from server.cnn import Sequential, Trace
-from server.ood.features import Source, forward_keeping, outputs_of_trace
+from server.ood.features import Source, outputs_of_trace
 from server.ood.scores import ClassGaussians, energy, max_logit, top_probability
 
 TermKind = Literal["mahalanobis", "energy", "max_logit", "top_probability"]
@@ -79,7 +79,7 @@ class DigitScorer:
 
     def forward(self, model: Sequential, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Logits (N, K) and digit_score (N,) of (N, H, W, C) input, in one inference pass."""
-        logits, outputs = forward_keeping(model, x, self.layers)
+        logits, outputs = model.forward_keeping(x, self.layers)
         return logits, self.score(logits, outputs)
 
     def is_digit(self, scores: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from server.cnn import load_model, save_model
 from server.cnn.architectures import mnist_cnn
 from server.inference import Predictor
 from server.ood.calibrate import CalibrateConfig, fit_scorer
-from server.ood.features import Source, feature_sources, forward_keeping
+from server.ood.features import Source, feature_sources
 from server.ood.measure import auroc
 from server.ood.scorer import FALLBACK, FALLBACK_THRESHOLD, scorer_for
 from server.ood.scores import ClassGaussians
@@ -61,7 +61,7 @@ def test_feature_sources_of_the_default_network() -> None:
         Source("relu2", pooled=True),
     ]
     x = np.random.default_rng(2).random((3, 28, 28, 1), dtype=np.float32)
-    logits, kept = forward_keeping(model, x, {"fc1", "relu2"})
+    logits, kept = model.forward_keeping(x, {"fc1", "relu2"})
     np.testing.assert_array_equal(logits, model.forward(x))
     assert kept["fc1"].shape == (3, 128)
     assert kept["relu2"].shape == (3, 14, 14, 64)
