@@ -116,30 +116,27 @@ class Sequential:
 
     def backward(self, grad_logits: np.ndarray, caches: Sequence[Any]) -> tuple[Params, np.ndarray]:
         """Parameter gradients (flat dotted keys) and the gradient w.r.t. the input."""
-        grads, grad_input = self._gradients(grad_logits, caches, input_gradient=True)
-        assert grad_input is not None
-        return grads, grad_input
+        grads: Params = {}
+        grad = grad_logits
+        for layer, cache in zip(reversed(self.layers), reversed(caches), strict=True):
+            grad, layer_grads = layer.backward(grad, cache)
+            grads.update({f"{layer.name}.{key}": value for key, value in layer_grads.items()})
+        return grads, grad
 
     def parameter_gradients(self, grad_logits: np.ndarray, caches: Sequence[Any]) -> Params:
-        """What `backward` gives but the input's gradient, which training never uses (for a
-        first conv layer, its col2im is a good part of a training step)."""
-        return self._gradients(grad_logits, caches, input_gradient=False)[0]
-
-    def _gradients(
-        self, grad_logits: np.ndarray, caches: Sequence[Any], *, input_gradient: bool
-    ) -> tuple[Params, np.ndarray | None]:
+        """What `backward` gives but the gradient below the first layer with parameters, which
+        training never uses (a first conv's col2im, an mlp's first dense input product)."""
+        first = next((i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
         grads: Params = {}
-        grad: np.ndarray | None = grad_logits
-        pairs = list(zip(self.layers, caches, strict=True))
-        for index, (layer, cache) in reversed(list(enumerate(pairs))):
-            assert grad is not None
-            if index == 0 and not input_gradient:
-                layer_grads, grad = layer.parameter_gradients(grad, cache), None
+        grad = grad_logits
+        for index in range(len(self.layers) - 1, first - 1, -1):
+            layer, cache = self.layers[index], caches[index]
+            if index == first:
+                layer_grads = layer.parameter_gradients(grad, cache)
             else:
                 grad, layer_grads = layer.backward(grad, cache)
-            for key, value in layer_grads.items():
-                grads[f"{layer.name}.{key}"] = value
-        return grads, grad
+            grads.update({f"{layer.name}.{key}": value for key, value in layer_grads.items()})
+        return grads
 
     def parameters(self) -> Params:
         """Live references to every parameter, keyed `layer.param`; the optimizer edits these."""
