@@ -25,9 +25,11 @@ def predict_logits(model: Sequential, images: np.ndarray, batch_size: int = 1000
     )
 
 
-def evaluate(model: Sequential, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(mean loss, accuracy) on a labelled set."""
-    logits = predict_logits(model, images)
+def evaluate(
+    model: Sequential, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000
+) -> tuple[float, float]:
+    """(mean loss, accuracy) on a labelled set, `batch_size` images per forward pass."""
+    logits = predict_logits(model, images, batch_size=batch_size)
     loss, _ = softmax_cross_entropy(logits, labels.astype(np.int64))
     return loss, float((logits.argmax(axis=1) == labels).mean())
 

@@ -39,8 +39,9 @@ class JobConfig:
         )
 
     def steps_total(self) -> int:
-        images = min(self.train_size, MNIST_TRAIN_IMAGES - VALIDATION_IMAGES)
-        return -(-images // self.batch_size) * self.epochs
+        """Optimizer steps of the whole run, as Run.start counts them for train_config()."""
+        config = self.train_config()
+        return -(-config.limit // config.batch_size) * config.epochs
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from server.cnn import Conv2D, Sequential, softmax_cross_entropy
-from server.metrics import confusion_matrix, predict_logits
-from server.mnist import Mnist, download_mnist, load_mnist
+from server.cnn import Conv2D, Sequential
+from server.metrics import confusion_matrix, evaluate, predict_logits
+from server.mnist import load_mnist
 from server.train import Run, split
 from server.training.config import DataSource, JobConfig
 from server.training.messages import (
@@ -37,20 +37,11 @@ from server.training.messages import (
 from server.training.schedule import evaluation_steps, snapshot_steps
 
 PROGRESS_EVERY_S = 0.25  # the API promises a progress event at least every 0.5 s
-EVAL_BATCH = 200
+EVAL_BATCH = 200  # images a pass when evaluating: a 1,000-image batch's conv2 im2col alone is
+# 225 MB, which took a job's peak memory past 600 MB
 NICENESS = 5  # training yields the CPU to the server's requests on a shared machine
 BLAS_THREADS = 1  # a second BLAS thread spins against the server for the same core: a default
 # training step took 235 ms with two against 84 ms with one while tests ran beside it
-
-
-def evaluate_small(
-    model: Sequential, images: np.ndarray, labels: np.ndarray
-) -> tuple[float, float]:
-    """(mean loss, accuracy), EVAL_BATCH images at a time: a 1,000-image batch's conv2 im2col
-    alone is 225 MB, which took a job's peak memory past 600 MB."""
-    logits = predict_logits(model, images, batch_size=EVAL_BATCH)
-    loss, _ = softmax_cross_entropy(logits, labels.astype(np.int64))
-    return loss, float((logits.argmax(axis=1) == labels).mean())
 
 
 class StoppedError(Exception):
@@ -89,18 +80,11 @@ class Reporter:
             raise StoppedError from None  # nobody is listening any more
 
 
-def load_data(source: DataSource) -> Mnist:
-    """MNIST, downloaded first when allowed and missing (the verified download)."""
-    if source.download:
-        download_mnist(source.directory, show_progress=False)
-    return load_mnist(source.directory)
-
-
 def train_job(config: JobConfig, source: DataSource, reporter: Reporter) -> Done:
     started = time.perf_counter()
     train_config = config.train_config()
     steps_total = config.steps_total()
-    data = load_data(source)
+    data = load_mnist(source.directory)  # there: Trainings.start fetched it or answered 503
     reporter.check()
 
     rng = np.random.default_rng(train_config.seed)
@@ -146,7 +130,7 @@ def train_job(config: JobConfig, source: DataSource, reporter: Reporter) -> Done
                 window_eval_s = 0.0
             if result.step in evaluations:
                 eval_started = time.perf_counter()
-                val_loss, val_accuracy = evaluate_small(model, val_x, val_y)
+                val_loss, val_accuracy = evaluate(model, val_x, val_y, EVAL_BATCH)
                 window_eval_s += time.perf_counter() - eval_started
                 reporter.send(Evaluation(result.step, val_loss, val_accuracy))
                 if result.step in snapshots:
