@@ -1,7 +1,8 @@
 """Dependencies handed to routes: the models, the settings and the compute threads.
 
-They are `async def` though they never await: FastAPI runs a plain `def` dependency in the
-thread pool, a hop that cost more CPU than the lookup itself (two per /predict request).
+Lookups are `async def` though they never await: FastAPI runs a plain `def` dependency in the
+thread pool, a hop that cost more CPU than the lookup itself (two per /predict request). Only
+get_model, which may build a model, is a plain `def`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ async def get_models(request: Request) -> ModelRegistry:
     return models
 
 
-async def get_model(
-    request: Request,
-    model: Annotated[str | None, Query(max_length=200, description=MODEL_NAME_DESCRIPTION)] = None,
-) -> Predictor:
-    """The model a `?model=` query names; 404 (UnknownModelError) for a name nobody answers."""
-    return (await get_models(request)).get(model)
+ModelName = Annotated[str | None, Query(max_length=200, description=MODEL_NAME_DESCRIPTION)]
+
+
+def get_model(request: Request, model: ModelName = None) -> Predictor:
+    """The model a `?model=` query names; 404 (UnknownModelError) for a name nobody answers.
+    A plain def, so FastAPI runs it on a worker thread: a training job's weights are built into
+    a model here, which the event loop must not wait for."""
+    models: ModelRegistry = request.app.state.models
+    return models.get(model)
 
 
 async def get_settings(request: Request) -> Settings:

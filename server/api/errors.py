@@ -13,7 +13,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api.asgi import answer_unless_started, send_json
-from server.api.models import UnknownModelError
 from server.explain.edits import EditError
 from server.preprocess import (
     ImageTooLarge,
@@ -93,10 +92,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(EditError)
     async def on_edit(_: Request, exc: EditError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(UnknownModelError)
-    async def on_unknown_model(_: Request, exc: UnknownModelError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=404)
 
     @app.exception_handler(InputError)
     async def on_input(_: Request, exc: InputError) -> JSONResponse:

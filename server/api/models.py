@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.api.errors import InputError
 from server.cnn import ModelFileError
 from server.inference import Predictor
 
@@ -18,12 +19,11 @@ Lookup = Callable[[str], Predictor]  # the rest of the name after "prefix:"; Key
 Loader = Callable[[Path], Predictor]
 
 
-class UnknownModelError(LookupError):
-    """A model name nobody answers to; the API says 404 with `message`."""
+class UnknownModelError(InputError):
+    """A model name nobody answers to: a 404 saying which names there are."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(404, message)
 
 
 @dataclass(frozen=True)

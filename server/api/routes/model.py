@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from server.api.deps import MODEL_NAME_DESCRIPTION, ModelQueryDep, ModelsDep
+from server.api.deps import ModelName, ModelQueryDep, ModelsDep
 from server.api.encoding import Encoding, ORJSONResponse, encode_array
 from server.api.schemas import ErrorResponse, LayerWeightsResponse, ModelResponse
 
@@ -24,7 +24,7 @@ UNKNOWN_MODEL: dict[int | str, dict[str, Any]] = {
 @router.get("", response_model=ModelResponse, responses=UNKNOWN_MODEL)
 def model_card(
     models: ModelsDep,
-    model: Annotated[str | None, Query(max_length=200, description=MODEL_NAME_DESCRIPTION)] = None,
+    model: ModelName = None,
 ) -> ORJSONResponse:
     """Architecture (shapes [C, H, W]), parameter counts, weights hash and training metrics."""
     predictor = models.get(model)

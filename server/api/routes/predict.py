@@ -16,6 +16,7 @@ from server import preprocess
 from server.api.deps import ComputeDep, ModelsDep, SettingsDep
 from server.api.encoding import ORJSONResponse, encode_map, encode_mask
 from server.api.errors import InputError, describe_validation
+from server.api.models import ModelRegistry
 from server.api.schemas import (
     BatchRequest,
     BatchResponse,
@@ -182,13 +183,15 @@ async def predict(
     request: PredictRequest, models: ModelsDep, settings: SettingsDep, compute: ComputeDep
 ) -> ORJSONResponse:
     """Classify one image (`image`, preprocessed like MNIST) or raw `pixels` (used as they are)."""
-    return await compute.run(answer_predict, request, models.get(request.model), settings)
+    return await compute.run(answer_predict, request, models, settings)
 
 
 def answer_predict(
-    request: PredictRequest, predictor: Predictor, settings: Settings
+    request: PredictRequest, models: ModelRegistry, settings: Settings
 ) -> ORJSONResponse:
-    """/predict's work, on a compute thread."""
+    """/predict's work, on a compute thread (a training job's weights are built into a model
+    there too, not on the event loop)."""
+    predictor = models.get(request.model)
     clock = Clock()
     image, gray = image_or_pixels(request.image, request.pixels, settings, clock)
     steps = None
@@ -210,18 +213,18 @@ async def predict_file(
     edits: Annotated[str | None, Form(description="JSON of /predict's `edits` object")] = None,
 ) -> ORJSONResponse:
     """The same as /predict for a multipart upload: `curl -F file=@digit.png .../predict/file`."""
-    predictor = models.get(options.model)
-    return await compute.run(answer_predict_file, file, options, predictor, settings, edits)
+    return await compute.run(answer_predict_file, file, options, models, settings, edits)
 
 
 def answer_predict_file(
     file: UploadFile,
     options: PredictOptions,
-    predictor: Predictor,
+    models: ModelRegistry,
     settings: Settings,
     edits: str | None,
 ) -> ORJSONResponse:
     """/predict/file's work, on a compute thread."""
+    predictor = models.get(options.model)
     clock = Clock()
     parsed = None if edits is None else edits_from_form(edits)
     image = image_from_bytes(file.file.read(), settings, clock)
@@ -246,11 +249,14 @@ async def predict_batch(
     request: BatchRequest, models: ModelsDep, settings: SettingsDep, compute: ComputeDep
 ) -> ORJSONResponse:
     """Labels and probabilities for up to 256 images or pixel grids, in one forward pass."""
-    return await compute.run(answer_batch, request, models.get(request.model), settings)
+    return await compute.run(answer_batch, request, models, settings)
 
 
-def answer_batch(request: BatchRequest, predictor: Predictor, settings: Settings) -> ORJSONResponse:
+def answer_batch(
+    request: BatchRequest, models: ModelRegistry, settings: Settings
+) -> ORJSONResponse:
     """/predict/batch's work, on a compute thread."""
+    predictor = models.get(request.model)
     items = request.images if request.images is not None else request.pixels
     assert items is not None  # the schema guarantees one of the two
     if len(items) > settings.max_batch:
