@@ -241,11 +241,23 @@ def train(
             best_accuracy = val_acc
             best_params = {k: v.copy() for k, v in model.state_dict().items()}
     model.load_state_dict(best_params, source="best epoch")
-    predictions = predict_logits(model, data.test_images).argmax(axis=1)
-    test_accuracy = float((predictions == data.test_labels).mean())
     best_epoch = max(history, key=lambda r: r.val_accuracy).epoch
-    metadata = {
-        "test_accuracy": test_accuracy,
+    return model, file_metadata(model, data, config, history, best_epoch)
+
+
+def file_metadata(
+    model: Sequential,
+    data: Mnist,
+    config: TrainConfig,
+    history: list[EpochResult],
+    best_epoch: int,
+    batch_size: int = 1000,
+) -> dict[str, Any]:
+    """What a weights file stores beside the weights: the test set's accuracy and confusion
+    matrix (measured here, `batch_size` images a pass), the epochs, the settings, the data."""
+    predictions = predict_logits(model, data.test_images, batch_size).argmax(axis=1)
+    return {
+        "test_accuracy": float((predictions == data.test_labels).mean()),
         "best_epoch": best_epoch,
         "epochs": [dataclasses.asdict(r) for r in history],
         "confusion_matrix": confusion_matrix(data.test_labels, predictions).tolist(),
@@ -254,7 +266,6 @@ def train(
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "numpy": np.__version__,
     }
-    return model, metadata
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -8,21 +8,18 @@ request threads and event loop never wait on training. It stops at the next step
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import datetime as dt
 import os
 import time
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
-from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from server.cnn import Conv2D, Sequential
-from server.metrics import confusion_matrix, evaluate, predict_logits
+from server.metrics import evaluate
 from server.mnist import load_mnist
-from server.train import Run, split
+from server.train import EpochResult, Run, file_metadata, split
 from server.training.config import DataSource, JobConfig
 from server.training.messages import (
     Cancelled,
@@ -95,7 +92,7 @@ def train_job(config: JobConfig, source: DataSource, reporter: Reporter) -> Done
     snapshots = set(snapshot_steps(steps_total))
     evaluations = set(evaluation_steps(run.steps_per_epoch, train_config.epochs)) | snapshots
 
-    history: list[dict[str, Any]] = []
+    history: list[EpochResult] = []
     last_report = time.perf_counter()
     window_loss, window_correct, window_images = 0.0, 0, 0
     window_eval_s = 0.0  # img_per_s counts training time only, as convscope train's bar does
@@ -136,32 +133,22 @@ def train_job(config: JobConfig, source: DataSource, reporter: Reporter) -> Done
                 if result.step in snapshots:
                     reporter.send(Snapshot(result.step, val_accuracy, copy_state(model)))
         history.append(
-            {
-                "epoch": epoch,
-                "train_loss": epoch_loss / epoch_images,
-                "train_accuracy": epoch_correct / epoch_images,
-                "val_loss": val_loss,
-                "val_accuracy": val_accuracy,
-                "lr": run.optimizer.lr,
-                "seconds": time.perf_counter() - epoch_started,
-            }
+            EpochResult(
+                epoch,
+                epoch_loss / epoch_images,
+                epoch_correct / epoch_images,
+                val_loss,
+                val_accuracy,
+                run.optimizer.lr,
+                time.perf_counter() - epoch_started,
+            )
         )
 
     reporter.check()
-    predictions = predict_logits(model, data.test_images, EVAL_BATCH).argmax(axis=1)
-    test_accuracy = float((predictions == data.test_labels).mean())
-    metadata = {
-        "test_accuracy": test_accuracy,
-        "best_epoch": len(history),  # a live job keeps its last weights, not its best epoch's
-        "epochs": history,
-        "confusion_matrix": confusion_matrix(data.test_labels, predictions).tolist(),
-        "config": dataclasses.asdict(train_config),
-        "data_checksums_md5": data.checksums,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "numpy": np.__version__,
-    }
+    # a live job keeps its last weights, not its best epoch's
+    metadata = file_metadata(model, data, train_config, history, len(history), EVAL_BATCH)
     seconds = time.perf_counter() - started
-    return Done(test_accuracy, seconds, steps_total, copy_state(model), metadata)
+    return Done(metadata["test_accuracy"], seconds, steps_total, copy_state(model), metadata)
 
 
 def run_job(config: JobConfig, source: DataSource, conn: Connection, cancel: Event) -> None:
