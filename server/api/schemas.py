@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -165,19 +165,15 @@ class EditsIn(BaseModel):
         )
 
 
-class PredictRequest(PredictOptions):
-    """Exactly one of `image` or `pixels`, plus options."""
+class ImageOrPixels(BaseModel):
+    """Exactly one of `image` or `pixels`: the input of every request that reads one digit."""
+
+    model_config = ConfigDict(extra="forbid")
 
     image: str | None = Field(
         None, description="base64 or data URL of a PNG, JPEG, WebP, BMP or GIF"
     )
     pixels: Pixels | None = Field(None, description="28x28 numbers in [0, 1], white ink on black")
-    edits: EditsIn | None = Field(
-        None, description="ablations and kernel edits applied to this request only"
-    )
-    steps: bool = Field(
-        False, description="the preprocessing one step at a time, each image <= 64 px a side"
-    )
 
     @field_validator("pixels")
     @classmethod
@@ -185,10 +181,21 @@ class PredictRequest(PredictOptions):
         return None if rows is None else check_pixels(rows)
 
     @model_validator(mode="after")
-    def _exactly_one_input(self) -> PredictRequest:
+    def _exactly_one_input(self) -> Self:
         if (self.image is None) == (self.pixels is None):
             raise ValueError("send exactly one of 'image' (base64 or data URL) or 'pixels' (28x28)")
         return self
+
+
+class PredictRequest(PredictOptions, ImageOrPixels):
+    """Exactly one of `image` or `pixels`, plus options."""
+
+    edits: EditsIn | None = Field(
+        None, description="ablations and kernel edits applied to this request only"
+    )
+    steps: bool = Field(
+        False, description="the preprocessing one step at a time, each image <= 64 px a side"
+    )
 
 
 class BatchRequest(BaseModel):
