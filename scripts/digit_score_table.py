@@ -12,8 +12,6 @@ typed stand-in); and server.synth's handwriting proxy (strokes and fonts, seed 1
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import io
 import sys
 from pathlib import Path
 
@@ -22,13 +20,14 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server import preprocess
 from server.augment import AugmentConfig, augment
 from server.cnn import load_model
 from server.mnist import default_data_dir, load_mnist
 from server.ood.calibrate import CalibrateConfig, fit_scorer
 from server.ood.measure import auroc, flagged
 from server.ood.scorer import FALLBACK, DigitScorer
+from server.synth import png, proxy_set, through_api
+from server.synth.fonts import available_fonts
 from server.synth.nondigits import FONT_FILES, KINDS, font, nondigits
 
 
@@ -45,20 +44,16 @@ def typed_digits(count: int, seed: int) -> np.ndarray:
         )
         xy = (big * rng.uniform(0.4, 0.6), big * rng.uniform(0.4, 0.6))
         ImageDraw.Draw(canvas).text(xy, str(index % 10), fill=0, font=face, anchor="mm")
-        out = io.BytesIO()
-        canvas.resize((side, side), Image.Resampling.BOX).save(out, format="PNG")
-        images.append(preprocess.digit_from_gray(preprocess.decode(out.getvalue())))
+        small = np.asarray(canvas.resize((side, side), Image.Resampling.BOX))
+        images.append(through_api(png(small)))
     return np.stack(images)  # (N, 28, 28)
 
 
-def handwriting_proxy() -> np.ndarray | None:
-    """The handwriting proxy of server.synth (robust branch): 500 stroke and 500 font digits."""
-    if importlib.util.find_spec("server.synth.proxy") is None:
-        return None
-    from server.synth import font_set, proxy_set
-
-    if not len(font_set(1, seed=1000)):
-        return proxy_set(1000, seed=1000).images  # no handwriting fonts installed: strokes only
+def handwriting_proxy() -> np.ndarray:
+    """The handwriting proxy of server.synth: 500 stroke and 500 font digits (1,000 strokes
+    where no handwriting font is installed)."""
+    if not available_fonts():
+        return proxy_set(1000, seed=1000).images
     return proxy_set(500, seed=1000).images
 
 
@@ -98,9 +93,7 @@ def main() -> int:
         ),
         "typed": typed_digits(600, seed=5),
     }
-    proxy = handwriting_proxy()
-    if proxy is not None:
-        sets["proxy"] = proxy
+    sets["proxy"] = handwriting_proxy()
     results = {name: scores_of(scorer, model, images) for name, images in sets.items()}
     q = CalibrateConfig().quantile
     rows: list[tuple[str, dict[str, np.ndarray], float]] = [

@@ -9,7 +9,6 @@ gives the same images, and item i does not depend on how many items are asked fo
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from server import preprocess
+from server.synth.render import SUPERSAMPLE, png, through_api
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 # Every DejaVu text face; DejaVuMathTeXGyre is left out (a math font, not lettering).
@@ -52,7 +51,6 @@ LETTERS = "".join(
 SHAPES = ("circle_x", "square", "triangle", "star", "zigzag", "spiral")
 KINDS = ("letter", "scribble", *SHAPES, "dot", "dash")
 
-SUPERSAMPLE = 4  # drawn 4x larger, then shrunk: anti-aliased edges like a canvas export
 
 Point = tuple[float, float]
 
@@ -242,19 +240,15 @@ def draw_png(kind: str, rng: np.random.Generator) -> bytes:
     )
     canvas = Image.new("L", (big, big), paper)
     DRAW[kind](ImageDraw.Draw(canvas), pen)
-    canvas = canvas.resize((side, side), Image.Resampling.BOX)
-    out = io.BytesIO()
-    canvas.save(out, format="PNG")
-    return out.getvalue()
+    return png(np.asarray(canvas.resize((side, side), Image.Resampling.BOX)))
 
 
 def nondigit(index: int, seed: int = 0, kinds: tuple[str, ...] = KINDS) -> NonDigit:
     """Drawing `index` of the seeded set: kinds in turn, each through the upload path."""
     kind = kinds[index % len(kinds)]
     rng = np.random.default_rng([seed, index])
-    png = draw_png(kind, rng)
-    image = preprocess.digit_from_gray(preprocess.decode(png))
-    return NonDigit(kind, png, image)
+    data = draw_png(kind, rng)
+    return NonDigit(kind, data, through_api(data))
 
 
 def nondigits(count: int, seed: int = 0, kinds: tuple[str, ...] = KINDS) -> list[NonDigit]:
