@@ -262,7 +262,7 @@ export async function counterfactual(body) {
   };
 }
 
-// ---- trainings (issue 11) -------------------------------------------------------------------
+// ---- trainings -------------------------------------------------------------------------------
 
 const job = (id) => `/trainings/${encodeURIComponent(id)}`;
 
@@ -273,21 +273,11 @@ export const startTraining = (body) =>
 /** GET /api/v1/trainings/{id}: the job's status and latest figures. */
 export const getTraining = (id) => request(job(id));
 
-/** DELETE /api/v1/trainings/{id}: cancel it (an empty answer is fine). */
-export async function stopTraining(id) {
-  try {
-    return await request(job(id), { method: 'DELETE' });
-  } catch (err) {
-    if (err.status >= 200 && err.status < 300) return null;
-    throw err;
-  }
-}
+/** DELETE /api/v1/trainings/{id}: cancel it; answers the job's status. */
+export const stopTraining = (id) => request(job(id), { method: 'DELETE' });
 
-/** GET /api/v1/trainings/{id}/snapshots -> [{ step, val_accuracy }] by step. */
-export async function getSnapshots(id) {
-  const b = await request(`${job(id)}/snapshots`);
-  return (Array.isArray(b) ? b : b.snapshots || []).slice().sort((x, y) => x.step - y.step);
-}
+/** GET /api/v1/trainings/{id}/snapshots -> [{ step, val_accuracy }], by step as the server keeps them. */
+export const getSnapshots = async (id) => (await request(`${job(id)}/snapshots`)).snapshots;
 
 /**
  * One EventSource on a job's events; on[name](data) gets each event's JSON, progress events

@@ -51,6 +51,18 @@ const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
  * with Shift they jump a whole tile, keeping the cell; Home and End go to the first and the last
  * tile (in a single tile: its first and last cell). Nothing moves past the edges or the last tile.
  */
+/** Paint (C, H, W) maps as tiles, `cols` a row, on a canvas sized to fit; returns the layout. */
+export function paintGrid(canvas, data, [C, H, W], cols, sc) {
+  const L = tileLayout(C, H, W, cols, 1);
+  if (canvas.width !== L.width) canvas.width = L.width;
+  if (canvas.height !== L.height) canvas.height = L.height;
+  const ctx = canvas.getContext('2d');
+  const img = ctx.createImageData(L.width, L.height);
+  paintTiles(img.data, data, L, sc);
+  ctx.putImageData(img, 0, 0);
+  return L;
+}
+
 export function moveCursor(L, { t, r, c }, key, shift = false) {
   const step = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] }[key];
   if (key === 'Home' || key === 'End') {

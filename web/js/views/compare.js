@@ -3,7 +3,7 @@
 // two columns (one above the other on a phone).
 
 import { gradient, diverging, sequential, paintCanvas, fmt } from '../colormap.js';
-import { tileLayout, paintTiles } from '../tiles.js';
+import { paintGrid } from '../tiles.js';
 import { esc, kindLabel, layerScale } from './layers.js';
 import { options, fill } from './model-picker.js';
 
@@ -48,12 +48,7 @@ function layerRow(layer) {
   const n = data.length;
   if (shape.length === 3) {
     const [C, H, W] = shape;
-    const L = tileLayout(C, H, W, Math.ceil(Math.sqrt(2 * C)), 1);
-    Object.assign(cv, { width: L.width, height: L.height });
-    const ctx = cv.getContext('2d');
-    const img = ctx.createImageData(L.width, L.height);
-    paintTiles(img.data, data, L, sc);
-    ctx.putImageData(img, 0, 0);
+    const L = paintGrid(cv, data, shape, Math.ceil(Math.sqrt(2 * C)), sc);
     cv.style.width = `${L.width * 1.5}px`;
     cv.setAttribute('aria-label', `${layer.name}: ${C} maps of ${H} by ${W}, values ${fmt(sc.min)} to ${fmt(sc.max)}`);
   } else {
@@ -83,7 +78,12 @@ export function render(section, { compare, models, left, drawn }) {
   status.textContent = compare.error || (!drawn ? 'Draw a digit to see both models read it.' : compare.busy ? 'Asking both models\u2026' : '');
   status.classList.toggle('error-text', !!compare.error);
   table.hidden = !answers;
-  if (!answers) return cols.replaceChildren();
+  if (!answers) {
+    section.drawnAnswers = null;
+    return cols.replaceChildren();
+  }
+  if (section.drawnAnswers === answers) return; // only the status changed (a live result)
+  section.drawnAnswers = answers;
   probTable(table, compare.names, answers);
   cols.replaceChildren(...answers.map((a, i) => {
     const col = document.createElement('section');

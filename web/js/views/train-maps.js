@@ -1,23 +1,13 @@
 // The Train view's heatmaps: the first conv layer's kernels as a grid of small tiles with a colour
 // legend, and the drawing as the job's weights read it (the answer, ten bars, the first maps).
 
-import { range, scale, isDivergingKind, gradient, diverging, fmt } from '../colormap.js';
-import { tileLayout, paintTiles } from '../tiles.js';
-import { esc } from './layers.js';
+import { range, scale, gradient, diverging, fmt } from '../colormap.js';
+import { paintGrid } from '../tiles.js';
+import { esc, layerScale } from './layers.js';
 
 const MAP_LAYERS = 3; // how many of the first layers with maps to show
 
 /** Paint C maps of H x W (flat data [C, H, W]) tiled `cols` a row, 1 px apart, on a canvas. */
-function paintGrid(canvas, data, [C, H, W], cols, sc) {
-  const L = tileLayout(C, H, W, cols, 1);
-  if (canvas.width !== L.width) canvas.width = L.width;
-  if (canvas.height !== L.height) canvas.height = L.height;
-  const ctx = canvas.getContext('2d');
-  const img = ctx.createImageData(L.width, L.height);
-  paintTiles(img.data, data, L, sc);
-  ctx.putImageData(img, 0, 0);
-}
-
 /** The kernels' colour legend: blue (negative) to white (0) to red (positive). */
 export function setupKernels(fig) {
   fig.querySelector('.lg-bar').style.background = gradient(diverging);
@@ -72,7 +62,6 @@ export function renderReading(box, reading, note) {
     maps.innerHTML = layers.map((l) => `<figure><canvas role="img" aria-label="${esc(l.name)}: ${l.shape[0]} maps"></canvas><figcaption>${esc(l.name)} \u00b7 ${l.shape[0]} maps</figcaption></figure>`).join('');
   }
   layers.forEach((l, i) => {
-    const [lo, hi] = range(l.data.data);
-    paintGrid(maps.children[i].firstChild, l.data.data, l.shape, 8, scale(lo, hi, isDivergingKind(l.kind, lo)));
+    paintGrid(maps.children[i].firstChild, l.data.data, l.shape, 8, layerScale(l.kind, l.data.data));
   });
 }
