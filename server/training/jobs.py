@@ -94,7 +94,8 @@ class Job:
         self._template = initial  # copied, never run: deepcopy is 50x faster than from_spec
         self.state: State = {k: v.copy() for k, v in initial.state_dict().items()}  # latest
         self.state_step = 0
-        progress = Progress(0, self.steps_total, 1, None, None, 0.0, first_conv_kernels(initial))
+        kernels = first_conv_kernels(initial)
+        progress = Progress(0, self.steps_total, 1, None, None, 0.0, kernels, self.state)
         self._add_event("progress", progress_data(progress))
 
         self._cancel = CONTEXT.Event()
@@ -157,8 +158,6 @@ class Job:
         if self.status != "running":
             return
         if isinstance(message, Progress):
-            if message.state is None:
-                return  # only a finished step's weights move the job on
             self.step, self.epoch = message.step, message.epoch
             self.loss, self.accuracy = message.loss, message.accuracy
             self.img_per_s = message.img_per_s

@@ -21,7 +21,7 @@ class Progress:
     accuracy: float | None
     img_per_s: float
     kernels: dict[str, np.ndarray]  # first conv layer name -> (F, C, kh, kw)
-    state: State | None = None  # the weights at this step boundary; None before training starts
+    state: State  # the weights at this step boundary
 
 
 @dataclass(frozen=True)
