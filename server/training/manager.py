@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from server.inference import Predictor
-from server.mnist import FILES, MnistError, download_mnist
+from server.mnist import FILES, MnistError, download_mnist, find_file
 from server.training.config import DataSource, JobConfig
 from server.training.jobs import Job, MakePredictor
 
@@ -23,9 +23,13 @@ class TrainingError(Exception):
 
 
 def mnist_present(directory: Path) -> bool:
-    return all(
-        (directory / f"{name}.gz").is_file() or (directory / name).is_file() for name in FILES
-    )
+    """All four MNIST files are there, raw or gzipped, as load_mnist looks for them."""
+    try:
+        for name in FILES:
+            find_file(directory, name)
+    except MnistError:
+        return False
+    return True
 
 
 class Trainings:
