@@ -2,8 +2,10 @@
 """A digit drawn like the page's pad exports it, and the predict body that sends it.
 
 The pad (web/js/views/pad.js) paints round-capped white strokes, 22 px wide by default, on an
-opaque black 280x280 canvas and sends `canvas.toDataURL('image/png')`: an anti-aliased RGBA PNG.
-Pillow draws without anti-aliasing, so the strokes are drawn 4x larger and box-filtered down.
+opaque black 280x280 canvas and sends `canvas.toDataURL('image/png')`: an anti-aliased RGBA PNG,
+which Chromium writes with the Up filter on every row and zlib's fastest level; so does this
+(tests/web/test_pad_png.py checks it against the page's own). Pillow draws without
+anti-aliasing, so the strokes are drawn 4x larger and box-filtered down.
 
     python scripts/pad_digit.py > body.json            # uint8 encoding, with activations
     python scripts/pad_digit.py --png digit.png        # the PNG alone
@@ -13,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import json
 import math
+import struct
 import sys
+import zlib
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 SIZE = 280  # the pad's export size
@@ -58,11 +62,27 @@ def pad_image(strokes: list[Stroke] = THREE, brush: int = BRUSH) -> Image.Image:
     return Image.merge("RGBA", (gray, gray, gray, Image.new("L", gray.size, 255)))
 
 
+def canvas_png(image: Image.Image) -> bytes:
+    """RGBA PNG bytes as Chromium's toDataURL writes them: every row Up-filtered, zlib level 1."""
+    pixels = np.asarray(image.convert("RGBA"))
+    height, width, _ = pixels.shape
+    lines = pixels.reshape(height, width * 4)
+    up = np.diff(lines, axis=0, prepend=np.uint8(0))  # (H, 4W): each row minus the one above
+    rows = np.hstack([np.full((height, 1), 2, np.uint8), up])  # filter type 2 (Up) first
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    stream = zlib.compress(rows.tobytes(), 1)
+    signature = b"\x89PNG\r\n\x1a\n"
+    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", stream) + chunk(b"IEND", b"")
+
+
 def pad_png() -> bytes:
-    """The default digit as PNG bytes."""
-    buffer = io.BytesIO()
-    pad_image().save(buffer, "PNG")
-    return buffer.getvalue()
+    """The default digit as PNG bytes, as the page would send it."""
+    return canvas_png(pad_image())
 
 
 def predict_body(encoding: str = "uint8", *, activations: bool = True) -> dict[str, object]:
