@@ -310,6 +310,7 @@ def test_im2col_matches_loops_and_col2im_product_is_its_adjoint(
     x = rng.standard_normal((2, hp, wp, c))
     cols = im2col(x, k, k, stride, out_h, out_w)
     assert cols.shape == (2, out_h, out_w, k, k, c)
+    assert np.shares_memory(cols.reshape(-1, k * k * c), cols)  # the conv's matrix is no copy
     for oy in range(out_h):
         for ox in range(out_w):
             window = x[:, oy * stride : oy * stride + k, ox * stride : ox * stride + k, :]
