@@ -249,6 +249,19 @@ def test_avgpool_forward_matches_loops(
     assert layer.mask(cache) is None  # nothing won: the views draw no mask for it
 
 
+def test_relu_matches_a_loop_bit_for_bit(rng: np.random.Generator) -> None:
+    """Including the cases a vectorised max may get wrong: -0.0, NaN, infinities, a big map."""
+    specials = np.array([-0.0, 0.0, np.nan, -np.inf, np.inf, -1e-45, 1e-45], dtype=np.float32)
+    x = rng.standard_normal((2, 28, 28, 32)).astype(np.float32)
+    x.reshape(-1)[: specials.size] = specials
+    out, cache = ReLU("r").forward(x)
+    expected = np.array([v if v > 0 or math.isnan(v) else 0.0 for v in x.reshape(-1).tolist()])
+    assert out.dtype == np.float32
+    assert cache is out
+    np.testing.assert_array_equal(out.reshape(-1), expected.astype(np.float32))
+    assert not np.signbit(out).any()  # -0.0 comes out as +0.0
+
+
 def test_tanh_and_sigmoid_match_math(rng: np.random.Generator) -> None:
     x = (rng.standard_normal((3, 5)) * 4).astype(np.float32)
     tanh, _ = Tanh("t").forward(x)
