@@ -34,17 +34,21 @@ class TiledWinners:
         return self._one_hot
 
     def _first_winners(self) -> Array:
-        winners = self.tiles == self.best[:, :, None, :, None, :]
-        if np.count_nonzero(winners) == self.best.size:
-            return winners
-        # Ties (common: ReLU zeros). Walk the offsets in row-major order; for bools,
+        p = self.tiles.shape[2]
+        # (p, p, N, oh, ow, C): each window offset's cells contiguous, where the walk below runs
+        # ~4x faster than on the tiles' strided views; one copy back into the tiles' layout.
+        cells = np.empty((p, p, *self.best.shape), dtype=bool)
+        np.equal(self.tiles.transpose(2, 4, 0, 1, 3, 5), self.best, out=cells)
+        # Ties (common: ReLU zeros) go to the first offset in row-major order; for bools,
         # `cell > claimed` is `cell and not claimed`.
-        p = winners.shape[2]
-        cells = [winners[:, :, i, :, j] for i in range(p) for j in range(p)]
-        claimed = cells[0].copy()
-        for cell in cells[1:]:
-            np.greater(cell, claimed, out=cell)
-            np.logical_or(claimed, cell, out=claimed)
+        flat = cells.reshape(p * p, -1)  # (p*p, N*oh*ow*C)
+        claimed = flat[0].copy()
+        for index in range(1, p * p):
+            np.greater(flat[index], claimed, out=flat[index])
+            if index < p * p - 1:
+                np.logical_or(claimed, flat[index], out=claimed)
+        winners = np.empty(self.tiles.shape, dtype=bool)
+        winners[...] = cells.transpose(2, 3, 0, 4, 1, 5)  # (N, oh, p, ow, p, C)
         return winners
 
 
