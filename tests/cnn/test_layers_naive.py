@@ -24,6 +24,7 @@ from server.cnn import (
 )
 from server.cnn.architectures import mnist_cnn
 from server.cnn.im2col import col2im_product, im2col, resolve_padding
+from server.cnn.layers.pool import GATHER_MAX
 
 # --- naive references ----------------------------------------------------------------------
 
@@ -235,6 +236,27 @@ def test_pool_forward_and_mask_match_loops(
     np.testing.assert_array_equal(out, expected_out)
     np.testing.assert_array_equal(layer.mask(cache), expected_mask)
     assert out.shape[1:] == layer.output_shape((h, w, c))
+
+
+@pytest.mark.parametrize(("h", "w", "pool"), [(28, 28, 2), (29, 27, 3)])
+def test_pool_of_a_big_batch_matches_each_image_pooled_alone(
+    h: int, w: int, pool: int, rng: np.random.Generator
+) -> None:
+    """A big batch takes the in-place path, one image the gathered one (GATHER_MAX)."""
+    x = np.maximum(rng.integers(-2, 3, size=(4, h, w, 32)), 0).astype(np.float32)  # many ties
+    assert x.size > GATHER_MAX >= x[:1].size
+    layer = MaxPool2D("pool", pool)
+    out, cache = layer.forward(x)
+    mask = layer.mask(cache)
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    grad_in, _ = layer.backward(grad, cache)
+    for i in range(len(x)):
+        alone, alone_cache = layer.forward(x[i : i + 1])
+        np.testing.assert_array_equal(out[i : i + 1], alone)
+        np.testing.assert_array_equal(mask[i : i + 1], layer.mask(alone_cache))
+        np.testing.assert_array_equal(
+            grad_in[i : i + 1], layer.backward(grad[i : i + 1], alone_cache)[0]
+        )
 
 
 @pytest.mark.parametrize(("n", "h", "w", "c", "pool", "stride"), POOL_CASES)
