@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-# Below this many channels a copy per kernel offset beats one strided gather (measured).
+# Below this many channels a kernel-major copy beats gathering windows in order (measured).
 GATHER_MIN_CHANNELS = 8
 
 Padding = str | int
@@ -55,22 +54,29 @@ def im2col(
 ) -> np.ndarray:
     """Gather every receptive field: (N, Hp, Wp, C) -> (N, out_h, out_w, kh, kw, C).
 
-    No loop over pixels, channels or images: either one strided gather of all windows,
-    or, for few channels, one strided copy per kernel offset.
+    One strided copy, no loop: of all windows in that order for many channels; for few, of
+    kernel-major memory (kh, kw, C, N, oh, ow), whose rows are long, returned as a transposed
+    view (3-4x faster for a 1-channel input). Either way `reshape(N*oh*ow, kh*kw*C)` is a view.
     """
-    n, _, _, c = x_padded.shape
+    x = np.ascontiguousarray(x_padded)
+    n, _, _, c = x.shape
+    s_n, s_h, s_w, s_c = x.strides
     if c >= GATHER_MIN_CHANNELS:
-        windows = sliding_window_view(x_padded, (kernel_h, kernel_w), axis=(1, 2))
-        windows = windows[
-            :, : stride * (out_h - 1) + 1 : stride, : stride * (out_w - 1) + 1 : stride
-        ]
-        return np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3))  # (N, oh, ow, kh, kw, C)
-    cols = np.empty((n, out_h, out_w, kernel_h, kernel_w, c), dtype=x_padded.dtype)
-    for i in range(kernel_h):
-        rows = window_slice(i, stride, out_h)
-        for j in range(kernel_w):
-            cols[:, :, :, i, j, :] = x_padded[:, rows, window_slice(j, stride, out_w), :]
-    return cols
+        shape = (n, out_h, out_w, kernel_h, kernel_w, c)
+        strides = (s_n, s_h * stride, s_w * stride, s_h, s_w, s_c)
+        return window_view(x, shape, strides).copy()  # (N, oh, ow, kh, kw, C)
+    shape = (kernel_h, kernel_w, c, n, out_h, out_w)
+    strides = (s_h, s_w, s_c, s_n, s_h * stride, s_w * stride)
+    cols = window_view(x, shape, strides).copy()  # (kh, kw, C, N, oh, ow)
+    return cols.transpose(3, 4, 5, 0, 1, 2)  # (N, oh, ow, kh, kw, C), a view
+
+
+def window_view(x: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:
+    """A read-only strided view of contiguous `x`; np.ndarray directly, since as_strided and
+    sliding_window_view cost more in Python than the copy they feed on a 28x28 input."""
+    view = np.ndarray(shape, x.dtype, x, 0, strides)
+    view.flags.writeable = False
+    return view
 
 
 def col2im_product(

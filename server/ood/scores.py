@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +36,14 @@ class ClassGaussians:
 
     whiten: np.ndarray  # (D, D)
     means: np.ndarray  # (K, D), whitened
+    # Derived once, read-only, so a request pays for neither: -2 * means, transposed as means.T
+    # is (an exact scaling: the same sums as -2 * z @ means.T), and each mean's squared norm.
+    _minus_twice_means_t: np.ndarray = field(init=False, repr=False, compare=False)  # (D, K)
+    _means_squared: np.ndarray = field(init=False, repr=False, compare=False)  # (K,)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_minus_twice_means_t", (-2.0 * self.means).T)
+        object.__setattr__(self, "_means_squared", (self.means * self.means).sum(axis=1))
 
     @classmethod
     def fit(
@@ -60,13 +68,14 @@ class ClassGaussians:
         return cls(whiten.astype(np.float32), (means @ whiten).astype(np.float32))
 
     def distances(self, features: np.ndarray) -> np.ndarray:
-        """Squared Mahalanobis distance to every class mean: (N, D) -> (N, K)."""
-        z = features.astype(np.float32) @ self.whiten  # (N, D)
-        return (
-            (z * z).sum(axis=1, keepdims=True)
-            - 2.0 * z @ self.means.T
-            + (self.means * self.means).sum(axis=1)
-        )  # (N, K)
+        """Squared Mahalanobis distance to every class mean: (N, D) -> (N, K).
+
+        ||z||^2 - 2 z.m + ||m||^2, added in that order, in place: three temporaries fewer."""
+        z = np.asarray(features, dtype=np.float32) @ self.whiten  # (N, D)
+        distances = z @ self._minus_twice_means_t  # (N, K)
+        distances += (z * z).sum(axis=1, keepdims=True)
+        distances += self._means_squared
+        return distances
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Minus the squared distance to the nearest class mean, per feature dimension: (N,)."""

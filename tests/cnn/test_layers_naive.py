@@ -24,6 +24,7 @@ from server.cnn import (
 )
 from server.cnn.architectures import mnist_cnn
 from server.cnn.im2col import col2im_product, im2col, resolve_padding
+from server.cnn.layers.pool import GATHER_MAX
 
 # --- naive references ----------------------------------------------------------------------
 
@@ -237,6 +238,27 @@ def test_pool_forward_and_mask_match_loops(
     assert out.shape[1:] == layer.output_shape((h, w, c))
 
 
+@pytest.mark.parametrize(("h", "w", "pool"), [(28, 28, 2), (29, 27, 3)])
+def test_pool_of_a_big_batch_matches_each_image_pooled_alone(
+    h: int, w: int, pool: int, rng: np.random.Generator
+) -> None:
+    """A big batch takes the in-place path, one image the gathered one (GATHER_MAX)."""
+    x = np.maximum(rng.integers(-2, 3, size=(4, h, w, 32)), 0).astype(np.float32)  # many ties
+    assert x.size > GATHER_MAX >= x[:1].size
+    layer = MaxPool2D("pool", pool)
+    out, cache = layer.forward(x)
+    mask = layer.mask(cache)
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    grad_in, _ = layer.backward(grad, cache)
+    for i in range(len(x)):
+        alone, alone_cache = layer.forward(x[i : i + 1])
+        np.testing.assert_array_equal(out[i : i + 1], alone)
+        np.testing.assert_array_equal(mask[i : i + 1], layer.mask(alone_cache))
+        np.testing.assert_array_equal(
+            grad_in[i : i + 1], layer.backward(grad[i : i + 1], alone_cache)[0]
+        )
+
+
 @pytest.mark.parametrize(("n", "h", "w", "c", "pool", "stride"), POOL_CASES)
 def test_avgpool_forward_matches_loops(
     n: int, h: int, w: int, c: int, pool: int, stride: int, rng: np.random.Generator
@@ -247,6 +269,19 @@ def test_avgpool_forward_matches_loops(
     np.testing.assert_allclose(out, naive_avgpool(x.astype(np.float64), pool, stride), atol=1e-6)
     assert out.shape[1:] == layer.output_shape((h, w, c))
     assert layer.mask(cache) is None  # nothing won: the views draw no mask for it
+
+
+def test_relu_matches_a_loop_bit_for_bit(rng: np.random.Generator) -> None:
+    """Including the cases a vectorised max may get wrong: -0.0, NaN, infinities, a big map."""
+    specials = np.array([-0.0, 0.0, np.nan, -np.inf, np.inf, -1e-45, 1e-45], dtype=np.float32)
+    x = rng.standard_normal((2, 28, 28, 32)).astype(np.float32)
+    x.reshape(-1)[: specials.size] = specials
+    out, cache = ReLU("r").forward(x)
+    expected = np.array([v if v > 0 or math.isnan(v) else 0.0 for v in x.reshape(-1).tolist()])
+    assert out.dtype == np.float32
+    assert cache is out
+    np.testing.assert_array_equal(out.reshape(-1), expected.astype(np.float32))
+    assert not np.signbit(out).any()  # -0.0 comes out as +0.0
 
 
 def test_tanh_and_sigmoid_match_math(rng: np.random.Generator) -> None:
@@ -310,6 +345,7 @@ def test_im2col_matches_loops_and_col2im_product_is_its_adjoint(
     x = rng.standard_normal((2, hp, wp, c))
     cols = im2col(x, k, k, stride, out_h, out_w)
     assert cols.shape == (2, out_h, out_w, k, k, c)
+    assert np.shares_memory(cols.reshape(-1, k * k * c), cols)  # the conv's matrix is no copy
     for oy in range(out_h):
         for ox in range(out_w):
             window = x[:, oy * stride : oy * stride + k, ox * stride : ox * stride + k, :]

@@ -45,6 +45,29 @@ def test_mahalanobis_matches_float64_inverse_covariance() -> None:
     np.testing.assert_allclose(gaussians.score(probe), -expected.min(axis=1) / 6, rtol=1e-3)
 
 
+def previous_distances(gaussians: ClassGaussians, features: np.ndarray) -> np.ndarray:
+    """ClassGaussians.distances before it kept -2 * means and their norms: the reference."""
+    z = features.astype(np.float32) @ gaussians.whiten
+    return (
+        (z * z).sum(axis=1, keepdims=True)
+        - 2.0 * z @ gaussians.means.T
+        + (gaussians.means * gaussians.means).sum(axis=1)
+    )
+
+
+@pytest.mark.parametrize("rows", [1, 7])
+def test_distances_and_channel_means_equal_the_previous_code_bit_for_bit(rows: int) -> None:
+    rng = np.random.default_rng(4)
+    labels = np.arange(300) % 10
+    gaussians = ClassGaussians.fit(rng.normal(0, 2, (300, 32)).astype(np.float32), labels, 10)
+    maps = np.maximum(rng.normal(0, 1, (rows, 28, 28, 32)), 0).astype(np.float32)
+    features = Source("relu1", pooled=True).read(maps)
+    np.testing.assert_array_equal(features, maps.mean(axis=(1, 2)))
+    assert features.dtype == np.float32
+    probe = np.concatenate([features, rng.normal(0, 3, (rows, 32))])  # float64 rows as well
+    np.testing.assert_array_equal(gaussians.distances(probe), previous_distances(gaussians, probe))
+
+
 def test_auroc_matches_pairwise_count() -> None:
     rng = np.random.default_rng(1)
     digits = rng.integers(0, 20, 80).astype(float)  # ties on purpose

@@ -10,6 +10,11 @@ import numpy as np
 from server.cnn.layers.base import Array, Params
 from server.cnn.layers.windows import Pool2D
 
+# Inputs up to this many values (one or two images) gather their tiles into offset-major order:
+# faster for the max alone, and for the winners. A training batch's copy costs more than it
+# saves (measured: the step slowed ~4%), and a big batch's max alone is cheaper in place.
+GATHER_MAX = 1 << 16
+
 
 class TiledWinners:
     """Windows that tile the input; which cell won is worked out only if someone asks.
@@ -20,8 +25,8 @@ class TiledWinners:
     which serialised pooling across request threads.)
     """
 
-    def __init__(self, tiles: Array, best: Array, input_shape: tuple[int, ...]) -> None:
-        self.tiles = tiles  # (N, oh, p, ow, p, C), a view of the input
+    def __init__(self, offsets: Array, best: Array, input_shape: tuple[int, ...]) -> None:
+        self.offsets = offsets  # (p, p, N, oh, ow, C): the tiles by window offset, view or copy
         self.best = best  # (N, oh, ow, C)
         self.input_shape = input_shape
         self._one_hot: Array | None = None
@@ -34,17 +39,22 @@ class TiledWinners:
         return self._one_hot
 
     def _first_winners(self) -> Array:
-        winners = self.tiles == self.best[:, :, None, :, None, :]
-        if np.count_nonzero(winners) == self.best.size:
-            return winners
-        # Ties (common: ReLU zeros). Walk the offsets in row-major order; for bools,
+        p = self.offsets.shape[0]
+        # (p, p, N, oh, ow, C): each window offset's cells contiguous, where the walk below runs
+        # ~4x faster than on strided views of the tiles; one copy back into the tiles' layout.
+        cells = np.empty(self.offsets.shape, dtype=bool)
+        np.equal(self.offsets, self.best, out=cells)
+        # Ties (common: ReLU zeros) go to the first offset in row-major order; for bools,
         # `cell > claimed` is `cell and not claimed`.
-        p = winners.shape[2]
-        cells = [winners[:, :, i, :, j] for i in range(p) for j in range(p)]
-        claimed = cells[0].copy()
-        for cell in cells[1:]:
-            np.greater(cell, claimed, out=cell)
-            np.logical_or(claimed, cell, out=claimed)
+        flat = cells.reshape(p * p, -1)  # (p*p, N*oh*ow*C)
+        claimed = flat[0].copy()
+        for index in range(1, p * p):
+            np.greater(flat[index], claimed, out=flat[index])
+            if index < p * p - 1:
+                np.logical_or(claimed, flat[index], out=claimed)
+        n, out_h, out_w, c = self.best.shape
+        winners = np.empty((n, out_h, p, out_w, p, c), dtype=bool)
+        winners[...] = cells.transpose(2, 3, 0, 4, 1, 5)
         return winners
 
 
@@ -60,7 +70,8 @@ class MaxPool2D(Pool2D):
     """Max over (pool, pool) windows; ties go to the first cell in row-major order.
 
     Windows that tile the input (stride == pool size, the usual case) are pooled through a
-    reshape, with no copies; overlapping windows loop over the pool_size**2 window offsets.
+    reshape (and, for small inputs, one copy into offset-major order);
+    overlapping windows loop over the pool_size**2 window offsets.
     """
 
     kind = "maxpool2d"
@@ -70,7 +81,7 @@ class MaxPool2D(Pool2D):
     ) -> tuple[Array, Any]:
         out_h, out_w, _ = self.output_shape(x.shape[1:])
         if self.tiled:
-            return self._forward_tiled(x, out_h, out_w)
+            return self._forward_tiled(x, out_h, out_w, gather=x.size <= GATHER_MAX)
         return self._forward_strided(x, out_h, out_w)
 
     def _untile(self, tiled: Array, input_shape: tuple[int, ...]) -> Array:
@@ -82,18 +93,24 @@ class MaxPool2D(Pool2D):
         self._tiles(full, out_h, out_w)[...] = tiled
         return full
 
-    def _forward_tiled(self, x: Array, out_h: int, out_w: int) -> tuple[Array, TiledWinners]:
+    def _forward_tiled(
+        self, x: Array, out_h: int, out_w: int, gather: bool
+    ) -> tuple[Array, TiledWinners]:
+        """With `gather`, copy the tiles into offset-major order first: the maxima and the
+        winners then run on contiguous memory (for one image even the maxima alone are faster)."""
         p = self.pool_size
-        tiles = self._tiles(x, out_h, out_w)
-        rows = tiles[:, :, 0]  # (N, oh, ow, p, C): max over the window's rows ...
+        offsets = self._tiles(x, out_h, out_w).transpose(2, 4, 0, 1, 3, 5)  # (p, p, N, oh, ow, C)
+        if gather:
+            offsets = offsets.copy()
+        rows = offsets[0]  # (p, N, oh, ow, C): max over the window's rows ...
         for i in range(1, p):
-            rows = np.maximum(rows, tiles[:, :, i])
-        best = rows[:, :, :, 0]  # ... then over its columns: (N, oh, ow, C)
+            rows = np.maximum(rows, offsets[i])
+        best = rows[0]  # ... then over its columns: (N, oh, ow, C)
         for j in range(1, p):
-            best = np.maximum(best, rows[:, :, :, j])
+            best = np.maximum(best, rows[j])
         if p == 1:
             best = best.copy()
-        return best, TiledWinners(tiles, best, x.shape)
+        return best, TiledWinners(offsets, best, x.shape)
 
     def _forward_strided(self, x: Array, out_h: int, out_w: int) -> tuple[Array, StridedWinners]:
         views = self._windows(x, out_h, out_w)
