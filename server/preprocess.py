@@ -316,11 +316,16 @@ def _span(mask: np.ndarray) -> tuple[int, int] | None:
     return (int(where[0]), int(where[-1]) + 1) if where.size else None
 
 
-def _row_span(mask: np.ndarray) -> tuple[int, int] | None:
-    """[first, last + 1) of the rows of a C-contiguous (H, W) mask that hold a True; or None.
+def _middle_mean(low: float, high: float) -> float:
+    """What np.median returns for the two middle values: their float32 sum, halved."""
+    return float((np.float32(low) + np.float32(high)) / np.float32(2))
 
-    A bool is the byte 0 or 1, so the first and last True are a memchr away on the mask's
-    bytes: two searches that stop early, instead of a reduction of every row.
+
+def _row_span(mask: np.ndarray) -> tuple[int, int] | None:
+    """[first, last + 1) of the rows of an (H, W) mask that hold a True; None when none do.
+
+    A bool is the byte 0 or 1, so the first and last True are a memchr away in the mask's
+    bytes (row after row): two searches that stop early, instead of a reduction of each row.
     """
     data = mask.tobytes()
     first = data.find(1)
@@ -345,7 +350,7 @@ def _levels_above(gray: np.ndarray, invert: bool, cut: np.float32) -> np.ndarray
 def _levels_ink(gray: np.ndarray, invert: bool, cut: np.float32) -> np.ndarray:
     """crop_to_ink(_clean(_ink(gray, invert), cut)) for uint8 levels: the same bits, but one
     pass of levels finds the ink and its box, and only the box is made float."""
-    above = _levels_above(gray, invert, cut)  # (H, W) bool, a new C-contiguous array
+    above = _levels_above(gray, invert, cut)  # (H, W) bool, a new array
     rows = _row_span(above)
     if rows is None:
         raise NoDigitFound(NO_DIGIT)
@@ -418,11 +423,6 @@ class Frame:
         if peak < MIN_CONTRAST or peak <= threshold:
             return None
         return np.float32(level + threshold)
-
-
-def _middle_mean(low: float, high: float) -> float:
-    """What np.median returns for the two middle values: their float32 sum, halved."""
-    return float((np.float32(low) + np.float32(high)) / np.float32(2))
 
 
 def to_ink(gray: np.ndarray) -> np.ndarray:
