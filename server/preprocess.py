@@ -94,10 +94,13 @@ def digit_from_gray(gray: np.ndarray) -> np.ndarray:
     """
     gray = _as_gray(gray)
     frame = Frame(gray)
-    invert = frame.inverted(*_extremes(gray))
-    cut = frame.ink_cut(invert, _ink_peak(gray, invert))
+    darkest, lightest = gray.min(), gray.max()
+    invert = frame.inverted(_gray_value(darkest), _gray_value(lightest))
+    cut = frame.ink_cut(invert, _ink_value(darkest if invert else lightest, invert))
     if cut is None:
         raise NoDigitFound(NO_DIGIT)
+    if gray.dtype == np.uint8:
+        return center_by_mass(fit_box(_levels_ink(gray, invert, cut)))
     # A pixel is ink when ink > cut; a column or row holds ink when its strongest pixel does.
     extreme = np.min if invert else np.max
     cols = _span(_ink(extreme(gray, axis=0), invert) > cut)
@@ -307,18 +310,16 @@ def _ink(gray: np.ndarray, invert: bool) -> np.ndarray:
     return np.subtract(1.0, gray, dtype=np.float32) if invert else gray
 
 
-def _extremes(gray: np.ndarray) -> tuple[float, float]:
-    """The darkest and the lightest gray, in [0, 1]."""
-    low, high = gray.min(), gray.max()
-    if gray.dtype == np.uint8:
-        return float(UNIT[low]), float(UNIT[high])
-    return float(low), float(high)
+def _gray_value(pixel: np.generic) -> float:
+    """One pixel of gray (a uint8 level or a float32) as its value in [0, 1]."""
+    return float(UNIT[int(pixel)]) if pixel.dtype == np.uint8 else float(pixel)
 
 
-def _ink_peak(gray: np.ndarray, invert: bool) -> float:
-    """The strongest ink: 1 - the darkest gray when inverted (rounded as the ink map rounds)."""
-    extreme = gray.min() if invert else gray.max()
-    return float(_ink(np.asarray([extreme]), invert)[0])
+def _ink_value(pixel: np.generic, invert: bool) -> float:
+    """One pixel's ink, rounded as the ink map rounds it (no array for one number)."""
+    if pixel.dtype == np.uint8:
+        return float((INVERTED if invert else UNIT)[int(pixel)])
+    return float(np.subtract(1.0, pixel, dtype=np.float32)) if invert else float(pixel)
 
 
 def _span(mask: np.ndarray) -> tuple[int, int] | None:
@@ -332,9 +333,58 @@ def _middle_mean(low: float, high: float) -> float:
     return float((np.float32(low) + np.float32(high)) / np.float32(2))
 
 
+def _row_span(mask: np.ndarray) -> tuple[int, int] | None:
+    """[first, last + 1) of the rows of an (H, W) mask that hold a True; None when none do.
+
+    A bool is the byte 0 or 1, so the first and last True are a memchr away in the mask's
+    bytes (row after row): two searches that stop early, instead of a reduction of each row.
+    """
+    data = mask.tobytes()
+    first = data.find(1)
+    if first < 0:
+        return None
+    w = mask.shape[1]
+    return first // w, data.rfind(1) // w + 1
+
+
+def _levels_above(gray: np.ndarray, invert: bool, cut: np.float32) -> np.ndarray:
+    """Where ink > cut in (H, W) uint8 levels, by one comparison of levels instead of floats.
+
+    UNIT rises and INVERTED falls strictly, so the levels whose ink exceeds cut are the n
+    lightest (or, inverted, the n darkest) of the 256.
+    """
+    n = int(np.count_nonzero((INVERTED if invert else UNIT) > cut))
+    if n == 0:
+        return np.zeros(gray.shape, dtype=bool)
+    return np.less_equal(gray, n - 1) if invert else np.greater_equal(gray, 256 - n)
+
+
+def _levels_ink(gray: np.ndarray, invert: bool, cut: np.float32) -> np.ndarray:
+    """crop_to_ink(_clean(_ink(gray, invert), cut)) for uint8 levels: the same bits, but one
+    pass of levels finds the ink and its box, and only the box is made float."""
+    above = _levels_above(gray, invert, cut)  # (H, W) bool, a new array
+    rows = _row_span(above)
+    if rows is None:
+        raise NoDigitFound(NO_DIGIT)
+    cols = _span(np.asarray(above[rows[0] : rows[1]].any(axis=0)))
+    assert cols is not None, "a row holds ink, so a column does"
+    box = slice(*rows), slice(*cols)  # (H, W) -> (h, w): every edge row and column holds ink
+    cleaned = _ink(gray[box], invert)  # a new float32 array, so in place from here
+    cleaned -= cut  # what stands out above background and noise, as _clean computes it
+    np.maximum(cleaned, 0.0, out=cleaned)  # > 0 exactly where above (IEEE: a - b > 0 iff a > b)
+    lone = _lone(above[box])
+    if lone is not None:  # specks dropped: the box may shrink, so crop as the full-frame step
+        cleaned[lone] = 0.0
+        return crop_to_ink(_to_peak(cleaned))
+    # Every ink pixel is kept and stays > 0 when scaled by 1 / peak, a peak in (0, 1]: the
+    # box's edges hold ink, so crop_to_ink would return the box itself.
+    return _to_peak(cleaned)
+
+
 class Frame:
-    """The frame's pixels in the form their medians are cheapest from: a histogram of the
-    256 levels for uint8 gray (np.bincount), the pixels themselves for float gray.
+    """The frame's pixels in the form their medians are cheapest from: one level when the
+    frame is uniform (a canvas), else a histogram of the 256 levels for uint8 gray
+    (np.bincount), the pixels themselves for float gray.
 
     `median(f)` is np.median of f applied to every frame pixel's float gray, where f is
     elementwise and float32; for levels it is applied to the 256 level values only.
@@ -342,12 +392,21 @@ class Frame:
 
     def __init__(self, gray: np.ndarray) -> None:
         pixels = _frame(gray)
-        self.counts = np.bincount(pixels, minlength=256) if gray.dtype == np.uint8 else None
-        self.pixels = None if self.counts is not None else np.asarray(pixels, dtype=np.float32)
+        self.level: int | None = None  # the frame's one level, when it has only one
+        self.counts: np.ndarray | None = None
+        self.pixels: np.ndarray | None = None
+        if gray.dtype != np.uint8:
+            self.pixels = np.asarray(pixels, dtype=np.float32)
+        elif pixels.size and pixels.min() == pixels.max():
+            self.level = int(pixels[0])
+        else:
+            self.counts = np.bincount(pixels, minlength=256)
 
     def median(self, f: Callable[[np.ndarray], np.ndarray] = _same) -> float:
         if self.pixels is not None:
             return float(np.median(f(self.pixels)))
+        if self.level is not None:  # every pixel alike: the middle two are one value, x
+            return float(f(UNIT[self.level : self.level + 1])[0])  # == (x + x) / 2 exactly
         assert self.counts is not None
         values = f(UNIT)  # (256,) one value per level
         order = np.argsort(values, kind="stable")
@@ -381,7 +440,8 @@ class Frame:
 def to_ink(gray: np.ndarray) -> np.ndarray:
     """Make ink high whatever the polarity: dark pen on paper is inverted, chalk-on-board kept."""
     gray = _as_gray(gray)
-    return _ink(gray, Frame(gray).inverted(*_extremes(gray)))
+    invert = Frame(gray).inverted(_gray_value(gray.min()), _gray_value(gray.max()))
+    return _ink(gray, invert)
 
 
 def suppress_noise(ink: np.ndarray) -> np.ndarray:
@@ -395,24 +455,48 @@ def _clean(ink: np.ndarray, cut: np.float32) -> np.ndarray:
     """Ink above `cut`, lone specks dropped, the strongest scaled to 1; a new array."""
     cleaned = ink - cut  # what stands out above background and noise
     np.maximum(cleaned, 0.0, out=cleaned)
-    cleaned = _drop_isolated(cleaned)
+    return _to_peak(_drop_isolated(cleaned))
+
+
+def _to_peak(cleaned: np.ndarray) -> np.ndarray:
+    """Scale, in place, so the strongest ink is 1; all zeros when no ink is left."""
     strongest = float(cleaned.max())
     if strongest <= 0.0:
-        return np.zeros_like(ink)
+        return np.zeros_like(cleaned)
     cleaned /= np.float32(strongest)  # x / x is exactly 1; x * (1 / x) may not be
     return cleaned
 
 
 def _drop_isolated(ink: np.ndarray) -> np.ndarray:
     """Zero, in place, lone pixels with no inked neighbour: a speck would stretch the bbox."""
-    h, w = ink.shape
-    marked = np.zeros((h + 2, w + 2), dtype=bool)  # ink > 0, in a frame of False
-    np.greater(ink, 0, out=marked[1:-1, 1:-1])
-    beside = marked[:, :-2] | marked[:, 2:]  # (h + 2, w): a marked left or right neighbour
-    in_row = beside | marked[:, 1:-1]  # (h + 2, w): any of the three cells of that row
-    has_neighbour = in_row[:-2] | in_row[2:] | beside[1:-1]  # (h, w): above, below or beside
-    ink *= has_neighbour  # pixels without ink and without neighbours stay 0 either way
+    lone = _lone(ink > 0)
+    if lone is not None:
+        ink[lone] = 0.0
     return ink
+
+
+def _lone(marked: np.ndarray) -> np.ndarray | None:
+    """(h, w) bool -> (h, w) bool: the marked pixels none of whose 8 neighbours is marked;
+    None when there are none, as in most drawings.
+
+    Worked on the mask framed in False and flattened, where each neighbour is one fixed
+    offset away (the frame's columns keep rows apart), so each step is one 1-D pass.
+    """
+    h, w = marked.shape
+    stride = w + 2
+    framed = np.zeros((h + 4, stride), dtype=bool)  # two rows of False above and below
+    framed[2 : h + 2, 1 : w + 1] = marked
+    flat = framed.ravel()
+    beside = flat[:-2] | flat[2:]  # [i]: a left or right neighbour of flat pixel i + 1
+    in_row = beside | flat[1:-1]  # [i]: any of the three cells of that row
+    start, stop = 2 * stride - 1, (h + 2) * stride - 1  # i of the rows of `marked`
+    above, below = in_row[start - stride : stop - stride], in_row[start + stride : stop + stride]
+    has_neighbour = above | below  # (h * stride,)
+    has_neighbour |= beside[start:stop]
+    lone = np.greater(flat[start + 1 : stop + 1], has_neighbour)  # marked and no neighbour
+    if not lone[lone.argmax()]:  # argmax stops at the first True
+        return None
+    return lone.reshape(h, stride)[:, 1 : w + 1]  # (h * stride,) -> (h, w)
 
 
 # --- 4-6. MNIST geometry -------------------------------------------------------------------
@@ -435,13 +519,15 @@ def fit_box(ink: np.ndarray, size: int = DIGIT_SIDE) -> np.ndarray:
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))  # a "1" may be 1 px wide
     # BOX averages exactly the source area each pixel covers; LANCZOS interpolates when growing.
     resample = Image.Resampling.BOX if scale <= 1 else Image.Resampling.LANCZOS
-    source = Image.fromarray(np.ascontiguousarray(ink, dtype=np.float32))  # mode "F"
-    box = np.asarray(source.resize((new_w, new_h), resample), dtype=np.float32)  # -> (new_h, new_w)
-    box = np.clip(box, 0.0, 1.0)
+    # Mode "F" is native float32: bytes in and out skip fromarray's and asarray's checks.
+    source = Image.frombytes("F", (w, h), np.ascontiguousarray(ink, dtype=np.float32))
+    scaled = source.resize((new_w, new_h), resample).tobytes()
+    box = np.clip(np.frombuffer(scaled, dtype=np.float32), 0.0, 1.0).reshape(new_h, new_w)
     peak = float(box.max())
     if peak <= 0.0:
         raise NoDigitFound("no digit found in the image; the ink vanished when scaled")
-    return box / peak  # thin strokes thin out when averaged down; keep the strongest at 1.0
+    box /= np.float32(peak)  # thin strokes thin out when averaged down; keep the strongest at 1
+    return box
 
 
 def center_by_mass(box: np.ndarray, size: int = MNIST_SIDE) -> np.ndarray:
