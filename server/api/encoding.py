@@ -38,16 +38,23 @@ def quantize(array: np.ndarray) -> dict[str, Any]:
     lies within scale / 2 of one. Reads `array` as it lies in memory (a channels-first view of a
     channels-last trace costs no copy); the only reordering is the C-order gather of the bytes.
     """
-    low, high = float(array.min()), float(array.max())
+    low = float(np.minimum.reduce(array, axis=None))
+    high = float(np.maximum.reduce(array, axis=None))
     scale, offset = (high - low) / LEVELS, low
     if low < 0 < high:
         scale = (high - low) / (LEVELS - 1)
         offset = -round(-low / scale) * scale  # within scale / 2 of low, a whole number of steps
     if scale > 0:
-        steps = np.subtract(array, np.float32(offset), dtype=np.float32)  # laid out as `array`
-        steps *= np.float32(1 / scale)
-        steps += np.float32(0.5)  # then truncation rounds to nearest (halves up)
-        np.clip(steps, 0, LEVELS, out=steps)  # float32 rounding at the ends of the range
+        shift, stretch, half = np.float32(offset), np.float32(1 / scale), np.float32(0.5)
+        steps = np.subtract(array, shift, dtype=np.float32)  # laid out as `array`
+        steps *= stretch
+        steps += half  # then truncation rounds to nearest (halves up)
+        # Each float32 step above is monotonic in the value, so the same steps of the minimum
+        # and maximum bound every element's: inside [0, 256) the clip below changes no byte.
+        first = (np.float32(low) - shift) * stretch + half
+        last = (np.float32(high) - shift) * stretch + half
+        if not (first >= 0 and last < LEVELS + 1):  # also NaN, infinite stretch
+            np.clip(steps, 0, LEVELS, out=steps)  # float32 rounding at the ends of the range
         levels = steps.astype(np.uint8)
     else:  # constant (or empty): every byte 0, the value is the offset
         scale, levels = 0.0, np.zeros(array.shape, dtype=np.uint8)
