@@ -9,6 +9,8 @@ answer to a pad digit with activations: encoding uint8, 127 KB of JSON, zstd lev
 
 from __future__ import annotations
 
+import threading
+
 import zstandard
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.gzip import GZipMiddleware
@@ -57,7 +59,18 @@ class Compression:
         self.app = app
         self.minimum_size = minimum_size
         self.zstd_level = zstd_level
+        self.compressors = threading.local()  # one ZstdCompressor a thread: see compressor()
         self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=gzip_level)
+
+    def compressor(self) -> zstandard.ZstdCompressor:
+        """This thread's compressor: compress() starts each frame afresh (the same bytes) but keeps
+        the context it allocated, 0.03 of the 0.26 ms a new one costs on our 127 KB answers; a
+        compressor is not safe across threads, and a thread runs one compress() at a time."""
+        compressor: zstandard.ZstdCompressor | None = getattr(self.compressors, "zstd", None)
+        if compressor is None:
+            compressor = zstandard.ZstdCompressor(level=self.zstd_level)
+            self.compressors.zstd = compressor
+        return compressor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or "zstd" not in accepted_encodings(scope):
@@ -88,8 +101,7 @@ class Compression:
             body = b"".join(chunks)
             headers = MutableHeaders(raw=start["headers"])
             if len(body) >= self.minimum_size and "content-encoding" not in headers:
-                # a compressor per response: they are cheap, and not safe to share
-                body = zstandard.ZstdCompressor(level=self.zstd_level).compress(body)
+                body = self.compressor().compress(body)  # synchronous: no other response between
                 headers["content-encoding"] = "zstd"
                 headers["content-length"] = str(len(body))
                 headers.add_vary_header("Accept-Encoding")

@@ -14,6 +14,7 @@ Encoding = Literal["list", "base64"]  # weights
 PredictEncoding = Literal["list", "base64", "uint8"]  # predictions: maps may be quantised
 ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 LEVELS = 255  # uint8: 256 levels, 255 steps between the minimum and the maximum
+HALF, ZERO, TOP = np.float32(0.5), np.float32(0), np.float32(LEVELS + 1)  # float32 step bounds
 
 
 def b64(array: np.ndarray) -> str:
@@ -38,16 +39,23 @@ def quantize(array: np.ndarray) -> dict[str, Any]:
     lies within scale / 2 of one. Reads `array` as it lies in memory (a channels-first view of a
     channels-last trace costs no copy); the only reordering is the C-order gather of the bytes.
     """
-    low, high = float(array.min()), float(array.max())
+    least, most = np.minimum.reduce(array, axis=None), np.maximum.reduce(array, axis=None)
+    low, high = float(least), float(most)
     scale, offset = (high - low) / LEVELS, low
     if low < 0 < high:
         scale = (high - low) / (LEVELS - 1)
         offset = -round(-low / scale) * scale  # within scale / 2 of low, a whole number of steps
     if scale > 0:
-        steps = np.subtract(array, np.float32(offset), dtype=np.float32)  # laid out as `array`
-        steps *= np.float32(1 / scale)
-        steps += np.float32(0.5)  # then truncation rounds to nearest (halves up)
-        np.clip(steps, 0, LEVELS, out=steps)  # float32 rounding at the ends of the range
+        shift, stretch = np.float32(offset), np.float32(1 / scale)
+        steps = np.subtract(array, shift, dtype=np.float32)  # laid out as `array`
+        steps *= stretch
+        steps += HALF  # then truncation rounds to nearest (halves up)
+        # Each float32 step above is monotonic in the value, so the same steps of the minimum
+        # and maximum bound every element's: inside [0, 256) the clip below changes no byte.
+        first = (np.float32(least) - shift) * stretch + HALF
+        last = (np.float32(most) - shift) * stretch + HALF
+        if not (first >= ZERO and last < TOP):  # also NaN, infinite stretch
+            np.clip(steps, 0, LEVELS, out=steps)  # float32 rounding at the ends of the range
         levels = steps.astype(np.uint8)
     else:  # constant (or empty): every byte 0, the value is the offset
         scale, levels = 0.0, np.zeros(array.shape, dtype=np.uint8)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -128,3 +129,60 @@ def test_event_streams_pass_through_unbuffered_and_uncompressed(accept: str) -> 
     assert headers[b"content-type"].startswith(b"text/event-stream")
     assert len(bodies) == 4  # three events and the end, one message each
     assert b"".join(m["body"] for m in bodies).count(b"data: ") == 3
+
+
+# --- the kept compressor ------------------------------------------------------------------
+
+
+def body_app(body: bytes) -> Any:
+    """An ASGI app that answers `body` as JSON in one message."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def wire_of(middleware: Compression) -> bytes:
+    """The body `middleware` sends to a client that takes zstd."""
+    seen: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": [(b"accept-encoding", b"zstd")],
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        seen.append(message)
+
+    asyncio.run(middleware(scope, receive, send))
+    assert dict(seen[0]["headers"])[b"content-encoding"] == b"zstd"
+    return b"".join(m.get("body", b"") for m in seen[1:])
+
+
+def test_a_kept_compressor_sends_the_bytes_of_a_new_one() -> None:
+    bodies = [
+        json.dumps({"data": "A" * n + "xyz" * (n // 3), "n": n}).encode()
+        for n in (5000, 3000, 90000, 5000)
+    ]
+    kept = Compression(body_app(b""), minimum_size=1024)
+    for body in bodies:  # of many sizes, one after another through the same middleware
+        kept.app = body_app(body)
+        assert wire_of(kept) == zstandard.ZstdCompressor(level=1).compress(body)
+
+
+def test_each_thread_has_its_own_compressor() -> None:
+    middleware = Compression(body_app(b""))
+    mine = middleware.compressor()
+    assert middleware.compressor() is mine
+    theirs: list[zstandard.ZstdCompressor] = []
+    thread = threading.Thread(target=lambda: theirs.append(middleware.compressor()))
+    thread.start()
+    thread.join()
+    assert theirs[0] is not mine
