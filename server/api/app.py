@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.trainings.close()  # a shutdown stops running jobs: no process left behind
+            app.state.compute.close()
         app_metrics.process_exiting()
 
     app = FastAPI(
