@@ -62,7 +62,7 @@ class PlainPNG:
             return None
         if self.samples == 1:
             return unfilter(kinds, lines), None
-        pixels = lines.view("<u4")  # (H, W): one little-endian word a pixel, A R G B high to low
+        pixels = lines.view("<u4")  # (H, W): a little-endian word a pixel: A B G R, high to low
         # Filters add and subtract per channel, so R = G = B after unfiltering iff before.
         word = pixels >> 8  # one scratch word a pixel, reused: fewer large temporaries
         word ^= pixels  # low bytes: R ^ G, G ^ B
