@@ -124,7 +124,8 @@ def decode(data: bytes, max_side: int = MAX_SIDE, *, max_pixels: int = MAX_PIXEL
     uint8 levels (k means k / 255) for 8-bit opaque images, most uploads and every canvas
     export, so the next steps need not make floats of it all; float32 in [0, 1] otherwise.
     """
-    plain = png.parse(data) if isinstance(data, (bytes, bytearray, memoryview)) else None
+    _check_bytes(data)
+    plain = png.parse(data)
     if plain is not None:  # a canvas export, most likely: a third of Pillow's time
         _check_size(plain.size, max_side, max_pixels)
         decoded = plain.gray()
@@ -176,12 +177,16 @@ def _flatten(levels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     return _composite(_unit(levels), _unit(alpha))
 
 
-def _open(data: bytes) -> Image.Image:
-    """Identify the image from its header only; no pixel is decoded yet."""
+def _check_bytes(data: bytes) -> None:
+    """Bytes, and some of them: what either decoder can be handed."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
     if len(data) == 0:
         raise NotAnImage(f"the upload is empty; expected {EXPECTED}")
+
+
+def _open(data: bytes) -> Image.Image:
+    """Identify the image from its header only; no pixel is decoded yet."""
     try:
         return Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # warning: -W error
