@@ -342,17 +342,7 @@ def test_batchnorm_training_steps_match_torch(
     twin.train()
     for step in range(3):
         x = (rng.standard_normal(shape) * (step + 1) + step).astype(np.float32)
-        out, cache = layer.forward(x, training=True)
-        xt = to_torch_layout(x).requires_grad_(True)
-        twin.zero_grad()
-        out_t = twin(xt)
-        np.testing.assert_allclose(out, from_torch_layout(out_t), atol=ATOL, rtol=RTOL)
-        R = rng.standard_normal(out.shape).astype(np.float32)
-        (out_t * to_torch_layout(R)).sum().backward()
-        grad_x, grads = layer.backward(R, cache)
-        np.testing.assert_allclose(grad_x, from_torch_layout(xt.grad), atol=ATOL, rtol=RTOL)
-        np.testing.assert_allclose(grads["gamma"], twin.weight.grad.numpy(), atol=ATOL, rtol=RTOL)
-        np.testing.assert_allclose(grads["beta"], twin.bias.grad.numpy(), atol=ATOL, rtol=RTOL)
+        assert_batchnorm_step(layer, twin, x, rng, training=True)
         np.testing.assert_allclose(
             layer.buffers["running_mean"], twin.running_mean.numpy(), atol=1e-5, rtol=1e-5
         )
@@ -360,8 +350,20 @@ def test_batchnorm_training_steps_match_torch(
             layer.buffers["running_var"], twin.running_var.numpy(), atol=1e-5, rtol=1e-5
         )
     twin.eval()
-    x = rng.standard_normal(shape).astype(np.float32)
-    out, cache = layer.forward(x)
+    assert_batchnorm_step(layer, twin, rng.standard_normal(shape).astype(np.float32), rng)
+
+
+def assert_batchnorm_step(
+    layer: BatchNorm,
+    twin: torch.nn.Module,
+    x: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    training: bool = False,
+) -> None:
+    """One forward and backward through both (twin already in the matching mode): the output,
+    the input gradient and gamma's and beta's gradients agree."""
+    out, cache = layer.forward(x, training=training)
     xt = to_torch_layout(x).requires_grad_(True)
     twin.zero_grad()
     out_t = twin(xt)
