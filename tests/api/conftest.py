@@ -160,6 +160,11 @@ def mnist_like_pixels(label: int) -> np.ndarray:
 class Kit:
     """Helpers the API tests share: images to bytes, bytes to base64, arrays off the wire."""
 
+    # What /predict answers when asked for nothing extra (no layers, saliency, target or steps)
+    PLAIN_ANSWER = frozenset(
+        {"label", "probabilities", "input", "timings_ms", "model", "digit_score", "is_digit"}
+    )
+
     draw_digit = staticmethod(draw_digit)
     mnist_like_pixels = staticmethod(mnist_like_pixels)
 

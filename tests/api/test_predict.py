@@ -88,18 +88,10 @@ def test_timings_are_reported_per_stage(explained: dict[str, Any]) -> None:
 
 
 def test_plain_request_has_no_layers_saliency_or_target(
-    client: TestClient, digit_pixels: np.ndarray
+    client: TestClient, digit_pixels: np.ndarray, kit: Any
 ) -> None:
     body = predict(client, pixels=digit_pixels.tolist())
-    assert set(body) == {
-        "label",
-        "probabilities",
-        "input",
-        "timings_ms",
-        "model",
-        "digit_score",
-        "is_digit",
-    }
+    assert set(body) == kit.PLAIN_ANSWER
 
 
 def test_saliency_alone_has_no_layers(client: TestClient, digit_pixels: np.ndarray) -> None:
