@@ -15,7 +15,8 @@ import io
 import itertools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Page
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 try:
     import playwright.sync_api  # noqa: F401 (only whether it is installed)
@@ -145,6 +146,21 @@ def open_app(context: BrowserContext, url: str) -> App:
     page.locator('[data-testid="layer-softmax"]').wait_for(state="attached")
     page.locator('main[data-state="idle"]').wait_for(state="attached")
     return App(page=page, watch=watch, url=url)
+
+
+@contextmanager
+def app_in(
+    browser: Browser, url: str, *, init_script: str | None = None, **context_options: Any
+) -> Iterator[App]:
+    """The app open and idle in a fresh browser context (`context_options`: viewport, touch,
+    ...), with `init_script` run before the page's own; the context closed afterwards."""
+    context = browser.new_context(**context_options)
+    if init_script is not None:
+        context.add_init_script(init_script)
+    try:
+        yield open_app(context, url)
+    finally:
+        context.close()
 
 
 # --- drawing ------------------------------------------------------------------------------

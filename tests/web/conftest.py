@@ -19,7 +19,7 @@ from tests.web.browser_kit import (
     DESKTOP,
     HAVE_PLAYWRIGHT,
     App,
-    open_app,
+    app_in,
     weights_file,
 )
 
@@ -58,23 +58,19 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def app(browser: Browser, server_url: str) -> Iterator[App]:
     """A desktop-sized page (1400x1000) with the app loaded and idle."""
-    context = browser.new_context(viewport=DESKTOP)
-    try:
-        yield open_app(context, server_url)
-    finally:
-        context.close()
+    with app_in(browser, server_url, viewport=DESKTOP) as app:
+        yield app
 
 
 @pytest.fixture
 def phone_app(browser: Browser, server_url: str) -> Iterator[App]:
     """A phone-sized page (375x812, touch, mobile viewport meta honoured)."""
-    context = browser.new_context(
+    with app_in(
+        browser,
+        server_url,
         viewport={"width": 375, "height": 812},
         device_scale_factor=2,
         is_mobile=True,
         has_touch=True,
-    )
-    try:
-        yield open_app(context, server_url)
-    finally:
-        context.close()
+    ) as app:
+        yield app

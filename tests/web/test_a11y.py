@@ -21,11 +21,11 @@ import pytest
 from tests.web.browser_kit import (
     ROOT,
     App,
+    app_in,
     draw_and_wait,
     draw_touch,
     in_ci,
     map_point,
-    open_app,
     require_browser,
     strokes_measured,
     vertical_stroke,
@@ -123,11 +123,8 @@ def in_viewport(page: Page, selector: str) -> bool:
 @pytest.fixture
 def laptop_app(browser: Browser, server_url: str) -> Iterator[App]:
     """A 1280x800 window: a common laptop screen."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        yield open_app(context, server_url)
-    finally:
-        context.close()
+    with app_in(browser, server_url, viewport={"width": 1280, "height": 800}) as app:
+        yield app
 
 
 def draw_with_finger(app: App) -> str:

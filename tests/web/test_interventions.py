@@ -25,8 +25,8 @@ from tests.web.browser_kit import (
     DESKTOP,
     DISTINCT_COLOURS_JS,
     App,
+    app_in,
     draw_and_wait,
-    open_app,
     png_bytes,
     require_browser,
     vertical_stroke,
@@ -81,16 +81,11 @@ def iphone(browser: Browser, server_url: str) -> Iterator[App]:
 
 
 def watched_app(browser: Browser, server_url: str, options: dict[str, Any]) -> Iterator[App]:
-    context = browser.new_context(**options)
-    context.add_init_script(LISTEN)
-    try:
-        app = open_app(context, server_url)
+    with app_in(browser, server_url, init_script=LISTEN, **options) as app:
         app.page.sent = []  # type: ignore[attr-defined]
         app.page.on("request", lambda r: record(app.page, r))
         yield app
         assert app.page.evaluate("window.__violations") == []
-    finally:
-        context.close()
 
 
 def record(page: Page, request: Any) -> None:

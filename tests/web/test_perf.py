@@ -21,9 +21,9 @@ import pytest
 from tests.web.browser_kit import (
     DESKTOP,
     App,
+    app_in,
     draw_burst,
     ellipse,
-    open_app,
     pad_box,
     polyline,
     require_browser,
@@ -76,12 +76,8 @@ PROBE_JS = """
 @pytest.fixture
 def probed_app(browser: Browser, server_url: str) -> Iterator[App]:
     """The desktop page with PROBE_JS installed before anything of the page ran."""
-    context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script(PROBE_JS)
-    try:
-        yield open_app(context, server_url)
-    finally:
-        context.close()
+    with app_in(browser, server_url, init_script=PROBE_JS, viewport=DESKTOP) as app:
+        yield app
 
 
 def loop(t: float) -> tuple[float, float]:

@@ -22,8 +22,8 @@ from server.mnist import FILES, MnistError, find_file
 from tests.web.browser_kit import (
     DESKTOP,
     App,
+    app_in,
     draw_and_wait,
-    open_app,
     require_browser,
     vertical_stroke,
     weights_file,
@@ -91,11 +91,8 @@ def train_url() -> Iterator[str]:
 
 @pytest.fixture
 def train_app(browser: Browser, train_url: str) -> Iterator[App]:
-    context = browser.new_context(viewport=DESKTOP)
-    try:
-        yield open_app(context, train_url)
-    finally:
-        context.close()
+    with app_in(browser, train_url, viewport=DESKTOP) as app:
+        yield app
 
 
 def reading(page: Page) -> list[str]:
@@ -227,13 +224,10 @@ def test_a_refused_training_is_said_in_words(
     browser: Browser, env: dict[str, str], words: str
 ) -> None:
     with local_server(weights_file(), env=env) as server:
-        context = browser.new_context(viewport={"width": 375, "height": 812}, is_mobile=True)
-        try:
-            page = open_app(context, server.url).page
-            page.get_by_test_id("train-start").click()
-            status = page.locator(".tr-status.error")
+        phone = {"width": 375, "height": 812}
+        with app_in(browser, server.url, viewport=phone, is_mobile=True) as app:
+            app.page.get_by_test_id("train-start").click()
+            status = app.page.locator(".tr-status.error")
             status.wait_for()
             assert words in status.inner_text()
-            expect_enabled(page, "train-start")  # and one may try again
-        finally:
-            context.close()
+            expect_enabled(app.page, "train-start")  # and one may try again
