@@ -137,23 +137,25 @@ def draw_circle_x(draw: ImageDraw.ImageDraw, pen: Pen) -> None:
     stroke(draw, pen, pen.place([(a, -a), (-a, a)], angle))
 
 
+def filled_or_outlined(draw: ImageDraw.ImageDraw, pen: Pen, corners: list[Point]) -> None:
+    """A closed shape: filled one time in four, else drawn as its outline in pen strokes."""
+    if pen.rng.random() < 0.25:
+        draw.polygon(corners, fill=pen.ink)
+    else:
+        stroke(draw, pen, corners)
+
+
 def draw_square(draw: ImageDraw.ImageDraw, pen: Pen) -> None:
     h = 0.5 * pen.rng.uniform(0.6, 1.0)  # a rectangle, up to a square
     corners = [(-0.5, -h), (0.5, -h), (0.5, h), (-0.5, h), (-0.5, -h)]
     placed = pen.jitter(pen.place(corners, pen.rng.uniform(-0.4, 0.4)), 0.015)
-    if pen.rng.random() < 0.25:
-        draw.polygon(placed, fill=pen.ink)
-    else:
-        stroke(draw, pen, placed)
+    filled_or_outlined(draw, pen, placed)
 
 
 def draw_triangle(draw: ImageDraw.ImageDraw, pen: Pen) -> None:
     corners = [(0.0, -0.5), (0.5, 0.4), (-0.5, 0.4), (0.0, -0.5)]
     placed = pen.jitter(pen.place(corners, pen.rng.uniform(-0.5, 0.5)), 0.02)
-    if pen.rng.random() < 0.25:
-        draw.polygon(placed, fill=pen.ink)
-    else:
-        stroke(draw, pen, placed)
+    filled_or_outlined(draw, pen, placed)
 
 
 def draw_star(draw: ImageDraw.ImageDraw, pen: Pen) -> None:
