@@ -24,7 +24,7 @@ import numpy as np
 from server.cnn import load_model
 from server.metrics import predict_logits
 from server.mnist import default_data_dir, load_mnist
-from server.synth import ProxySet, concat, font_set, stroke_set
+from server.synth import ProxySet, proxy_set
 
 
 def load_proxy(n: int, seed: int, cache: Path | None) -> ProxySet:
@@ -33,7 +33,7 @@ def load_proxy(n: int, seed: int, cache: Path | None) -> ProxySet:
         stored = np.load(cache)
         if int(stored["n"]) == n and int(stored["seed"]) == seed:
             return ProxySet(stored["images"], stored["labels"], stored["family"], stored["style"])
-    proxy = concat(stroke_set(n, seed), font_set(n, seed))
+    proxy = proxy_set(n, seed)
     if cache:
         np.savez_compressed(cache, n=n, seed=seed, **vars(proxy))
     return proxy
