@@ -45,12 +45,6 @@ export function paintTiles(rgba, data, L, sc) {
 
 const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
 
-/**
- * The cursor { t, r, c } after a key, or null for a key that does not move it. Arrows step one
- * cell and run on into the next tile in that direction, so the tiles read as one big grid;
- * with Shift they jump a whole tile, keeping the cell; Home and End go to the first and the last
- * tile (in a single tile: its first and last cell). Nothing moves past the edges or the last tile.
- */
 /** Paint (C, H, W) maps as tiles, `cols` a row, on a canvas sized to fit; returns the layout. */
 export function paintGrid(canvas, data, [C, H, W], cols, sc) {
   const L = tileLayout(C, H, W, cols, 1);
@@ -63,6 +57,12 @@ export function paintGrid(canvas, data, [C, H, W], cols, sc) {
   return L;
 }
 
+/**
+ * The cursor { t, r, c } after a key, or null for a key that does not move it. Arrows step one
+ * cell and run on into the next tile in that direction, so the tiles read as one big grid;
+ * with Shift they jump a whole tile, keeping the cell; Home and End go to the first and the last
+ * tile (in a single tile: its first and last cell). Nothing moves past the edges or the last tile.
+ */
 export function moveCursor(L, { t, r, c }, key, shift = false) {
   const step = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] }[key];
   if (key === 'Home' || key === 'End') {

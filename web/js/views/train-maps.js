@@ -7,7 +7,6 @@ import { esc, layerScale } from './layers.js';
 
 const MAP_LAYERS = 3; // how many of the first layers with maps to show
 
-/** Paint C maps of H x W (flat data [C, H, W]) tiled `cols` a row, 1 px apart, on a canvas. */
 /** The kernels' colour legend: blue (negative) to white (0) to red (positive). */
 export function setupKernels(fig) {
   fig.querySelector('.lg-bar').style.background = gradient(diverging);
