@@ -122,6 +122,27 @@ class StepResult:
     correct: int  # the batch's correct predictions, in training mode
 
 
+def new_model(config: TrainConfig) -> Sequential:
+    """The network a run starts from: the spec or preset, seeded, and `init`'s weights if any."""
+    if config.arch_spec is not None:
+        model = build_from_spec(config.arch_spec, seed=config.seed, input_shape=(28, 28, 1))
+    else:
+        model = build_preset(config.arch, seed=config.seed, dropout=config.dropout)
+    if config.init:
+        model.load_state_dict(load_model(config.init).model.state_dict(), source=config.init)
+    return model
+
+
+def batches(count: int, batch_size: int) -> int:
+    """Optimizer steps in an epoch of `count` images: the last batch may be short."""
+    return -(-count // batch_size)
+
+
+def copy_state(model: Sequential) -> dict[str, np.ndarray]:
+    """A copy of the weights and buffers, taken between optimizer steps: later steps leave it."""
+    return {key: value.copy() for key, value in model.state_dict().items()}
+
+
 @dataclass
 class Run:
     """A fresh model, its optimizer and the learning-rate schedule over all the run's steps."""
@@ -135,14 +156,9 @@ class Run:
 
     @classmethod
     def start(cls, config: TrainConfig, train_count: int) -> Run:
-        if config.arch_spec is not None:
-            model = build_from_spec(config.arch_spec, seed=config.seed, input_shape=(28, 28, 1))
-        else:
-            model = build_preset(config.arch, seed=config.seed, dropout=config.dropout)
-        if config.init:
-            model.load_state_dict(load_model(config.init).model.state_dict(), source=config.init)
+        model = new_model(config)
         optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        steps_per_epoch = -(-train_count // config.batch_size)
+        steps_per_epoch = batches(train_count, config.batch_size)
         warmup = int(config.warmup_epochs * steps_per_epoch)
         return cls(
             model, optimizer, steps_per_epoch, steps_per_epoch * config.epochs, warmup, config
@@ -239,7 +255,7 @@ def train(
         )
         if val_acc > best_accuracy:
             best_accuracy = val_acc
-            best_params = {k: v.copy() for k, v in model.state_dict().items()}
+            best_params = copy_state(model)
     model.load_state_dict(best_params, source="best epoch")
     best_epoch = max(history, key=lambda r: r.val_accuracy).epoch
     return model, file_metadata(model, data, config, history, best_epoch)

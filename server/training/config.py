@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.train import TrainConfig
+from server.train import TrainConfig, batches
 
 VALIDATION_IMAGES = 1000  # held out of MNIST's 60,000 training images for the evaluations
 MNIST_TRAIN_IMAGES = 60_000
@@ -41,7 +41,7 @@ class JobConfig:
     def steps_total(self) -> int:
         """Optimizer steps of the whole run, as Run.start counts them for train_config()."""
         config = self.train_config()
-        return -(-config.limit // config.batch_size) * config.epochs
+        return batches(config.limit, config.batch_size) * config.epochs
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from multiprocessing.connection import Connection
 from typing import Any, Literal
 
 from server.cnn import Sequential
-from server.cnn.architectures import build_preset
 from server.inference import Predictor
+from server.train import copy_state, new_model
 from server.training.config import DataSource, JobConfig
 from server.training.messages import (
     Cancelled,
@@ -88,11 +88,9 @@ class Job:
         self._make_predictor = make_predictor
         self._predictors: dict[int, Predictor] = {}  # by weights step: the latest one or two
 
-        initial = build_preset(
-            config.architecture, seed=config.seed, dropout=config.train_config().dropout
-        )  # the weights the process starts from, before it has read any data
+        initial = new_model(config.train_config())  # as the process starts, before any data
         self._template = initial  # copied, never run: deepcopy is 50x faster than from_spec
-        self.state: State = {k: v.copy() for k, v in initial.state_dict().items()}  # latest
+        self.state: State = copy_state(initial)  # the latest
         self.state_step = 0
         kernels = first_conv_kernels(initial)
         progress = Progress(0, self.steps_total, 1, None, None, 0.0, kernels, self.state)
@@ -227,7 +225,7 @@ class Job:
             cached = self._predictors.get(key)
             if cached is not None:
                 return cached
-        model = copy.deepcopy(self._template)  # on the event loop (a dependency): keep it quick
+        model = copy.deepcopy(self._template)  # on a worker thread (get_model), but keep it quick
         model.load_state_dict(state, source=f"training {self.id} step {key}")
         metadata: dict[str, Any] = {"training": self.id, "step": key}
         if self.done is not None and key == self.done.steps:

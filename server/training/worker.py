@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from server.cnn import Conv2D, Sequential
 from server.metrics import evaluate
 from server.mnist import load_mnist
-from server.train import EpochResult, Run, file_metadata, split
+from server.train import EpochResult, Run, copy_state, file_metadata, split
 from server.training.config import DataSource, JobConfig
 from server.training.messages import (
     Cancelled,
@@ -29,7 +29,6 @@ from server.training.messages import (
     Message,
     Progress,
     Snapshot,
-    State,
 )
 from server.training.schedule import evaluation_steps, snapshot_steps
 
@@ -51,11 +50,6 @@ def first_conv_kernels(model: Sequential) -> dict[str, np.ndarray]:
         if isinstance(layer, Conv2D):
             return {layer.name: layer.params["weight"].transpose(3, 2, 0, 1).copy()}
     return {}
-
-
-def copy_state(model: Sequential) -> State:
-    """A consistent copy of the weights, taken between optimizer steps."""
-    return {key: value.copy() for key, value in model.state_dict().items()}
 
 
 class Reporter:
