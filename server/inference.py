@@ -204,9 +204,7 @@ class Predictor:
             return "softmax", None, None
         layer = self.model.layer(name)
         if isinstance(layer, Conv2D):
-            weight = layer.params["weight"].transpose(
-                3, 2, 0, 1
-            )  # (kh, kw, C, F) -> (F, C, kh, kw)
+            weight = layer.kernels()  # (F, C, kh, kw)
         elif isinstance(layer, Dense):
             weight = layer.params["weight"].T  # (in, out) -> (out, in)
         else:

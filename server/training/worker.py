@@ -48,7 +48,7 @@ def first_conv_kernels(model: Sequential) -> dict[str, np.ndarray]:
     """{name: (F, C, kh, kw)} for the first conv layer, as the weights route lays kernels out."""
     for layer in model:
         if isinstance(layer, Conv2D):
-            return {layer.name: layer.params["weight"].transpose(3, 2, 0, 1).copy()}
+            return {layer.name: layer.kernels().copy()}
     return {}
 
 

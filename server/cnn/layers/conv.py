@@ -44,6 +44,11 @@ class Conv2D(Layer):
         if bias:
             self.params["bias"] = np.zeros(out_channels, dtype=np.float32)
 
+    def kernels(self) -> Array:
+        """The weight as PyTorch and the API lay kernels out: (kh, kw, C, F) -> (F, C, kh, kw),
+        a view."""
+        return self.params["weight"].transpose(3, 2, 0, 1)
+
     def _geometry(self, h: int, w: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
         k, s = self.kernel_size, self.stride
         return resolve_padding(self.padding, h, k, s), resolve_padding(self.padding, w, k, s)
