@@ -174,12 +174,13 @@ class Run:
         """One pass over shuffled, augmented batches, one optimizer step each; the caller may
         look at (or copy) the model between steps, where its weights are consistent."""
         config, model, optimizer = self.config, self.model, self.optimizer
+        augmenting = augment_config(config)  # the same for every batch: built once
         order = rng.permutation(len(images))
         for start in range(0, len(order), config.batch_size):
             batch = order[start : start + config.batch_size]
             x = images[batch].astype(np.float32) / 255.0  # (B, 28, 28)
             if config.augment:
-                x = augment(x, rng, augment_config(config))
+                x = augment(x, rng, augmenting)
             y = labels[batch].astype(np.int64)
             optimizer.lr = self.lr_at(optimizer.steps)
             logits, caches = model.forward_train(x[..., None], rng)
