@@ -44,7 +44,8 @@ def available_fonts(root: Path = FONT_ROOT) -> dict[str, Path]:
 
 
 @cache
-def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+def font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+    """A font file at a size, loaded once per process."""
     return ImageFont.truetype(str(path), size)
 
 
@@ -55,11 +56,11 @@ def ink_from_font(path: Path, digit: int, height: int, rng: np.random.Generator)
     """
     size = max(8, int(height * 1.4))
     bold = int(rng.integers(1, max(1, size // 20) + 1)) if rng.random() < 0.3 else 0
-    font = _font(path, size)
+    face = font(path, size)
     pad = size // 2 + bold
     canvas = Image.new("L", (2 * size + 2 * pad, 2 * size + 2 * pad), 0)
     ImageDraw.Draw(canvas).text(
-        (pad, pad), str(digit), fill=255, font=font, stroke_width=bold, stroke_fill=255
+        (pad, pad), str(digit), fill=255, font=face, stroke_width=bold, stroke_fill=255
     )
     shear = rng.uniform(-0.2, 0.3)
     angle = rng.uniform(-8.0, 8.0)

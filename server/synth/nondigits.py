@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from server.synth.fonts import font
 from server.synth.render import SUPERSAMPLE, png, through_api
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -104,15 +104,16 @@ def arc(cx: float, cy: float, r: float, start: float, end: float, n: int = 48) -
     ]
 
 
-@cache
-def font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(FONT_DIR / name), size)
-
-
 def draw_letter(draw: ImageDraw.ImageDraw, pen: Pen) -> None:
     letter = LETTERS[int(pen.rng.integers(len(LETTERS)))]
     face = FONT_FILES[int(pen.rng.integers(len(FONT_FILES)))]
-    draw.text((pen.cx, pen.cy), letter, fill=pen.ink, font=font(face, int(pen.size)), anchor="mm")
+    draw.text(
+        (pen.cx, pen.cy),
+        letter,
+        fill=pen.ink,
+        font=font(FONT_DIR / face, int(pen.size)),
+        anchor="mm",
+    )
 
 
 def draw_scribble(draw: ImageDraw.ImageDraw, pen: Pen) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from server.synth.fonts import available_fonts, ink_from_font
-from server.synth.render import blocky, ink_from_strokes, page, png, through_api
+from server.synth.render import blocky, digit_input, ink_from_strokes, page
 from server.synth.strokes import GLYPHS, label_of, pose
 
 FAMILY_IDS = {"strokes": 1, "fonts": 2}  # mixed into each sample's seed
@@ -48,7 +48,7 @@ def stroke_sample(
     style = styles[i % len(styles)]
     rng = np.random.default_rng([seed, FAMILY_IDS["strokes"], i])
     levels = page(stroke_ink(style, rng), rng)
-    image = through_api(png(levels)) if via_png else _from_levels(levels)
+    image = digit_input(levels, via_png=via_png)
     return image, label_of(style), style
 
 
@@ -62,15 +62,8 @@ def font_sample(i: int, seed: int, *, via_png: bool = True) -> tuple[np.ndarray,
     rng = np.random.default_rng([seed, FAMILY_IDS["fonts"], i])
     ink = ink_from_font(fonts[name], digit, int(rng.integers(24, 200)), rng)
     levels = page(ink, rng)
-    image = through_api(png(levels)) if via_png else _from_levels(levels)
+    image = digit_input(levels, via_png=via_png)
     return image, digit, f"fonts/{name}"
-
-
-def _from_levels(levels: np.ndarray) -> np.ndarray:
-    """The same input as through_api(png(levels)) (PNG is lossless), without the file."""
-    from server.preprocess import digit_from_gray
-
-    return digit_from_gray(levels)
 
 
 def stroke_set(

@@ -88,3 +88,9 @@ def png(levels: np.ndarray) -> bytes:
 def through_api(data: bytes) -> np.ndarray:
     """The 28x28 float32 input the API would build from these upload bytes."""
     return digit_from_gray(decode(data))
+
+
+def digit_input(levels: np.ndarray, *, via_png: bool = True) -> np.ndarray:
+    """A page's 28x28 input: through a PNG file and the API's decoder, or straight from the
+    levels, which gives the same input (PNG is lossless) without the file."""
+    return through_api(png(levels)) if via_png else digit_from_gray(levels)
