@@ -41,12 +41,16 @@ export function setupReading(box) {
 
 const pct = (p) => `${(p * 100).toFixed(p < 0.1 ? 1 : 0)}%`;
 
-/** The drawing read by the job's weights: reading = { model, result, error } or null. */
-export function renderReading(box, reading, note) {
-  const result = reading && reading.result;
-  box.querySelector('.digit').textContent = result ? String(result.label) : '';
+/** The line above the reading: its error, else `note` (which step's weights read it). */
+export function renderNote(box, reading, note) {
   box.querySelector('.tr-note').textContent = reading && reading.error ? reading.error : note;
   box.querySelector('.tr-note').classList.toggle('error-text', !!(reading && reading.error));
+}
+
+/** The drawing read by the job's weights: reading = { model, result, error } or null. */
+export function renderReading(box, reading) {
+  const result = reading && reading.result;
+  box.querySelector('.digit').textContent = result ? String(result.label) : '';
   box.querySelectorAll('.prob').forEach((li, d) => {
     const p = result ? result.probabilities[d] : 0;
     li.querySelector('.prob-bar').style.transform = `scaleX(${p})`;

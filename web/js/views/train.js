@@ -3,7 +3,7 @@
 // and state.trainReading; what the buttons do is the controller's (web/js/train.js).
 
 import { drawChart, SERIES } from './train-chart.js';
-import { renderKernels, renderReading, setupKernels, setupReading } from './train-maps.js';
+import { renderKernels, renderNote, renderReading, setupKernels, setupReading } from './train-maps.js';
 
 const ARCHS = [['default', 'The shipped design'], ['tiny', 'Tiny CNN'], ['lenet5', 'LeNet-5'], ['mlp', 'Dense only (no convolutions)']];
 const opts = (list, chosen) => list.map(([v, t]) => `<option value="${v}"${v === chosen ? ' selected' : ''}>${t}</option>`).join('');
@@ -62,7 +62,7 @@ function config(form) {
   return body;
 }
 
-const shown = { t: null, snaps: [] }; // what the chart and the slider last showed
+const shown = { t: null, snaps: [], reading: null }; // what the chart, slider and reading last showed
 
 /** Where the slider is: a snapshot's index, or the last position (snapshots.length) for now. */
 const sliderIndex = (t) => (t.at == null ? t.snapshots.length : Math.max(0, t.snapshots.findIndex((s) => s.step === t.at)));
@@ -128,7 +128,10 @@ export function render(container, s, prev) {
     const r = s.trainReading;
     const step = r && r.model.split('@')[1];
     const note = !t || !t.id ? 'Start a training to see it read your drawing.' : !r ? 'Draw a digit on the pad to see this network read it.' : step ? `At step ${n(Number(step))} of training` : `With the weights of step ${n(t.step || 0)}`;
-    renderReading(q('.tr-read'), t && t.id ? s.trainReading : null, note);
+    const reading = t && t.id ? s.trainReading : null;
+    if (!prev || reading !== shown.reading) renderReading(q('.tr-read'), reading); // not at each progress event
+    shown.reading = reading;
+    renderNote(q('.tr-read'), reading, note);
   }
 
   const mine = !!t && !!t.id && s.modelName === `training:${t.id}`;
