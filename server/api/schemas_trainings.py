@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.cnn.architectures import PRESETS
 from server.training.config import MNIST_TRAIN_IMAGES, JobConfig
+from server.training.jobs import Status
 
 DEFAULTS = JobConfig()
 
@@ -48,9 +49,6 @@ class TrainingRequest(BaseModel):
 
     def job_config(self) -> JobConfig:
         return JobConfig(**self.model_dump())
-
-
-Status = Literal["running", "done", "cancelled", "failed"]
 
 
 class TrainingCreated(BaseModel):
