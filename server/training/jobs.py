@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from server.cnn import Sequential
 from server.inference import Predictor
+from server.processes import end
 from server.train import copy_state, new_model
 from server.training.config import DataSource, JobConfig
 from server.training.messages import (
@@ -251,13 +252,7 @@ class Job:
         """Ask the process to stop at its next step boundary; terminate it if it has not within
         STOP_GRACE_S. Returns once it is gone."""
         self._cancel.set()
-        self.process.join(STOP_GRACE_S)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(0.3)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+        end(self.process, STOP_GRACE_S)
         self._reader.join(2)
 
 
