@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """CPU time per request of GET /healthz and POST /api/v1/predict, through the whole app, no HTTP.
 
-Drives the ASGI app in this process (lifespan, every middleware, FastAPI, the thread pool) with
---concurrency clients at once on uvloop, as uvicorn would, and prints the process's CPU ms per
-request (user and system, all threads) for each route, in interleaved rounds. Without sockets
+Drives the ASGI app in this process (lifespan, every middleware, FastAPI, the compute process or
+threads) with --concurrency clients at once on uvloop, as uvicorn would, and prints the CPU ms
+per request (user and system, all threads; the compute process's apart) for each route, in
+interleaved rounds. Without sockets
 and wrk it shows what the app itself costs; scripts/wrk-bench.sh measures the server whole.
 The predict body is the pad's digit (scripts/pad_digit.py) with activations.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import sys
 import time
@@ -83,11 +85,20 @@ async def request(app: Asgi, method: str, path: str, body: bytes) -> int:
     return size
 
 
+def compute_process_seconds(app: Asgi) -> float:
+    """CPU seconds the app's compute process has used so far (0 without one); Linux /proc."""
+    process = app.state.compute.process
+    if process is None or process.process is None:
+        return 0.0
+    fields = Path(f"/proc/{process.process.pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 async def cpu_per_request(
     app: Asgi, method: str, path: str, body: bytes, requests: int, concurrency: int
-) -> tuple[float, float, float, float]:
-    """(user ms, system ms, page faults, req/s) per request over `requests` sent by
-    `concurrency` clients. Page faults (fresh memory the kernel maps) cost system time."""
+) -> tuple[float, float, float, float, float]:
+    """(user ms, system ms, compute process ms, page faults, req/s) per request over `requests`
+    sent by `concurrency` clients. Page faults (fresh memory the kernel maps) cost system time."""
 
     async def client(count: int) -> None:
         for _ in range(count):
@@ -95,6 +106,7 @@ async def cpu_per_request(
 
     share = max(1, requests // concurrency)
     before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    child_before = compute_process_seconds(app)
     await asyncio.gather(*(client(share) for _ in range(concurrency)))
     after = resource.getrusage(resource.RUSAGE_SELF)
     wall = time.perf_counter() - start
@@ -102,6 +114,7 @@ async def cpu_per_request(
     return (
         1000 * (after.ru_utime - before.ru_utime) / done,
         1000 * (after.ru_stime - before.ru_stime) / done,
+        1000 * (compute_process_seconds(app) - child_before) / done,
         (after.ru_minflt - before.ru_minflt) / done,
         done / wall,
     )
@@ -127,13 +140,13 @@ async def run(args: argparse.Namespace) -> None:
         await cpu_per_request(app, *routes[name], 50, args.concurrency)
     for round_ in range(1, args.rounds + 1):
         for name in names:
-            user, system, faults, rate = await cpu_per_request(
+            user, system, child, faults, rate = await cpu_per_request(
                 app, *routes[name], args.requests, args.concurrency
             )
             print(
                 f"round {round_}  {name:8} CPU {user + system:.3f} ms/request "
-                f"(user {user:.3f}, system {system:.3f}, {faults:.0f} page faults)  "
-                f"{rate:.0f} req/s"
+                f"(user {user:.3f}, system {system:.3f}, {faults:.0f} page faults) "
+                f"+ compute process {child:.3f}  {rate:.0f} req/s"
             )
     await startup.put({"type": "lifespan.shutdown"})
     await lifespan

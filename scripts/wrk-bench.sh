@@ -8,7 +8,8 @@
 # draws) with activations, encoding uint8 unless --encoding says otherwise. Every request sends
 # the browser's Accept-Encoding. Prints wrk's own report for each, then req/s, non-2xx
 # responses, socket errors, the ratio, and the predict answer's size on the wire (curl); for a
-# server it started, also the server's CPU time per request, steadier than req/s on a busy machine.
+# server it started, also its CPU time per request (its compute process's included), steadier
+# than req/s on a busy machine.
 # Loopback targets only. Exits 1 when any request failed. (scripts/loadtest.py measures latency
 # percentiles and correctness under load; this is the throughput measure.)
 set -euo pipefail
@@ -25,7 +26,7 @@ ENCODING=uint8
 WEIGHTS=""
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   echo "options: --url URL  --connections N (16)  --seconds S (8)  --threads N (2)"
   echo "         --encoding uint8|base64|list (uint8)  --weights FILE (when starting a server)"
 }
@@ -95,12 +96,13 @@ fi
 PLAIN="$(curl -sS -H 'Accept-Encoding: identity' -H 'Content-Type: application/json' \
   --data-binary @"$WORK/body.json" -o /dev/null -w '%{size_download}' "$URL/api/v1/predict")"
 
-cpu_ticks() {  # user + system CPU time of the server we started, in clock ticks
-  if [[ -n "$SERVER_PID" ]]; then
-    awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"
-  else
-    echo 0
-  fi
+cpu_ticks() {  # user + system CPU time of the server we started and of its compute process
+  local pid total=0
+  [[ -n "$SERVER_PID" ]] || { echo 0; return; }
+  for pid in "$SERVER_PID" $(pgrep -P "$SERVER_PID" || true); do  # children: compute, tracker
+    total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0) ))
+  done
+  echo "$total"
 }
 run_wrk() {  # name, then wrk's arguments; also notes the server's CPU ticks spent
   local name="$1"; shift

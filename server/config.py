@@ -12,6 +12,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def compute_process_pays(workers: int = 1) -> bool:
+    """Whether every server process and its compute process can have a CPU each. Measured under
+    wrk on 2 CPUs: one worker answered 1.5x the predictions a second with it, two workers 0.85x,
+    one worker held to one CPU 0.82x (README, "Speed")."""
+    return len(os.sched_getaffinity(0)) >= 2 * workers
+
+
 class Settings(BaseSettings):
     """CONVSCOPE_WEIGHTS, CONVSCOPE_MAX_BODY_BYTES, CONVSCOPE_CORS_ORIGINS, ..."""
 
@@ -37,12 +44,19 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description='JSON list, e.g. ["https://a.example"]'
     )
+    compute_process: bool = Field(
+        default_factory=compute_process_pays,
+        description="predictions run in a process of their own beside each server process, so "
+        "their Python uses another CPU than the event loop (default: when each server process "
+        "and its compute process can have a CPU); false: on compute threads, taking turns with "
+        "the event loop for the GIL. A training job's model always uses the threads",
+    )
     compute_threads: int = Field(
         default_factory=lambda: max(1, len(os.sched_getaffinity(0)) - 1),
         ge=1,
-        description="predictions computed at once per process (default: one CPU fewer than it "
-        "may use, leaving one to the event loop); more wait their turn, which costs less CPU "
-        "than threads trading the GIL",
+        description="predictions computed at once per process on threads (default: one CPU "
+        "fewer than it may use, leaving one to the event loop); more wait their turn, which costs "
+        "less CPU than threads trading the GIL",
     )
     blas_threads: int = Field(
         default=1, ge=1, description="BLAS threads per process; requests already run in parallel"

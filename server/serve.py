@@ -67,9 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from server.api.connections import GuardedHttpToolsProtocol
     from server.cnn import ModelFileError, load_model
-    from server.config import Settings
+    from server.config import Settings, compute_process_pays
     from server.logs import logging_config
 
+    os.environ.setdefault("CONVSCOPE_COMPUTE_PROCESS", str(compute_process_pays(args.workers)))
     settings = Settings()
     try:  # say what is wrong in one line, before uvicorn would print a traceback per worker
         load_model(settings.default_weights)

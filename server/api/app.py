@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from server import __version__
 from server.api.compression import Compression
+from server.api.compute_process import ComputeProcess, ComputeStartError
 from server.api.concurrency import ConcurrencyLimit
 from server.api.deps import Compute
 from server.api.errors import UnhandledErrors, install_error_handlers
@@ -67,13 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Many small matrix products from many request threads: BLAS's own threads only fight
         # them (measured: 16 threads of trace+backward, 5.4 s with 2 BLAS threads, 0.09 s with 1).
         threadpool_limits(limits=settings.blas_threads, user_api="blas")
-        loader = partial(TimedPredictor.load, inference=app_metrics.inference)
+        loader = partial(TimedPredictor.load, observe=app_metrics.observe_pass)
         try:
             models = ModelRegistry.load(settings.models_dir, settings.default_weights, loader)
         except ModelFileError as error:
             raise StartupError(f"cannot load the model weights: {error}") from error
         app.state.models = models
-        app.state.compute = Compute(settings.compute_threads)
         for name, predictor in models.models.items():
             app_metrics.set_model(name, predictor.sha256)
         logger.info("models loaded: %s (default %s)", ", ".join(models.models), models.default)
@@ -82,14 +82,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             enabled=settings.training,
             max_running=settings.max_trainings,
             ttl_s=settings.training_ttl_s,
-            make_predictor=partial(TimedPredictor.timed, inference=app_metrics.inference),
+            make_predictor=partial(TimedPredictor.timed, observe=app_metrics.observe_pass),
         )
         models.add_source("training", app.state.trainings.predictor)  # "training:<id>[@<step>]"
+        process = None
+        if settings.compute_process:  # last: a failure here leaves no other process behind
+            process = ComputeProcess(settings, {n: p.sha256 for n, p in models.models.items()})
+            try:
+                await process.start()
+            except ComputeStartError as error:
+                app.state.trainings.close()
+                raise StartupError(str(error)) from error
+        app.state.compute = Compute(
+            settings.compute_threads, models, settings, app_metrics.observe_pass, process
+        )
         try:
             yield
         finally:
             app.state.trainings.close()  # a shutdown stops running jobs: no process left behind
-            app.state.compute.close()
+            await app.state.compute.close()
         app_metrics.process_exiting()
 
     app = FastAPI(

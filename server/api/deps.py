@@ -1,4 +1,4 @@
-"""Dependencies handed to routes: the models, the settings and the compute threads.
+"""Dependencies handed to routes: the models, the settings and where model work runs.
 
 Lookups are `async def` though they never await: FastAPI runs a plain `def` dependency in the
 thread pool, a hop that cost more CPU than the lookup itself (two per /predict request). Only
@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
 
+from server.api.compute_process import Answer, ComputeProcess, Work
+from server.api.metrics import PassObserver
 from server.api.models import ModelRegistry
 from server.config import Settings
 from server.inference import Predictor
+
+logger = logging.getLogger("convscope")
 
 MODEL_NAME_DESCRIPTION = "a model of GET /api/v1/models (or training:<id>); the default if absent"
 
@@ -44,32 +48,54 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-T = TypeVar("T")
-
-
 class Compute:
-    """Runs model work on worker threads, at most `threads` at once per process.
+    """Runs a route's model work off the event loop: in the compute process when it holds the
+    model asked for, otherwise (a training job's model, or no compute process) on the compute
+    threads, at most `threads` at once.
 
-    FastAPI's own pool lets 40 sync requests run together; on 2 cores, 16 predictions at once
-    cost 5.5-5.9 ms of CPU each (a third of it the kernel, threads trading the GIL) against
-    3.0 ms two at a time, which answered 1.85x the requests a second (scripts/asgi_cpu.py); under
-    wrk, one at a time beats two (509-530 against 349-362 requests/s). Waiting work queues in the
-    executor, not on the event loop: the worker starts the next job the moment it ends one, while
-    the loop sends that answer. With an anyio limiter instead, the next job waited for the loop
-    to hand it over: 434-493 requests/s, same run.
+    The process answers 1.5x the predictions a second of a thread under wrk, one worker on two
+    CPUs (README, "Speed"): a thread takes turns with the event loop for the GIL, so the two
+    together never use more than one core. Threads: FastAPI's own pool lets 40 sync requests run
+    together; on 2 cores, 16 predictions at once cost 5.5-5.9 ms of CPU each against 3.0 ms two
+    at a time (scripts/asgi_cpu.py), and under wrk one at a time beats two (509-530 against
+    349-362 requests/s). Waiting work queues in the executor, not on the event loop: the thread
+    starts the next job the moment it ends one, while the loop sends that answer.
     """
 
-    def __init__(self, threads: int) -> None:
+    def __init__(
+        self,
+        threads: int,
+        models: ModelRegistry,
+        settings: Settings,
+        observe: PassObserver,
+        process: ComputeProcess | None = None,
+    ) -> None:
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="compute")
+        self.models, self.settings, self.observe, self.process = models, settings, observe, process
 
-    async def run(self, work: Callable[..., T], *args: object) -> T:
+    async def run(self, work: Work, *args: object, model: str | None) -> Response:
+        """work(*args, models, settings) for a request naming `model` (None: the default)."""
+        if self.process is not None and self.models.loaded(model):
+            return self.response(await self.process.run(work, *args))
         context = contextvars.copy_context()  # the request id for logs, as anyio carried it
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, partial(context.run, work, *args))
+        job = partial(context.run, work, *args, self.models, self.settings)
+        response: Response = await loop.run_in_executor(self.executor, job)
+        return response
 
-    def close(self) -> None:
-        """Drop queued work and let the threads end once their current job is done."""
+    def response(self, answer: Answer) -> Response:
+        """The compute process's answer as the route's response; its timings to the metrics."""
+        for kind, seconds in answer.passes:
+            self.observe(kind, seconds)
+        if answer.failure is not None:
+            logger.error("unhandled error in the compute process:\n%s", answer.failure.rstrip())
+        return Response(answer.body, answer.status, media_type=answer.media_type)
+
+    async def close(self) -> None:
+        """Drop queued work; the threads end once their current job is done, the process too."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.process is not None:
+            await self.process.close()
 
 
 async def get_compute(request: Request) -> Compute:

@@ -47,6 +47,25 @@ def preprocess_status(error: PreprocessError) -> int:
     return next((code for kind, code in PREPROCESS_STATUS.items() if isinstance(error, kind)), 422)
 
 
+BAD_INPUT = (InputError, PreprocessError, EditError)  # raised by the work a route does
+
+
+def bad_input_answer(error: Exception) -> JSONResponse | None:
+    """The answer to an error of BAD_INPUT, wherever the work ran; None for any other error."""
+    if isinstance(error, InputError):
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+    if isinstance(error, PreprocessError):
+        return JSONResponse({"detail": str(error)}, status_code=preprocess_status(error))
+    if isinstance(error, EditError):
+        return JSONResponse({"detail": str(error)}, status_code=422)
+    return None
+
+
+def internal_error_answer() -> JSONResponse:
+    """The answer to a bug: nothing of it leaks, the log has it."""
+    return JSONResponse({"detail": INTERNAL_ERROR}, status_code=500)
+
+
 def describe_validation(errors: list[Any]) -> str:
     """One readable line from pydantic's error list: 'body.pixels: pixels must be ...'."""
     parts = []
@@ -85,22 +104,18 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": detail}, status_code=422)
         return await http_exception_handler(request, exc)
 
-    @app.exception_handler(PreprocessError)
-    async def on_preprocess(_: Request, exc: PreprocessError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=preprocess_status(exc))
+    async def on_bad_input(_: Request, exc: Exception) -> JSONResponse:
+        answer = bad_input_answer(exc)
+        assert answer is not None, "registered for BAD_INPUT only"
+        return answer
 
-    @app.exception_handler(EditError)
-    async def on_edit(_: Request, exc: EditError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(InputError)
-    async def on_input(_: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    for kind in BAD_INPUT:
+        app.add_exception_handler(kind, on_bad_input)
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": INTERNAL_ERROR}, status_code=500)
+        return internal_error_answer()
 
 
 class UnhandledErrors:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +92,10 @@ class Metrics:
             ),
         )
 
+    def observe_pass(self, kind: str, seconds: float) -> None:
+        """One pass through a network: "predict" (a batch) or "explain" (one image, traced)."""
+        self.inference.labels(kind).observe(seconds)
+
     def set_model(self, name: str, sha256: str) -> None:
         self.model_info.labels(name, sha256).set(1)
 
@@ -147,25 +151,28 @@ def documented_paths(app: Any) -> list[tuple[re.Pattern[str], str]]:
     return table
 
 
+PassObserver = Callable[[str, float], None]  # the kind and seconds of one pass through a network
+
+
 class TimedPredictor(Predictor):
     """A Predictor that reports how long each pass through the network takes."""
 
-    inference: Histogram | None = None  # set once loaded, by load()
+    observe: PassObserver | None = None  # set once loaded, by load()
 
     @classmethod
-    def load(cls, path: Path, inference: Histogram) -> TimedPredictor:
+    def load(cls, path: Path, observe: PassObserver) -> TimedPredictor:
         predictor = cls.from_file(path)
         assert isinstance(predictor, cls), "from_file builds the class it is called on"
-        predictor.inference = inference
+        predictor.observe = observe
         return predictor
 
     @classmethod
     def timed(
-        cls, model: Sequential, metadata: dict[str, Any], sha256: str, inference: Histogram
+        cls, model: Sequential, metadata: dict[str, Any], sha256: str, observe: PassObserver
     ) -> TimedPredictor:
         """One for weights held in memory (a training job's), timed like the loaded ones."""
         predictor = cls(model, metadata, sha256)
-        predictor.inference = inference
+        predictor.observe = observe
         return predictor
 
     @contextmanager
@@ -174,8 +181,8 @@ class TimedPredictor(Predictor):
         try:
             yield
         finally:
-            if self.inference is not None:
-                self.inference.labels(kind).observe(time.perf_counter() - start)
+            if self.observe is not None:
+                self.observe(kind, time.perf_counter() - start)
 
     def classify(self, *args: Any, **kwargs: Any) -> Any:  # predict() calls it too
         with self._timed("predict"):

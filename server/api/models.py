@@ -70,6 +70,10 @@ class ModelRegistry:
         """Names "prefix:rest" are answered by lookup(rest) from now on."""
         self.sources[prefix] = lookup
 
+    def loaded(self, name: str | None) -> bool:
+        """Whether `name` is one of the model files loaded at start-up (None: the default)."""
+        return name is None or name in self.models
+
     def get(self, name: str | None) -> Predictor:
         """The model called `name`, the default for None; UnknownModelError otherwise."""
         if name is None:

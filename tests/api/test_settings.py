@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,16 @@ ORIGIN = "https://draw.example"
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No CONVSCOPE_* variable from the outside world leaks into these tests."""
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """No CONVSCOPE_* variable from the outside world leaks into these tests, nor any they set
+    (`convscope serve` sets some for its workers) out of them."""
     for name in list(os.environ):
         if name.startswith("CONVSCOPE_"):
             monkeypatch.delenv(name)
-    return monkeypatch
+    yield monkeypatch
+    for name in list(os.environ):  # then monkeypatch puts the outside world's back
+        if name.startswith("CONVSCOPE_"):
+            del os.environ[name]
 
 
 # --- environment ---------------------------------------------------------------------------
@@ -344,6 +348,34 @@ def test_serve_gives_several_workers_a_fresh_metrics_directory(
         assert directory is not None
         assert not Path(directory).exists()  # removed at exit, files and all
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("cpus", "workers", "expected"), [(1, 1, False), (2, 1, True), (2, 2, False), (4, 2, True)]
+)
+def test_serve_runs_a_compute_process_when_every_process_gets_a_cpu(
+    clean_env: pytest.MonkeyPatch, weights_path: Path, cpus: int, workers: int, expected: bool
+) -> None:
+    """A worker and its compute process need a CPU each, or the threads answer faster."""
+    serve_on_cpus(clean_env, cpus, ["--weights", str(weights_path), "--workers", str(workers)])
+    assert Settings().compute_process is expected  # as each worker reads its environment
+
+
+def test_serve_keeps_the_compute_process_setting_it_is_given(
+    clean_env: pytest.MonkeyPatch, weights_path: Path
+) -> None:
+    clean_env.setenv("CONVSCOPE_COMPUTE_PROCESS", "false")
+    serve_on_cpus(clean_env, 8, ["--weights", str(weights_path)])
+    assert Settings().compute_process is False
+
+
+def serve_on_cpus(monkeypatch: pytest.MonkeyPatch, cpus: int, argv: list[str]) -> None:
+    """`convscope serve argv` as if the process could use `cpus` CPUs, uvicorn not started."""
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    assert serve.main(argv) == 0
 
 
 def test_serve_refuses_a_bad_weights_file_in_one_line(

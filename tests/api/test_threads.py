@@ -80,8 +80,9 @@ def test_sixteen_concurrent_requests_each_get_their_own_answer(
 def test_a_prediction_takes_one_thread_pool_hop(
     client: TestClient, kit: Any, digit_png: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The route's own work goes to a compute thread once; the dependencies that only look up
-    app state run on the event loop, not in FastAPI's pool (a hop costs ~40-50 us of CPU)."""
+    """The route's own work goes to Compute.run once (to the compute process or a compute
+    thread); the dependencies that only look up app state run on the event loop, not in
+    FastAPI's pool (a hop costs ~40-50 us of CPU)."""
     from server.api.deps import Compute
 
     pool_hops: list[object] = []
@@ -92,9 +93,9 @@ def test_a_prediction_takes_one_thread_pool_hop(
         pool_hops.append(func)
         return await run_sync(func, *args, **kwargs)
 
-    async def counting_run(self: Compute, work: Any, *args: Any) -> Any:
+    async def counting_run(self: Compute, work: Any, *args: Any, **kwargs: Any) -> Any:
         compute_hops.append(work)
-        return await run(self, work, *args)
+        return await run(self, work, *args, **kwargs)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting_run_sync)
     monkeypatch.setattr(Compute, "run", counting_run)
@@ -108,7 +109,8 @@ def test_a_prediction_takes_one_thread_pool_hop(
 def test_no_more_predictions_run_at_once_than_compute_threads(
     make_settings: Any, digits: list[str], monkeypatch: pytest.MonkeyPatch, limit: int
 ) -> None:
-    """Sixteen clients at once; the model work itself counts how many threads are inside it."""
+    """Sixteen clients at once, no compute process; the model work itself counts how many
+    threads are inside it."""
     from server.api.app import create_app
     from server.inference import Predictor
 
@@ -130,7 +132,9 @@ def test_no_more_predictions_run_at_once_than_compute_threads(
 
     monkeypatch.setattr(Predictor, "explain", counting_explain)
     barrier = threading.Barrier(THREADS, timeout=TIMEOUT_S)
-    with TestClient(create_app(make_settings(compute_threads=limit))) as client:
+    with TestClient(
+        create_app(make_settings(compute_process=False, compute_threads=limit))
+    ) as client:
 
         def worker(index: int) -> dict[str, Any]:
             barrier.wait()

@@ -79,3 +79,15 @@ def test_training_is_off_or_each_client_stays_with_its_pod(
     env = {item["name"]: item.get("value") for item in container["env"]}
     affinity = documents["Service"]["spec"].get("sessionAffinity")
     assert env.get("CONVSCOPE_TRAINING") == "false" or affinity == "ClientIP"
+
+
+def test_the_compute_process_is_on_only_with_a_cpu_for_it(
+    documents: dict[str, dict[str, Any]],
+) -> None:
+    """The pod's CPU limit, not the node's CPU count the server sees, decides whether a compute
+    process beside the server pays: it needs a second CPU."""
+    container = documents["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    limit = str(container["resources"]["limits"]["cpu"])
+    cpus = int(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
+    assert env.get("CONVSCOPE_COMPUTE_PROCESS") == ("true" if cpus >= 2 else "false")

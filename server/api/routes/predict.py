@@ -9,11 +9,11 @@ import time
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from pydantic import ValidationError
 
 from server import preprocess
-from server.api.deps import ComputeDep, ModelsDep, SettingsDep
+from server.api.deps import ComputeDep
 from server.api.encoding import ORJSONResponse, encode_map, encode_mask
 from server.api.errors import InputError, describe_validation
 from server.api.models import ModelRegistry
@@ -179,18 +179,16 @@ def predict_one(
 
 
 @router.post("/predict", response_model=PredictResponse, responses=ERRORS)
-async def predict(
-    request: PredictRequest, models: ModelsDep, settings: SettingsDep, compute: ComputeDep
-) -> ORJSONResponse:
+async def predict(request: PredictRequest, compute: ComputeDep) -> Response:
     """Classify one image (`image`, preprocessed like MNIST) or raw `pixels` (used as they are)."""
-    return await compute.run(answer_predict, request, models, settings)
+    return await compute.run(answer_predict, request, model=request.model)
 
 
 def answer_predict(
     request: PredictRequest, models: ModelRegistry, settings: Settings
 ) -> ORJSONResponse:
-    """/predict's work, on a compute thread (a training job's weights are built into a model
-    there too, not on the event loop)."""
+    """/predict's work, in the compute process or on a compute thread (a training job's weights
+    are built into a model there too, not on the event loop)."""
     predictor = models.get(request.model)
     clock = Clock()
     image, gray = image_or_pixels(request.image, request.pixels, settings, clock)
@@ -207,27 +205,26 @@ def answer_predict(
 async def predict_file(
     file: Annotated[UploadFile, File(description="an image file: PNG, JPEG, WebP, BMP or GIF")],
     options: Annotated[PredictOptions, Query()],
-    models: ModelsDep,
-    settings: SettingsDep,
     compute: ComputeDep,
     edits: Annotated[str | None, Form(description="JSON of /predict's `edits` object")] = None,
-) -> ORJSONResponse:
+) -> Response:
     """The same as /predict for a multipart upload: `curl -F file=@digit.png .../predict/file`."""
-    return await compute.run(answer_predict_file, file, options, models, settings, edits)
+    data = await file.read()
+    return await compute.run(answer_predict_file, data, options, edits, model=options.model)
 
 
 def answer_predict_file(
-    file: UploadFile,
+    data: bytes,
     options: PredictOptions,
+    edits: str | None,
     models: ModelRegistry,
     settings: Settings,
-    edits: str | None,
 ) -> ORJSONResponse:
-    """/predict/file's work, on a compute thread."""
+    """/predict/file's work, where /predict's runs."""
     predictor = models.get(options.model)
     clock = Clock()
     parsed = None if edits is None else edits_from_form(edits)
-    image = image_from_bytes(file.file.read(), settings, clock)
+    image = image_from_bytes(data, settings, clock)
     return predict_one(image, options, predictor, clock, parsed)
 
 
@@ -245,17 +242,15 @@ def edits_from_form(text: str) -> Edits:
 
 
 @router.post("/predict/batch", response_model=BatchResponse, responses=ERRORS)
-async def predict_batch(
-    request: BatchRequest, models: ModelsDep, settings: SettingsDep, compute: ComputeDep
-) -> ORJSONResponse:
+async def predict_batch(request: BatchRequest, compute: ComputeDep) -> Response:
     """Labels and probabilities for up to 256 images or pixel grids, in one forward pass."""
-    return await compute.run(answer_batch, request, models, settings)
+    return await compute.run(answer_batch, request, model=request.model)
 
 
 def answer_batch(
     request: BatchRequest, models: ModelRegistry, settings: Settings
 ) -> ORJSONResponse:
-    """/predict/batch's work, on a compute thread."""
+    """/predict/batch's work, where /predict's runs."""
     predictor = models.get(request.model)
     items = request.images if request.images is not None else request.pixels
     assert items is not None  # the schema guarantees one of the two
