@@ -63,11 +63,15 @@ class Dense(Layer):
         return out, x
 
     def backward(self, grad_out: Array, cache: Any) -> tuple[Array, Params]:
+        grads = self.parameter_gradients(grad_out, cache)
+        return grad_out @ self.params["weight"].T, grads
+
+    def parameter_gradients(self, grad_out: Array, cache: Any) -> Params:
         x = cache
         grads: Params = {"weight": x.T @ grad_out}
         if self.bias:
             grads["bias"] = grad_out.sum(axis=0)
-        return grad_out @ self.params["weight"].T, grads
+        return grads
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (self.out_features,)
