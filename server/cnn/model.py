@@ -33,6 +33,11 @@ class Trace:
     caches: list[Any]
 
 
+def dotted(layer: Layer, params: Params) -> Params:
+    """A layer's own keys ("weight") as the model's ("conv1.weight")."""
+    return {f"{layer.name}.{key}": value for key, value in params.items()}
+
+
 class Sequential:
     """Layers applied in order to NHWC float32 input; returns logits."""
 
@@ -116,27 +121,33 @@ class Sequential:
 
     def backward(self, grad_logits: np.ndarray, caches: Sequence[Any]) -> tuple[Params, np.ndarray]:
         """Parameter gradients (flat dotted keys) and the gradient w.r.t. the input."""
-        grads: Params = {}
-        grad = grad_logits
-        for layer, cache in zip(reversed(self.layers), reversed(caches), strict=True):
-            grad, layer_grads = layer.backward(grad, cache)
-            grads.update({f"{layer.name}.{key}": value for key, value in layer_grads.items()})
+        grads, grad = self._backward_down_to(0, grad_logits, caches)
         return grads, grad
 
     def parameter_gradients(self, grad_logits: np.ndarray, caches: Sequence[Any]) -> Params:
         """What `backward` gives but the gradient below the first layer with parameters, which
         training never uses (a first conv's col2im, an mlp's first dense input product)."""
-        first = next((i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
-        grads: Params = {}
-        grad = grad_logits
-        for index in range(len(self.layers) - 1, first - 1, -1):
-            layer, cache = self.layers[index], caches[index]
-            if index == first:
-                layer_grads = layer.parameter_gradients(grad, cache)
-            else:
-                grad, layer_grads = layer.backward(grad, cache)
-            grads.update({f"{layer.name}.{key}": value for key, value in layer_grads.items()})
+        first = next((i for i, layer in enumerate(self.layers) if layer.params), None)
+        if first is None:
+            return {}
+        grads, grad = self._backward_down_to(first + 1, grad_logits, caches)
+        layer = self.layers[first]
+        grads.update(dotted(layer, layer.parameter_gradients(grad, caches[first])))
         return grads
+
+    def _backward_down_to(
+        self, stop: int, grad: np.ndarray, caches: Sequence[Any]
+    ) -> tuple[Params, np.ndarray]:
+        """Backward through the layers from the last down to index `stop`: their parameters'
+        gradients, and the gradient w.r.t. layer `stop`'s input."""
+        if len(caches) != len(self.layers):
+            raise ValueError(f"{len(caches)} caches for {len(self.layers)} layers")
+        grads: Params = {}
+        for index in range(len(self.layers) - 1, stop - 1, -1):
+            layer = self.layers[index]
+            grad, layer_grads = layer.backward(grad, caches[index])
+            grads.update(dotted(layer, layer_grads))
+        return grads, grad
 
     def parameters(self) -> Params:
         """Live references to every parameter, keyed `layer.param`; the optimizer edits these."""
