@@ -8,7 +8,8 @@ of a 28x28 field by an integer shift. It knows nothing of HTTP: every failure is
 Each step also exists on its own, on whole images (`to_ink`, `suppress_noise`, `crop_to_ink`,
 ...). `digit_from_gray` gives the same result without their full-frame float passes: it decides
 polarity and the noise cut from the frame's histogram and the image's extremes, finds the ink's
-box from row and column extremes, and makes floats of that box alone.
+box (a search of the rows' bytes for 8-bit levels, row and column extremes for floats), and makes
+floats of that box alone.
 
 Nothing here mutates module globals (Pillow's or ours), so it is safe to call from threads.
 """
@@ -95,7 +96,7 @@ def digit_from_gray(gray: np.ndarray) -> np.ndarray:
     gray = _as_gray(gray)
     frame = Frame(gray)
     darkest, lightest = gray.min(), gray.max()
-    invert = frame.inverted(_gray_value(darkest), _gray_value(lightest))
+    invert = frame.inverted(_ink_value(darkest, False), _ink_value(lightest, False))
     cut = frame.ink_cut(invert, _ink_value(darkest if invert else lightest, invert))
     if cut is None:
         raise NoDigitFound(NO_DIGIT)
@@ -315,13 +316,9 @@ def _ink(gray: np.ndarray, invert: bool) -> np.ndarray:
     return np.subtract(1.0, gray, dtype=np.float32) if invert else gray
 
 
-def _gray_value(pixel: np.generic) -> float:
-    """One pixel of gray (a uint8 level or a float32) as its value in [0, 1]."""
-    return float(UNIT[int(pixel)]) if pixel.dtype == np.uint8 else float(pixel)
-
-
 def _ink_value(pixel: np.generic, invert: bool) -> float:
-    """One pixel's ink, rounded as the ink map rounds it (no array for one number)."""
+    """One pixel's ink, rounded as the ink map rounds it (no array for one number); not
+    inverted, that is its gray value in [0, 1]."""
     if pixel.dtype == np.uint8:
         return float((INVERTED if invert else UNIT)[int(pixel)])
     return float(np.subtract(1.0, pixel, dtype=np.float32)) if invert else float(pixel)
@@ -445,7 +442,7 @@ class Frame:
 def to_ink(gray: np.ndarray) -> np.ndarray:
     """Make ink high whatever the polarity: dark pen on paper is inverted, chalk-on-board kept."""
     gray = _as_gray(gray)
-    invert = Frame(gray).inverted(_gray_value(gray.min()), _gray_value(gray.max()))
+    invert = Frame(gray).inverted(_ink_value(gray.min(), False), _ink_value(gray.max(), False))
     return _ink(gray, invert)
 
 
