@@ -84,10 +84,13 @@ def awkward_arrays() -> list[np.ndarray]:
     return arrays
 
 
+AWKWARD = awkward_arrays()  # built once, for every case below
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf - inf, inf * 0 in the extremes
-@pytest.mark.parametrize("index", range(len(awkward_arrays())))
+@pytest.mark.parametrize("index", range(len(AWKWARD)))
 def test_quantize_equals_the_reference_in_every_layout(index: int) -> None:
-    array = awkward_arrays()[index]
+    array = AWKWARD[index]
     for view in layouts(array):
         assert wire(quantize(view)) == wire(reference_quantize(view))
 
