@@ -108,13 +108,11 @@ def event_stream_app(seen_by_client: list[dict[str, Any]]) -> Any:
     return app
 
 
-@pytest.mark.parametrize("accept", ["zstd", "gzip", "gzip, deflate, br, zstd", ""])
-def test_event_streams_pass_through_unbuffered_and_uncompressed(accept: str) -> None:
-    seen: list[dict[str, Any]] = []
-    middleware = Compression(event_stream_app(seen), minimum_size=1024)
-    scope = {"type": "http", "method": "GET", "path": "/events", "headers": []}
-    if accept:
-        scope["headers"] = [(b"accept-encoding", accept.encode())]
+def drive(middleware: Compression, accept: str, seen: list[dict[str, Any]]) -> None:
+    """One GET through `middleware` with `accept` as Accept-Encoding; what it sends lands in
+    `seen`."""
+    headers = [(b"accept-encoding", accept.encode())] if accept else []
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": headers}
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.disconnect"}
@@ -123,6 +121,12 @@ def test_event_streams_pass_through_unbuffered_and_uncompressed(accept: str) -> 
         seen.append(message)
 
     asyncio.run(middleware(scope, receive, send))
+
+
+@pytest.mark.parametrize("accept", ["zstd", "gzip", "gzip, deflate, br, zstd", ""])
+def test_event_streams_pass_through_unbuffered_and_uncompressed(accept: str) -> None:
+    seen: list[dict[str, Any]] = []
+    drive(Compression(event_stream_app(seen), minimum_size=1024), accept, seen)
     start, *bodies = seen
     headers = dict(start["headers"])
     assert b"content-encoding" not in headers
@@ -148,20 +152,7 @@ def body_app(body: bytes) -> Any:
 def wire_of(middleware: Compression) -> bytes:
     """The body `middleware` sends to a client that takes zstd."""
     seen: list[dict[str, Any]] = []
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": "/",
-        "headers": [(b"accept-encoding", b"zstd")],
-    }
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        seen.append(message)
-
-    asyncio.run(middleware(scope, receive, send))
+    drive(middleware, "zstd", seen)
     assert dict(seen[0]["headers"])[b"content-encoding"] == b"zstd"
     return b"".join(m.get("body", b"") for m in seen[1:])
 
