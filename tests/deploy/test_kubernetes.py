@@ -18,6 +18,19 @@ def documents() -> dict[str, dict[str, Any]]:
     return {doc["kind"]: doc for doc in docs}
 
 
+@pytest.fixture(scope="module")
+def container(documents: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The Deployment's one container."""
+    (only,) = documents["Deployment"]["spec"]["template"]["spec"]["containers"]
+    return dict(only)
+
+
+@pytest.fixture(scope="module")
+def env(container: dict[str, Any]) -> dict[str, str | None]:
+    """The container's environment variables by name."""
+    return {item["name"]: item.get("value") for item in container["env"]}
+
+
 def test_every_document_has_the_basics(documents: dict[str, dict[str, Any]]) -> None:
     assert set(documents) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
     for doc in documents.values():
@@ -25,9 +38,10 @@ def test_every_document_has_the_basics(documents: dict[str, dict[str, Any]]) -> 
         assert doc["metadata"]["name"] == "convscope"
 
 
-def test_probes_hit_healthz_on_the_served_port(documents: dict[str, dict[str, Any]]) -> None:
+def test_probes_hit_healthz_on_the_served_port(
+    documents: dict[str, dict[str, Any]], container: dict[str, Any]
+) -> None:
     pod = documents["Deployment"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http": 8000}
     for probe in ("readinessProbe", "livenessProbe"):
@@ -48,10 +62,10 @@ def test_service_and_autoscaler_point_at_the_deployment(
     assert 1 <= spec["minReplicas"] <= spec["maxReplicas"]
 
 
-def test_pods_invite_prometheus_to_scrape_metrics(documents: dict[str, dict[str, Any]]) -> None:
-    template = documents["Deployment"]["spec"]["template"]
-    annotations = template["metadata"]["annotations"]
-    (container,) = template["spec"]["containers"]
+def test_pods_invite_prometheus_to_scrape_metrics(
+    documents: dict[str, dict[str, Any]], container: dict[str, Any]
+) -> None:
+    annotations = documents["Deployment"]["spec"]["template"]["metadata"]["annotations"]
     ports = {p["containerPort"] for p in container["ports"]}
     assert annotations["prometheus.io/scrape"] == "true"  # a string: annotations are strings
     assert int(annotations["prometheus.io/port"]) in ports
@@ -59,10 +73,10 @@ def test_pods_invite_prometheus_to_scrape_metrics(documents: dict[str, dict[str,
     assert all(isinstance(value, str) for value in annotations.values())
 
 
-def test_logs_are_json_and_tmp_is_writable(documents: dict[str, dict[str, Any]]) -> None:
+def test_logs_are_json_and_tmp_is_writable(
+    documents: dict[str, dict[str, Any]], container: dict[str, Any], env: dict[str, str | None]
+) -> None:
     pod = documents["Deployment"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    env = {item["name"]: item["value"] for item in container["env"]}
     assert env["CONVSCOPE_LOG_FORMAT"] == "json"
     # the root filesystem is read-only, so several workers' metrics files need a volume
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -72,22 +86,18 @@ def test_logs_are_json_and_tmp_is_writable(documents: dict[str, dict[str, Any]])
 
 
 def test_training_is_off_or_each_client_stays_with_its_pod(
-    documents: dict[str, dict[str, Any]],
+    documents: dict[str, dict[str, Any]], env: dict[str, str | None]
 ) -> None:
     """A job lives in one pod: with replicas, training needs session affinity or stays off."""
-    container = documents["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    env = {item["name"]: item.get("value") for item in container["env"]}
     affinity = documents["Service"]["spec"].get("sessionAffinity")
     assert env.get("CONVSCOPE_TRAINING") == "false" or affinity == "ClientIP"
 
 
 def test_the_compute_process_is_on_only_with_a_cpu_for_it(
-    documents: dict[str, dict[str, Any]],
+    container: dict[str, Any], env: dict[str, str | None]
 ) -> None:
     """The pod's CPU limit, not the node's CPU count the server sees, decides whether a compute
     process beside the server pays: it needs a second CPU."""
-    container = documents["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    env = {item["name"]: item.get("value") for item in container["env"]}
     limit = str(container["resources"]["limits"]["cpu"])
     cpus = int(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
     assert env.get("CONVSCOPE_COMPUTE_PROCESS") == ("true" if cpus >= 2 else "false")
