@@ -4,14 +4,13 @@ Used to measure how a model reads other writers (scripts/robustness_eval.py) and
 stroke family, to train on styles MNIST lacks.
 """
 
-from server.synth.proxy import ProxySet, concat, font_set, proxy_set, stroke_set
+from server.synth.proxy import ProxySet, font_set, proxy_set, stroke_set
 from server.synth.render import ink_from_strokes, page, png, through_api
 from server.synth.strokes import GLYPHS
 
 __all__ = [
     "GLYPHS",
     "ProxySet",
-    "concat",
     "font_set",
     "ink_from_strokes",
     "page",
