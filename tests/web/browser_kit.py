@@ -49,7 +49,26 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 DESKTOP = {"width": 1400, "height": 1000}
+# new_context options of a 375x812 touch phone that honours the page's mobile viewport meta
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 375, "height": 812},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+# An init script that records every Content-Security-Policy violation; read by csp_violations
+CSP_LISTENER = """
+window.__violations = [];
+document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(
+  `${e.effectiveDirective} blocked ${e.blockedURI || '(inline)'} at ${e.sourceFile}:${e.lineNumber}`
+));
+"""
 TIMEOUT_MS = 20_000  # per Playwright wait; predictions take tens of ms, model loads a second
+
+
+def csp_violations(page: Page) -> list[str]:
+    """The violations CSP_LISTENER has recorded on `page` so far."""
+    return list(page.evaluate("window.__violations"))
 
 
 def in_ci() -> bool:

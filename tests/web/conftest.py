@@ -18,6 +18,7 @@ from tests.web.browser_kit import (
     CHROMIUM_ARGS,
     DESKTOP,
     HAVE_PLAYWRIGHT,
+    PHONE,
     App,
     app_in,
     weights_file,
@@ -65,12 +66,5 @@ def app(browser: Browser, server_url: str) -> Iterator[App]:
 @pytest.fixture
 def phone_app(browser: Browser, server_url: str) -> Iterator[App]:
     """A phone-sized page (375x812, touch, mobile viewport meta honoured)."""
-    with app_in(
-        browser,
-        server_url,
-        viewport={"width": 375, "height": 812},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-    ) as app:
+    with app_in(browser, server_url, **PHONE) as app:
         yield app

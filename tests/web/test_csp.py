@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.web.browser_kit import (
+    CSP_LISTENER,
     DESKTOP,
     TIMEOUT_MS,
     App,
     Watch,
+    csp_violations,
     draw_and_wait,
     ellipse,
     map_point,
@@ -30,22 +32,11 @@ require_browser()
 
 pytestmark = pytest.mark.browser
 
-LISTEN = """
-window.__violations = [];
-document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(
-  `${e.effectiveDirective} blocked ${e.blockedURI || '(inline)'} at ${e.sourceFile}:${e.lineNumber}`
-));
-"""
-
-
-def violations(page: Page) -> list[str]:
-    return list(page.evaluate("window.__violations"))
-
 
 @pytest.fixture
 def watched(browser: Browser) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script(LISTEN)
+    context.add_init_script(CSP_LISTENER)
     try:
         yield context
     finally:
@@ -62,7 +53,7 @@ def test_the_listener_catches_a_violation(watched: BrowserContext, server_url: s
     )
     page.wait_for_function("window.__violations.length > 0", timeout=TIMEOUT_MS)
     assert page.evaluate("window.__ran === undefined")
-    assert any(v.startswith("script-src") for v in violations(page)), violations(page)
+    assert any(v.startswith("script-src") for v in csp_violations(page)), csp_violations(page)
 
 
 def test_the_page_is_served_under_the_policy(watched: BrowserContext, server_url: str) -> None:
@@ -91,7 +82,7 @@ def test_a_session_on_the_page_breaks_no_policy(watched: BrowserContext, server_
     )
     page.locator(".pad-badge:not([hidden])").wait_for()
     page.locator('main[data-state="ready"]').wait_for(state="attached")
-    assert violations(page) == []
+    assert csp_violations(page) == []
     problems = {k: v for k, v in app.watch.problems().items() if v}
     assert not problems, problems
 
@@ -118,6 +109,6 @@ def test_the_api_docs_render_and_call_the_api_under_their_policy(
     health.get_by_role("button", name="Execute").click()
     health.locator(".live-responses-table .response-col_status", has_text="200").wait_for()
     assert page.locator(".opblock").count() >= 6  # every route of the contract is listed
-    assert violations(page) == []
+    assert csp_violations(page) == []
     problems = {k: v for k, v in watch.problems().items() if v}
     assert not problems, problems

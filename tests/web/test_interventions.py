@@ -22,10 +22,13 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.web.browser_kit import (
+    CSP_LISTENER,
     DESKTOP,
     DISTINCT_COLOURS_JS,
+    PHONE,
     App,
     app_in,
+    csp_violations,
     draw_and_wait,
     png_bytes,
     require_browser,
@@ -46,12 +49,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-LISTEN = """
-window.__violations = [];
-document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(
-  `${e.effectiveDirective} blocked ${e.blockedURI || '(inline)'} at ${e.sourceFile}:${e.lineNumber}`
-));
-"""
 PROBS_JS = (
     "() => [...document.querySelectorAll('#prediction-card .prob-bar')]"
     ".map((b) => parseFloat(b.style.transform.slice(7)))"
@@ -71,21 +68,15 @@ def iapp(browser: Browser, server_url: str) -> Iterator[App]:
 @pytest.fixture
 def iphone(browser: Browser, server_url: str) -> Iterator[App]:
     """The same on a 375x812 touch phone."""
-    phone = {
-        "viewport": {"width": 375, "height": 812},
-        "device_scale_factor": 2,
-        "is_mobile": True,
-        "has_touch": True,
-    }
-    yield from watched_app(browser, server_url, phone)
+    yield from watched_app(browser, server_url, PHONE)
 
 
 def watched_app(browser: Browser, server_url: str, options: dict[str, Any]) -> Iterator[App]:
-    with app_in(browser, server_url, init_script=LISTEN, **options) as app:
+    with app_in(browser, server_url, init_script=CSP_LISTENER, **options) as app:
         app.page.sent = []  # type: ignore[attr-defined]
         app.page.on("request", lambda r: record(app.page, r))
         yield app
-        assert app.page.evaluate("window.__violations") == []
+        assert csp_violations(app.page) == []
 
 
 def record(page: Page, request: Any) -> None:
