@@ -7,23 +7,19 @@ from __future__ import annotations
 import base64
 import io
 import json
-import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from scripts.pad_digit import pad_png
 from server import png, preprocess
 from tests.web.browser_kit import App, draw_mouse, ellipse, require_browser
 
 require_browser()
 
 pytestmark = pytest.mark.browser
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from pad_digit import pad_png  # noqa: E402 (a script, beside the others)
 
 
 def row_filters(data: bytes) -> set[int]:
