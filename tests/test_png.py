@@ -27,6 +27,23 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
+def _file(
+    width: int,
+    height: int,
+    colour: int,
+    idats: Sequence[bytes],
+    *,
+    interlace: int = 0,
+    extra: Sequence[tuple[bytes, bytes]] = (),
+) -> bytes:
+    """A PNG of 8-bit samples: signature, IHDR, the `extra` chunks, one IDAT per stream piece,
+    IEND."""
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, interlace)
+    chunks = [_chunk(b"IHDR", header), *(_chunk(k, b) for k, b in extra)]
+    chunks += [_chunk(b"IDAT", idat) for idat in idats]
+    return png.SIGNATURE + b"".join(chunks) + _chunk(b"IEND", b"")
+
+
 def _paeth(a: int, b: int, c: int) -> int:
     p = a + b - c
     pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
@@ -70,10 +87,8 @@ def encode(
         raw += bytes([kind]) + _filter_row(kind, line, above, samples).tobytes()
         above = line
     stream = zlib.compress(bytes(raw), level)
-    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
-    chunks = [_chunk(b"IHDR", header), *(_chunk(k, b) for k, b in extra)]
-    chunks += [_chunk(b"IDAT", stream[i : i + idat_size]) for i in range(0, len(stream), idat_size)]
-    return png.SIGNATURE + b"".join(chunks) + _chunk(b"IEND", b"")
+    idats = [stream[i : i + idat_size] for i in range(0, len(stream), idat_size)]
+    return _file(width, height, colour, idats, extra=extra)
 
 
 def gray_rgba(levels: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
@@ -202,11 +217,7 @@ def _text(key: str, value: str) -> PngImagePlugin.PngInfo:
 
 def _interlaced_pixel() -> bytes:
     """A 1x1 Adam7 PNG: its one pixel is all of pass 1 (Pillow writes no interlaced files)."""
-    header = struct.pack(">IIBBBBB", 1, 1, 8, png.RGBA, 0, 0, 1)
-    stream = zlib.compress(b"\x00\xc8\xc8\xc8\xff")
-    return png.SIGNATURE + b"".join(
-        [_chunk(b"IHDR", header), _chunk(b"IDAT", stream), _chunk(b"IEND", b"")]
-    )
+    return _file(1, 1, png.RGBA, [zlib.compress(b"\x00\xc8\xc8\xc8\xff")], interlace=1)
 
 
 def _colour() -> np.ndarray:
@@ -251,13 +262,7 @@ def test_what_it_does_not_decode_goes_to_pillow(name: str) -> None:
 def test_a_stream_of_the_wrong_length_goes_to_pillow() -> None:
     rows = 32 * (1 + 32 * 4)
     short = zlib.compress(b"\x02" * (rows - 1))  # one byte short of the image
-    data = png.SIGNATURE + b"".join(
-        [
-            _chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 8, 6, 0, 0, 0)),
-            _chunk(b"IDAT", short),
-            _chunk(b"IEND", b""),
-        ]
-    )
+    data = _file(32, 32, png.RGBA, [short])
     plain = png.parse(data)
     assert plain is not None
     assert plain.gray() is None
@@ -266,7 +271,6 @@ def test_a_stream_of_the_wrong_length_goes_to_pillow() -> None:
 
 
 def test_size_is_refused_from_the_header_before_inflating() -> None:
-    header = struct.pack(">IIBBBBB", 5000, 10, 8, 6, 0, 0, 0)
-    data = png.SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"") + _chunk(b"IEND", b"")
+    data = _file(5000, 10, png.RGBA, [b""])
     with pytest.raises(preprocess.ImageTooLarge, match="5000x10"):
         preprocess.decode(data)
