@@ -17,13 +17,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Literal
 
 from server.cnn import Sequential
 from server.inference import Predictor
 from server.processes import end
 from server.train import copy_state, new_model
-from server.training.config import DataSource, JobConfig
+from server.training.config import JobConfig
 from server.training.messages import (
     Cancelled,
     Done,
@@ -66,7 +67,7 @@ class Job:
     def __init__(
         self,
         config: JobConfig,
-        source: DataSource,
+        mnist_dir: Path,
         on_finish: Callable[[Job], None] | None = None,
         make_predictor: MakePredictor = Predictor,
     ) -> None:
@@ -101,7 +102,7 @@ class Job:
         self._conn, child_conn = CONTEXT.Pipe(duplex=False)
         self.process = CONTEXT.Process(
             target=run_job,
-            args=(config, source, child_conn, self._cancel),
+            args=(config, mnist_dir, child_conn, self._cancel),
             name=f"convscope-training-{self.id[:8]}",
             daemon=True,  # the server's own exit takes it down too
         )

@@ -75,7 +75,7 @@ class Trainings:
                     "takes at once; try again when one ends",
                     retry_after_s=10,
                 )
-            job = Job(config, self.source, self._finished, self.make_predictor)
+            job = Job(config, self.source.directory, self._finished, self.make_predictor)
             self.jobs[job.id] = job
         return job
 

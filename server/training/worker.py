@@ -12,6 +12,7 @@ import os
 import time
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -20,7 +21,7 @@ from server.cnn import Conv2D, Sequential
 from server.metrics import evaluate
 from server.mnist import load_mnist
 from server.train import EpochResult, Run, copy_state, file_metadata, split
-from server.training.config import DataSource, JobConfig
+from server.training.config import JobConfig
 from server.training.messages import (
     Cancelled,
     Done,
@@ -71,11 +72,11 @@ class Reporter:
             raise StoppedError from None  # nobody is listening any more
 
 
-def train_job(config: JobConfig, source: DataSource, reporter: Reporter) -> Done:
+def train_job(config: JobConfig, mnist_dir: Path, reporter: Reporter) -> Done:
     started = time.perf_counter()
     train_config = config.train_config()
     steps_total = config.steps_total()
-    data = load_mnist(source.directory)  # there: Trainings.start fetched it or answered 503
+    data = load_mnist(mnist_dir)  # there: Trainings.start fetched it or answered 503
     reporter.check()
 
     rng = np.random.default_rng(train_config.seed)
@@ -145,13 +146,13 @@ def train_job(config: JobConfig, source: DataSource, reporter: Reporter) -> Done
     return Done(metadata["test_accuracy"], seconds, steps_total, copy_state(model), metadata)
 
 
-def run_job(config: JobConfig, source: DataSource, conn: Connection, cancel: Event) -> None:
+def run_job(config: JobConfig, mnist_dir: Path, conn: Connection, cancel: Event) -> None:
     """The process's entry point; always ends with one Done, Cancelled or Failed message."""
     os.nice(NICENESS)
     final: Message
     try:
         with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-            final = train_job(config, source, Reporter(conn, cancel))
+            final = train_job(config, mnist_dir, Reporter(conn, cancel))
     except StoppedError:
         final = Cancelled()
     except Exception as error:  # reported to the client in words, not lost in a child's stderr
