@@ -88,7 +88,7 @@ class Job:
         self.finished_at: float | None = None  # time.monotonic()
         self._on_finish = on_finish
         self._make_predictor = make_predictor
-        self._predictors: dict[int, Predictor] = {}  # by weights step: the latest one or two
+        self._predictors: dict[int, Predictor] = {}  # by weights step: the latest eight at most
 
         initial = new_model(config.train_config())  # as the process starts, before any data
         self._template = initial  # copied, never run: deepcopy is 50x faster than from_spec
