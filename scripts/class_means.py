@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from server.explain.counterfactual import class_means, save_class_means
-from server.mnist import default_data_dir, load_mnist
+from server.training.mnist import default_data_dir, load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 

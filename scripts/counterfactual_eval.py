@@ -35,7 +35,7 @@ from server.explain.counterfactual import (
     counterfactual,
     load_class_means,
 )
-from server.mnist import Mnist, default_data_dir, load_mnist
+from server.training.mnist import Mnist, default_data_dir, load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 

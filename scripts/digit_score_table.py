@@ -20,15 +20,15 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.augment import AugmentConfig, augment
 from server.cnn import load_model
-from server.mnist import default_data_dir, load_mnist
 from server.ood.calibrate import CalibrateConfig, fit_scorer
 from server.ood.measure import auroc, flagged
 from server.ood.scorer import FALLBACK, DigitScorer
 from server.synth import png, proxy_set, through_api
 from server.synth.fonts import available_fonts
 from server.synth.nondigits import FONT_FILES, KINDS, font, nondigits
+from server.training.augment import AugmentConfig, augment
+from server.training.mnist import default_data_dir, load_mnist
 
 
 def typed_digits(count: int, seed: int) -> np.ndarray:

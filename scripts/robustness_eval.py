@@ -5,7 +5,7 @@ python scripts/robustness_eval.py model_weights/mnist_cnn.npz [other.npz ...] \
 
 Prints, per file: MNIST test accuracy, the proxy's accuracy overall, per family (strokes,
 fonts) and per style, and the most common confusions. The proxy's seed defaults to 1000, apart
-from the seeds training draws stroke digits with (server/train.py), so no image is shared.
+from the seeds training draws stroke digits with (server/training/train.py), so no image is shared.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from server.cnn import load_model
-from server.metrics import predict_logits
-from server.mnist import default_data_dir, load_mnist
 from server.synth import ProxySet, proxy_set
+from server.training.evaluation import predict_logits
+from server.training.mnist import default_data_dir, load_mnist
 
 
 def load_proxy(n: int, seed: int, cache: Path | None) -> ProxySet:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from server.mnist import default_data_dir, load_mnist
-from server.train import Run, split
-from server.training.config import DataSource, JobConfig
-from server.training.manager import Trainings
+from server.training.jobs.config import DataSource, JobConfig
+from server.training.jobs.manager import Trainings
+from server.training.mnist import default_data_dir, load_mnist
+from server.training.train import Run, split
 
 
 def loop_alone(config: JobConfig, data_dir: Path) -> float:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = {
-    "train": ("server.train", "train the CNN on MNIST and write a weights file"),
+    "train": ("server.training.train", "train the CNN on MNIST and write a weights file"),
     "evaluate": ("server.evaluate", "test accuracy and confusion matrix of a weights file"),
     "calibrate": (
         "server.ood.calibrate",

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from server.cnn import load_model
-from server.metrics import confusion_matrix, predict_logits
-from server.mnist import default_data_dir, load_mnist
+from server.training.evaluation import confusion_matrix, predict_logits
+from server.training.mnist import default_data_dir, load_mnist
 
 
 def format_confusion(matrix: np.ndarray) -> str:

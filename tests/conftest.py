@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from server.mnist import Mnist, MnistError, load_mnist
+from server.training.mnist import Mnist, MnistError, load_mnist
 
 # Seven-segment digits: a top, b top-right, c bottom-right, d bottom, e bottom-left,
 # f top-left, g middle. Different enough per class that a small CNN can tell them apart.

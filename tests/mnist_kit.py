@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from server.cnn import Sequential
-from server.mnist import Mnist
+from server.training.mnist import Mnist
 
 
 def mnist_accuracy(model: Sequential, data: Mnist) -> float:

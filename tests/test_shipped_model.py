@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from server.cnn import Sequential, load_model
-from server.mnist import Mnist
+from server.training.mnist import Mnist
 from tests.mnist_kit import mnist_accuracy
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "model_weights" / "mnist_cnn.npz"

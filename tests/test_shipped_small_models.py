@@ -10,7 +10,7 @@ import pytest
 
 from server.cnn import load_model
 from server.cnn.architectures import build_preset
-from server.mnist import Mnist
+from server.training.mnist import Mnist
 from tests.mnist_kit import mnist_accuracy
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "model_weights"

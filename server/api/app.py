@@ -39,9 +39,9 @@ from server.api.static import CachedStaticFiles
 from server.api.timeouts import BodyTimeout
 from server.cnn import ModelFileError
 from server.config import Settings
-from server.mnist import default_data_dir
-from server.training.config import DataSource
-from server.training.manager import Trainings
+from server.training.jobs.config import DataSource
+from server.training.jobs.manager import Trainings
+from server.training.mnist import default_data_dir
 
 logger = logging.getLogger("convscope")
 

@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.cnn.architectures import PRESETS
-from server.training.config import MNIST_TRAIN_IMAGES, JobConfig
-from server.training.jobs import Status
+from server.training.jobs.config import MNIST_TRAIN_IMAGES, JobConfig
+from server.training.jobs.job import Status
 
 DEFAULTS = JobConfig()
 

@@ -20,13 +20,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from server import preprocess
-from server.augment import AugmentConfig, augment
 from server.cnn import Sequential, load_model, save_model
-from server.mnist import default_data_dir, load_mnist
 from server.ood.features import Source, feature_sources
 from server.ood.scorer import EXTRA_PREFIX, DigitScorer, Term
 from server.ood.scores import ClassGaussians, energy
 from server.synth import stroke_set
+from server.training.augment import AugmentConfig, augment
+from server.training.mnist import default_data_dir, load_mnist
 
 CLASSES = 10
 
@@ -113,8 +113,8 @@ def fit_scorer(
     fit_at, reference_at = order[: config.fit], order[config.fit : config.fit + config.reference]
     plain = images[fit_at].astype(np.float32) / 255.0  # (F, 28, 28)
     ones = straight_ones(config.straight_ones, rng)  # (S, 28, 28)
-    # the styles MNIST lacks that training adds (server.train.with_strokes): a model that learnt
-    # them must not call them "not a digit" (fitted on MNIST alone, 6.5% of the proxy was)
+    # the styles MNIST lacks that training adds (server.training.train.with_strokes): a model that
+    # learnt them must not call them "not a digit" (fitted on MNIST alone, 6.5% of the proxy was)
     strokes = stroke_set(config.strokes, seed=config.seed % 100, via_png=False)
     fit_images = np.concatenate([plain, augment(plain, rng, AugmentConfig()), ones, strokes.images])
     fit_labels = np.concatenate(

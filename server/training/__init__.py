@@ -1,5 +1,2 @@
-"""Live training jobs: one process per job trains with server.train's loop and reports its
-progress, evaluations and snapshots over a pipe; the parent keeps them for the API to relay.
-
-Engine side: nothing here imports the web framework.
-"""
+"""Training, outside the request path: MNIST loading, augmentation, the loop, evaluation, and the
+live jobs (`jobs/`) that the API starts and relays. Nothing here imports the web framework."""

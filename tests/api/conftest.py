@@ -24,7 +24,7 @@ from server.api.app import create_app
 from server.cnn import Sequential, load_model, save_model
 from server.cnn.architectures import mnist_cnn
 from server.config import Settings
-from server.mnist import Mnist
+from server.training.mnist import Mnist
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_WEIGHTS = ROOT / "model_weights" / "mnist_cnn.npz"

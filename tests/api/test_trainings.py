@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from server.api.app import create_app
 from server.cnn import load_model
 from server.local_server import LocalServer, local_server
-from server.mnist import MnistError, load_mnist
-from server.training import manager as training_manager
+from server.training.jobs import manager as training_manager
+from server.training.mnist import MnistError, load_mnist
 
 SMALL = {"train_size": 1000, "batch_size": 64, "seed": 1}  # 16 steps
 CHROME = {"Accept-Encoding": "gzip, deflate, br, zstd", "Accept": "text/event-stream"}

@@ -194,7 +194,7 @@ def mnist_subset(n: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The first n MNIST training images if MNIST_DIR is set, else None."""
     if not os.environ.get("MNIST_DIR"):
         return None
-    from server.mnist import load_mnist
+    from server.training.mnist import load_mnist
 
     data = load_mnist(os.environ["MNIST_DIR"], verify=False)
     return data.train_images[:n], data.train_labels[:n]

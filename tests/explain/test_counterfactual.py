@@ -30,7 +30,7 @@ from server.explain.counterfactual import (
     view_shifts,
     windows,
 )
-from server.mnist import Mnist
+from server.training.mnist import Mnist
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "model_weights" / "mnist_cnn.npz"

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from server.cnn import load_model
-from server.metrics import predict_logits
 from server.preprocess import to_mnist
 from server.synth import GLYPHS, font_set, page, png, stroke_set
 from server.synth.fonts import available_fonts
 from server.synth.proxy import stroke_ink, stroke_sample
 from server.synth.render import ink_from_strokes
 from server.synth.strokes import label_of, line
+from server.training.evaluation import predict_logits
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "model_weights" / "mnist_cnn.npz"
 

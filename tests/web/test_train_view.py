@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 
 from server.local_server import local_server
-from server.mnist import FILES, MnistError, find_file
+from server.training.mnist import FILES, MnistError, find_file
 from tests.web.browser_kit import (
     DESKTOP,
     App,

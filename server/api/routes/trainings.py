@@ -24,8 +24,8 @@ from server.api.schemas_trainings import (
     TrainingStatus,
 )
 from server.cnn import save_model
-from server.training.jobs import Job, JobEvent
-from server.training.manager import TrainingError, Trainings
+from server.training.jobs.job import Job, JobEvent
+from server.training.jobs.manager import TrainingError, Trainings
 
 router = APIRouter(prefix="/api/v1/trainings", tags=["trainings"])
 

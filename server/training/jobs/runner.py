@@ -1,4 +1,4 @@
-"""The body of a job's process: load MNIST, train with server.train's loop, report over a pipe.
+"""The body of a job's process: load MNIST, train with server.training.train's loop, report back.
 
 Runs in a process of its own (spawned, never forked from the threaded server), so the server's
 request threads and event loop never wait on training. It stops at the next step boundary once
@@ -18,11 +18,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from server.cnn import Conv2D, Sequential
-from server.metrics import evaluate
-from server.mnist import load_mnist
-from server.train import EpochResult, Run, copy_state, file_metadata, split
-from server.training.config import JobConfig
-from server.training.messages import (
+from server.training.evaluation import evaluate
+from server.training.jobs.config import JobConfig
+from server.training.jobs.messages import (
     Cancelled,
     Done,
     Evaluation,
@@ -31,7 +29,9 @@ from server.training.messages import (
     Progress,
     Snapshot,
 )
-from server.training.schedule import evaluation_steps, snapshot_steps
+from server.training.jobs.schedule import evaluation_steps, snapshot_steps
+from server.training.mnist import load_mnist
+from server.training.train import EpochResult, Run, copy_state, file_metadata, split
 
 PROGRESS_EVERY_S = 0.25  # the API promises a progress event at least every 0.5 s
 EVAL_BATCH = 200  # images a pass when evaluating: a 1,000-image batch's conv2 im2col alone is

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from server.augment import (
+from server.training.augment import (
     AugmentConfig,
     augment,
     binarize,

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 from server.inference import Predictor
-from server.mnist import FILES, MnistError, download_mnist, find_file
-from server.training.config import DataSource, JobConfig
-from server.training.jobs import Job, MakePredictor
+from server.training.jobs.config import DataSource, JobConfig
+from server.training.jobs.job import Job, MakePredictor
+from server.training.mnist import FILES, MnistError, download_mnist, find_file
 
 
 class TrainingError(Exception):

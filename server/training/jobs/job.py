@@ -23,9 +23,8 @@ from typing import Any, Literal
 from server.cnn import Sequential
 from server.inference import Predictor
 from server.processes import end
-from server.train import copy_state, new_model
-from server.training.config import JobConfig
-from server.training.messages import (
+from server.training.jobs.config import JobConfig
+from server.training.jobs.messages import (
     Cancelled,
     Done,
     Evaluation,
@@ -35,7 +34,8 @@ from server.training.messages import (
     Snapshot,
     State,
 )
-from server.training.worker import first_conv_kernels, run_job
+from server.training.jobs.runner import first_conv_kernels, run_job
+from server.training.train import copy_state, new_model
 
 Status = Literal["running", "done", "cancelled", "failed"]
 MakePredictor = Callable[[Sequential, dict[str, Any], str], Predictor]

@@ -10,9 +10,9 @@ import numpy as np
 
 from server.cnn import save_model
 from server.cnn.architectures import mnist_cnn
-from server.mnist import Mnist
 from server.synth import stroke_set
-from server.train import TrainConfig, train, with_strokes
+from server.training.mnist import Mnist
+from server.training.train import TrainConfig, train, with_strokes
 
 
 def test_strokes_are_a_tenth_at_most_and_labelled_by_their_style() -> None:

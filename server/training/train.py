@@ -1,7 +1,7 @@
 """Train the ConvScope CNN on MNIST and write model_weights/*.npz.
 
 convscope train --epochs 15 --out model_weights/mnist_cnn.npz
-python -m server.train --help
+python -m server.training.train --help
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from server.augment import AugmentConfig, augment
 from server.cnn import (
     Adam,
     Sequential,
@@ -30,9 +29,10 @@ from server.cnn import (
 )
 from server.cnn.architectures import PRESETS, build_preset
 from server.cnn.spec import SpecError, build_from_spec, validate_spec
-from server.metrics import confusion_matrix, evaluate, predict_logits
-from server.mnist import Mnist, default_data_dir, download_mnist, load_mnist
 from server.ood.calibrate import CalibrateConfig, fit_scorer, stored
+from server.training.augment import AugmentConfig, augment
+from server.training.evaluation import confusion_matrix, evaluate, predict_logits
+from server.training.mnist import Mnist, default_data_dir, download_mnist, load_mnist
 
 
 @dataclass(frozen=True)

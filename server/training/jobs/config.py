@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.train import TrainConfig, batches
+from server.training.train import TrainConfig, batches
 
 VALIDATION_IMAGES = 1000  # held out of MNIST's 60,000 training images for the evaluations
 MNIST_TRAIN_IMAGES = 60_000

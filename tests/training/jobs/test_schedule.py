@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.training.config import JobConfig
-from server.training.schedule import evaluation_steps, snapshot_steps
+from server.training.jobs.config import JobConfig
+from server.training.jobs.schedule import evaluation_steps, snapshot_steps
 
 
 @pytest.mark.parametrize("total", [1, 5, 32, 33, 40, 100, 922, 4610])

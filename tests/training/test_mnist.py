@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import server.mnist
-from server.mnist import MnistError, download_file, download_mnist, load_mnist, parse_idx
+import server.training.mnist
+from server.training.mnist import MnistError, download_file, download_mnist, load_mnist, parse_idx
 
 NAMES = (
     "train-images-idx3-ubyte",
@@ -133,7 +133,7 @@ def test_load_mnist_raw_and_gz(
     np.testing.assert_array_equal(data.test_images, arrays["t10k-images-idx3-ubyte"])
     np.testing.assert_array_equal(data.test_labels, arrays["t10k-labels-idx1-ubyte"])
     assert data.checksums == sums  # MD5 of the decompressed content, whatever the format
-    monkeypatch.setattr(server.mnist, "FILES", sums)
+    monkeypatch.setattr(server.training.mnist, "FILES", sums)
     assert load_mnist(tmp_path, verify=True).checksums == sums
 
 
@@ -147,7 +147,7 @@ def test_load_mnist_verify_names_file_and_both_md5s(tmp_path: Path) -> None:
     name = "train-images-idx3-ubyte"  # the first file checked
     assert str(tmp_path / f"{name}.gz") in message
     assert sums[name] in message
-    assert server.mnist.FILES[name] in message
+    assert server.training.mnist.FILES[name] in message
 
 
 def test_load_mnist_missing_file(tmp_path: Path) -> None:
@@ -194,7 +194,7 @@ def test_real_mnist() -> None:
         assert set(np.unique(labels)) == set(range(10))
     assert data.train_images.max() == 255
     assert data.train_images.min() == 0
-    assert data.checksums == server.mnist.FILES
+    assert data.checksums == server.training.mnist.FILES
 
 
 # --- download against a local server -------------------------------------------------------
@@ -245,7 +245,7 @@ def test_download_mnist_falls_back_to_second_mirror(
     base, root, log = http_root
     arrays = tiny_mnist(seed=3)
     sums = serve_dataset(root, arrays)
-    monkeypatch.setattr(server.mnist, "FILES", sums)
+    monkeypatch.setattr(server.training.mnist, "FILES", sums)
     target = tmp_path / "data"
     result = download_mnist(
         target, mirrors=[f"{base}/missing/", f"{base}/good"], show_progress=False
@@ -269,7 +269,7 @@ def test_download_checksum_mismatch_leaves_nothing(
     base, root, _ = http_root
     sums = serve_dataset(root, tiny_mnist(seed=4))
     name = "train-labels-idx1-ubyte"
-    monkeypatch.setattr(server.mnist, "FILES", {name: "0" * 32})
+    monkeypatch.setattr(server.training.mnist, "FILES", {name: "0" * 32})
     target = tmp_path / "data"
     with pytest.raises(MnistError) as info:
         download_mnist(target, mirrors=[f"{base}/missing", f"{base}/good"], show_progress=False)
