@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from server.local_server import ServerStartError, local_server
+from server.cli.local_server import ServerStartError, local_server
 
 REQUEST_TIMEOUT_S = 30.0
 

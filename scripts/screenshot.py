@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.local_server import local_server
+from server.cli.local_server import local_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

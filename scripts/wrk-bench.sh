@@ -68,11 +68,11 @@ if [[ -n "$URL" ]]; then
     exit 2
   fi
 else
-  PORT="$(cd "$ROOT" && "$PYTHON" -c 'from server.local_server import free_port; print(free_port())')"
+  PORT="$(cd "$ROOT" && "$PYTHON" -c 'from server.cli.local_server import free_port; print(free_port())')"
   URL="http://127.0.0.1:$PORT"
   [[ -z "$WEIGHTS" ]] || export CONVSCOPE_WEIGHTS="$(realpath "$WEIGHTS")"
   # As `convscope serve` runs it: its HTTP protocol, its logging (an access line per request).
-  (cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m server.cli \
+  (cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m server.cli.main \
     serve --host 127.0.0.1 --port "$PORT" --workers 1) >"$WORK/uvicorn.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 600); do

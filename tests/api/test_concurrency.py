@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.local_server import LocalServer, local_server
+from server.cli.local_server import LocalServer, local_server
 from tests.api.slow_clients import connect, open_sockets, read_answer, request_bytes
 
 CAP = 2

@@ -20,8 +20,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.api.app import create_app
+from server.cli.local_server import local_server
 from server.config import Settings
-from server.local_server import local_server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 WEIGHTS_ROUTE = "/api/v1/model/layers/{name}/weights"

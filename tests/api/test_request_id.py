@@ -19,8 +19,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from server.api.app import create_app
+from server.cli.local_server import local_server
 from server.config import Settings
-from server.local_server import local_server
 from server.logs import JsonFormatter, logging_config
 
 NEW_ID = re.compile(r"[0-9a-f]{32}")

@@ -17,9 +17,9 @@ import pydantic
 import pytest
 from fastapi.testclient import TestClient
 
-from server import serve
 from server.api.app import StartupError, create_app
 from server.api.connections import GuardedHttpToolsProtocol
+from server.cli import serve
 from server.config import Settings
 from server.logs import logging_config
 
@@ -260,7 +260,7 @@ def test_truncated_weights_file_stops_start_up_naming_it(
 
 def test_convscope_serve_help_via_the_module() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve", "--help"],
+        [sys.executable, "-m", "server.cli.main", "serve", "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,

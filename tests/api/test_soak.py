@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from server.local_server import LocalServer, local_server
+from server.cli.local_server import LocalServer, local_server
 
 CLIENTS = 64
 WARMUP_PER_CLIENT = 8  # requests per client before the baseline: RSS levels off by ~500

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from server.local_server import LocalServer, local_server
+from server.cli.local_server import LocalServer, local_server
 from tests.api.slow_clients import (
     connect,
     ensure_open_files,

@@ -18,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.api.app import create_app
+from server.cli.local_server import LocalServer, local_server
 from server.cnn import load_model
-from server.local_server import LocalServer, local_server
 from server.training.jobs import manager as training_manager
 from server.training.mnist import MnistError, load_mnist
 

@@ -379,7 +379,7 @@ def assert_batchnorm_step(
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_benchmark_twin_has_every_layer_and_parameter(name: str) -> None:
     """`convscope bench` times a PyTorch copy of the network: same output, same weight count."""
-    from server.bench import torch_twin
+    from server.cli.bench import torch_twin
 
     model = build_preset(name)
     twin = torch_twin(model).eval()

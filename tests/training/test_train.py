@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import server.cli.train
 import server.training.mnist
-import server.training.train
 from server.cnn import load_model, save_model
 from server.cnn.architectures import PRESETS, build_preset, mnist_cnn
 from server.cnn.spec import build_from_spec
@@ -147,7 +147,7 @@ def test_main_cli_writes_model(
     out = tmp_path / "weights" / "model.npz"
     argv = ["--data-dir", str(data_dir), "--epochs", "2", "--limit", "32", "--batch-size", "16"]
     argv += ["--seed", "1", "--out", str(out), "--quiet", "--no-augment"]
-    assert server.training.train.main(argv) == 0
+    assert server.cli.train.main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     loaded = load_model(out)
     metadata = loaded.metadata
@@ -230,7 +230,7 @@ def test_cli_trains_any_network_from_an_arch_file(
     out = tmp_path / "net.npz"
     argv = ["--arch-file", str(arch), "--data-dir", str(data_dir), "--epochs", "1"]
     argv += ["--limit", "32", "--batch-size", "16", "--out", str(out), "--quiet"]
-    assert server.training.train.main(argv) == 0
+    assert server.cli.train.main(argv) == 0
     loaded = load_model(out)
     assert loaded.model.spec() == build_from_spec(strided_spec(), input_shape=(28, 28, 1)).spec()
     assert loaded.model.input_shape == (28, 28, 1)
@@ -279,7 +279,7 @@ def test_cli_refuses_a_bad_arch_file_before_training(
         write_spec(arch, content)
     out = tmp_path / "never.npz"
     argv = ["--arch-file", str(arch), "--data-dir", str(tmp_path / "no-mnist"), "--out", str(out)]
-    assert server.training.train.main(argv) == 2
+    assert server.cli.train.main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith(f"convscope train: --arch-file {arch}:\n  ")
@@ -293,6 +293,6 @@ def test_arch_and_arch_file_are_mutually_exclusive(
 ) -> None:
     arch = write_spec(tmp_path / "net.json", strided_spec())
     with pytest.raises(SystemExit) as exited:
-        server.training.train.main(["--arch", "tiny", "--arch-file", str(arch)])
+        server.cli.train.main(["--arch", "tiny", "--arch-file", str(arch)])
     assert exited.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from server.local_server import local_server
+from server.cli.local_server import local_server
 from tests.web.browser_kit import (
     CHROMIUM,
     CHROMIUM_ARGS,

@@ -17,11 +17,11 @@ import httpx
 import numpy as np
 import pytest
 
+from server.cli.local_server import local_server
 from server.cnn import architectures
 from server.cnn.layers import AvgPool2D, BatchNorm, Conv2D, Dense, Flatten, ReLU, Sigmoid, Tanh
 from server.cnn.model import Sequential
 from server.cnn.serialize import save_model
-from server.local_server import local_server
 from tests.web.browser_kit import (
     DESKTOP,
     SHIPPED_WEIGHTS,

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
-from server.local_server import local_server
+from server.cli.local_server import local_server
 from server.training.mnist import FILES, MnistError, find_file
 from tests.web.browser_kit import (
     DESKTOP,

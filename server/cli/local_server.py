@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from server.config import ROOT
+
 POLL_SECONDS = 0.1
 
 
@@ -78,7 +79,7 @@ def local_server(
     child_env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), child_env.get("PYTHONPATH")])
     )
-    command = [sys.executable, "-m", "server.cli", "serve"]
+    command = [sys.executable, "-m", "server.cli.main", "serve"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     command += ["--log-level", log_level]
     url = f"http://127.0.0.1:{port}"

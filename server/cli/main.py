@@ -7,14 +7,14 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = {
-    "train": ("server.training.train", "train the CNN on MNIST and write a weights file"),
-    "evaluate": ("server.evaluate", "test accuracy and confusion matrix of a weights file"),
+    "train": ("server.cli.train", "train the CNN on MNIST and write a weights file"),
+    "evaluate": ("server.cli.evaluate", "test accuracy and confusion matrix of a weights file"),
     "calibrate": (
-        "server.ood.calibrate",
+        "server.cli.calibrate",
         "fit the digit_score statistics (is it a digit at all?) into a weights file",
     ),
-    "bench": ("server.bench", "time the engine (and PyTorch, when installed)"),
-    "serve": ("server.serve", "run the web app and REST API with uvicorn"),
+    "bench": ("server.cli.bench", "time the engine (and PyTorch, when installed)"),
+    "serve": ("server.cli.serve", "run the web app and REST API with uvicorn"),
 }
 
 
