@@ -28,9 +28,9 @@ import zstandard
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from server.api.compression import Compression  # noqa: E402
-from server.api.request_id import request_id_middleware  # noqa: E402
-from server.api.security import SECURITY_HEADERS, SecurityHeaders  # noqa: E402
+from server.api.middleware.compression import Compression  # noqa: E402
+from server.api.middleware.request_id import request_id_middleware  # noqa: E402
+from server.api.middleware.security import SECURITY_HEADERS, SecurityHeaders  # noqa: E402
 
 ASGI = Callable[..., Any]
 

@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # pad_digit beside thi
 from pad_digit import predict_body
 
 from server import preprocess
+from server.api.compute.work import explanation_body
 from server.api.encoding import ORJSON_OPTIONS
-from server.api.routes.predict import Clock, decode_base64_image, explanation_body
-from server.api.schemas import PredictRequest
+from server.api.inputs import Clock, decode_base64_image
+from server.api.schemas.predict import PredictRequest
 from server.inference import Predictor
 
 ROOT = Path(__file__).resolve().parent.parent

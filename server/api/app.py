@@ -14,29 +14,29 @@ from starlette.types import Scope
 from threadpoolctl import threadpool_limits
 
 from server import __version__
-from server.api.compression import Compression
-from server.api.compute_process import ComputeProcess, ComputeStartError
-from server.api.concurrency import ConcurrencyLimit
-from server.api.deps import Compute
+from server.api.compute.dispatch import Compute
+from server.api.compute.process import ComputeProcess, ComputeStartError
 from server.api.errors import UnhandledErrors, install_error_handlers
-from server.api.limits import BodySizeLimit
-from server.api.metrics import Metrics, TimedPredictor
-from server.api.models import ModelRegistry
-from server.api.observe import ObservedRequests
-from server.api.request_id import request_id_middleware
+from server.api.middleware.compression import Compression
+from server.api.middleware.concurrency import ConcurrencyLimit
+from server.api.middleware.limits import BodySizeLimit
+from server.api.middleware.observe import ObservedRequests
+from server.api.middleware.request_id import request_id_middleware
+from server.api.middleware.security import SecurityHeaders
+from server.api.middleware.timeouts import BodyTimeout
+from server.api.prometheus import Metrics, TimedPredictor
+from server.api.registry import ModelRegistry
 from server.api.routes import (
     counterfactual,
     docs,
     health,
     metrics,
-    model,
+    model_card,
     models,
     predict,
     trainings,
 )
-from server.api.security import SecurityHeaders
 from server.api.static import CachedStaticFiles
-from server.api.timeouts import BodyTimeout
 from server.cnn import ModelFileError
 from server.config import Settings
 from server.training.jobs.config import DataSource
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(models.router)
-    app.include_router(model.router)
+    app.include_router(model_card.router)
     app.include_router(predict.router)
     app.include_router(counterfactual.router)
     app.include_router(trainings.router)

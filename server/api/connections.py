@@ -19,7 +19,7 @@ from uuid import uuid4
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from server.api.security import ENCODED_HEADERS
+from server.api.middleware.security import ENCODED_HEADERS
 from server.config import Settings
 
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; browsers send a few KB, cookies included

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.api.asgi import answer_unless_started, send_json
+from server.api.middleware.asgi import answer_unless_started, send_json
 from server.explain.edits import EditError
 from server.preprocess import (
     ImageTooLarge,

@@ -13,7 +13,7 @@ import pytest
 import zstandard
 from fastapi.testclient import TestClient
 
-from server.api.compression import Compression, accepted_encodings, quality
+from server.api.middleware.compression import Compression, accepted_encodings, quality
 
 PIXELS = [[0.0] * 28 for _ in range(28)]
 BODY = {"pixels": PIXELS, "activations": True, "encoding": "base64"}

@@ -29,10 +29,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from server.api.app import create_app
-from server.api.compute_process import ComputeProcess, ComputeStartError
-from server.api.deps import Compute
-from server.api.routes.predict import answer_predict
-from server.api.schemas import PredictRequest
+from server.api.compute.dispatch import Compute
+from server.api.compute.process import ComputeProcess, ComputeStartError
+from server.api.compute.work import answer_predict
+from server.api.schemas.predict import PredictRequest
 from server.cnn import save_model
 from server.cnn.architectures import mnist_cnn
 from server.config import Settings

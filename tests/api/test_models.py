@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.api.app import create_app
-from server.api.models import ModelRegistry, UnknownModelError
+from server.api.registry import ModelRegistry, UnknownModelError
 from server.cnn import load_model, save_model, softmax
 from server.cnn.architectures import mnist_cnn
 from server.config import Settings

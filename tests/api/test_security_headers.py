@@ -1,6 +1,6 @@
 """Security headers on every kind of answer, and Cache-Control on the static files.
 
-The expected values are written out here, not imported from server/api/security.py, so a
+The expected values are written out here, not imported from server/api/middleware/security.py, so a
 loosened policy fails a test instead of changing what the test expects.
 """
 

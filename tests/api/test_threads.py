@@ -83,7 +83,7 @@ def test_a_prediction_takes_one_thread_pool_hop(
     """The route's own work goes to Compute.run once (to the compute process or a compute
     thread); the dependencies that only look up app state run on the event loop, not in
     FastAPI's pool (a hop costs ~40-50 us of CPU)."""
-    from server.api.deps import Compute
+    from server.api.compute.dispatch import Compute
 
     pool_hops: list[object] = []
     compute_hops: list[object] = []

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, HTTPException
 from server.api.deps import ModelsDep, SettingsDep
 from server.api.encoding import ORJSONResponse, encode_map
 from server.api.errors import InputError
-from server.api.routes.predict import ERRORS, Clock, image_or_pixels
-from server.api.schemas import ErrorResponse
-from server.api.schemas_counterfactual import CounterfactualRequest, CounterfactualResponse
+from server.api.inputs import Clock, image_or_pixels
+from server.api.schemas.common import INPUT_ERRORS, ErrorResponse
+from server.api.schemas.counterfactual import CounterfactualRequest, CounterfactualResponse
 from server.explain.counterfactual import (
     CounterfactualOptions,
     TargetIsCurrentLabelError,
@@ -25,7 +25,7 @@ from server.explain.counterfactual import (
 router = APIRouter(prefix="/api/v1", tags=["explain"])
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    **ERRORS,
+    **INPUT_ERRORS,
     422: {
         "model": ErrorResponse,
         "description": "bad input, no digit found, or the model already reads the target",

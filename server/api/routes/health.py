@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.api.deps import ModelsDep
-from server.api.schemas import Health
+from server.api.schemas.common import Health
 
 router = APIRouter(tags=["health"])
 

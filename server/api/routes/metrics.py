@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
-from server.api.metrics import Metrics
+from server.api.prometheus import Metrics
 
 router = APIRouter(tags=["health"], include_in_schema=False)
 

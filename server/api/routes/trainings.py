@@ -16,8 +16,8 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, Re
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from server.api.encoding import ORJSON_OPTIONS, ORJSONResponse, encode_array
-from server.api.schemas import ErrorResponse
-from server.api.schemas_trainings import (
+from server.api.schemas.common import ErrorResponse
+from server.api.schemas.trainings import (
     SnapshotList,
     TrainingCreated,
     TrainingRequest,

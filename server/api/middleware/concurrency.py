@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.api.asgi import route_path, send_json
+from server.api.middleware.asgi import route_path, send_json
 
 EXEMPT_PATHS = frozenset({"/healthz", "/metrics"})
 

@@ -11,8 +11,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.api.metrics import METHODS, Metrics, route_template
-from server.api.request_id import access_logger, printable
+from server.api.middleware.request_id import access_logger, printable
+from server.api.prometheus import METHODS, Metrics, route_template
 
 
 class ObservedRequests:

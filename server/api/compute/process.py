@@ -33,8 +33,8 @@ from fastapi import HTTPException
 from threadpoolctl import threadpool_limits
 
 from server.api.errors import bad_input_answer, internal_error_answer
-from server.api.metrics import TimedPredictor
-from server.api.models import ModelRegistry
+from server.api.prometheus import TimedPredictor
+from server.api.registry import ModelRegistry
 from server.config import Settings
 from server.processes import end
 

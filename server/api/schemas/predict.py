@@ -1,79 +1,15 @@
-"""Request and response models: the public contract, and the OpenAPI schema built from it."""
+"""Requests and answers of the predict routes: one image with its activations, or a batch."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from server.api.schemas.arrays import SIDE, ArrayOut, MapOut, MaskOut, Pixels
+from server.api.schemas.common import model_name_field
 from server.explain.edits import Ablation, Edits, KernelEdit
-
-SIDE = 28
-Pixels = list[list[float]]
-
-
-class EncodedArray(BaseModel):
-    """An array packed as base64 of its little-endian, C-order bytes."""
-
-    dtype: Literal["float16", "float32", "uint8"]
-    shape: list[int]
-    data: str = Field(description="base64 of the raw bytes")
-
-
-class Float16Map(BaseModel):
-    """`encoding: "base64"`: a float map as float16, little-endian, C order."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dtype: Literal["float16"]
-    shape: list[int]
-    data: str = Field(description="base64 of 2 bytes per element")
-
-
-class ByteMask(BaseModel):
-    """`encoding: "base64"`: a 0/1 mask, one byte per element, C order."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dtype: Literal["uint8"]
-    shape: list[int]
-    data: str = Field(description="base64 of one byte (0 or 1) per element")
-
-
-class QuantizedMap(BaseModel):
-    """`encoding: "uint8"`: a float map as bytes, value ~= offset + scale * byte."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dtype: Literal["uint8"]
-    shape: list[int]
-    data: str = Field(description="base64 of one byte per element, C order, rounded to nearest")
-    scale: float = Field(
-        description="(max - min) / 255, or / 254 when the array spans 0; 0 when it is constant"
-    )
-    offset: float = Field(
-        description="the array's minimum, or, when it spans 0, the whole number of steps below 0 "
-        "nearest it (so 0 is a byte exactly)"
-    )
-
-
-class BitMask(BaseModel):
-    """`encoding: "uint8"`: a 0/1 mask as bits, 8 elements a byte."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dtype: Literal["bit"]
-    shape: list[int]
-    data: str = Field(
-        description="base64 of numpy.packbits(mask.ravel()): C order, first element in the "
-        "most significant bit, the last byte padded with zeros"
-    )
-
-
-ArrayOut = EncodedArray | list[Any]  # weights
-MapOut = Float16Map | QuantizedMap | list[Any]  # a prediction's float arrays, by encoding
-MaskOut = ByteMask | BitMask | list[Any]  # a prediction's pool masks, by encoding
 
 
 def check_pixels(rows: Pixels) -> Pixels:
@@ -91,16 +27,6 @@ def check_pixels(rows: Pixels) -> Pixels:
             f"pixels[{y}][{x}] is {grid[y, x]}; every pixel must be a number in [0, 1]"
         )
     return rows
-
-
-def model_name_field() -> Any:
-    """The `model` field every request that uses a model takes."""
-    return Field(
-        None,
-        max_length=200,
-        description="a model name from GET /api/v1/models (or training:<id>[@<step>]); "
-        "absent: the default model",
-    )
 
 
 class PredictOptions(BaseModel):
@@ -274,48 +200,3 @@ class BatchResponse(BaseModel):
     probabilities: list[list[float]]
     digit_scores: list[float] = Field(description="each item's digit_score, as on /predict")
     is_digit: list[bool] = Field(description="each item's is_digit, as on /predict")
-
-
-class LayerInfoOut(BaseModel):
-    name: str
-    kind: str
-    output_shape: list[int]
-    parameters: int
-    kernel_size: int | None
-    stride: int | None
-    padding: str | int | None
-
-
-class ModelSummary(BaseModel):
-    """One row of GET /api/v1/models."""
-
-    name: str = Field(description="the weights file's stem; what `model` fields take")
-    default: bool = Field(description="the model a request gets when it names none")
-    sha256: str
-    parameters: int
-    test_accuracy: float | None = Field(description="on MNIST's 10,000 test images, if stored")
-    layers: list[str] = Field(description="layer kinds in order, ending with softmax")
-
-
-class ModelResponse(BaseModel):
-    name: str = Field(description="the model's name, as `model` fields take it")
-    input_shape: list[int]
-    layers: list[LayerInfoOut]
-    total_parameters: int
-    weights_sha256: str
-    metrics: dict[str, Any]
-
-
-class LayerWeightsResponse(BaseModel):
-    name: str
-    kind: str
-    weight: ArrayOut | None
-    bias: ArrayOut | None
-
-
-class Health(BaseModel):
-    status: Literal["ok"]
-
-
-class ErrorResponse(BaseModel):
-    detail: str

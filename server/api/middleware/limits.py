@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.api.asgi import answer_unless_started, send_json
+from server.api.middleware.asgi import answer_unless_started, send_json
 
 
 class BodyTooLarge(HTTPException):

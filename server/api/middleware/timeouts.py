@@ -13,7 +13,7 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.api.asgi import answer_unless_started, send_json
+from server.api.middleware.asgi import answer_unless_started, send_json
 
 
 def declares_body(scope: Scope) -> bool:

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from server.api.schemas import ArrayOut, ImageOrPixels, model_name_field
+from server.api.schemas.arrays import ArrayOut
+from server.api.schemas.common import model_name_field
+from server.api.schemas.predict import ImageOrPixels
 
 MAX_STEPS = 1000
 

@@ -22,7 +22,7 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from starlette.routing import Match, Mount, Route, compile_path
 from starlette.types import Scope
 
-from server.api.asgi import route_path
+from server.api.middleware.asgi import route_path
 from server.cnn import Sequential
 from server.inference import Explanation, Predictor
 

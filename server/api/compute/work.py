@@ -1,0 +1,165 @@
+"""What a compute process (or a compute thread) runs for the predict routes: the model work and
+the answer's body, as module-level functions so the process can be handed them by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from server import preprocess
+from server.api.encoding import ORJSONResponse, encode_map, encode_mask
+from server.api.errors import InputError
+from server.api.inputs import (
+    Clock,
+    decode_base64_image,
+    edits_from_form,
+    image_from_bytes,
+    image_or_pixels,
+)
+from server.api.registry import ModelRegistry
+from server.api.schemas.predict import (
+    BatchRequest,
+    PredictOptions,
+    PredictRequest,
+)
+from server.config import Settings
+from server.explain.edits import Edits
+from server.explain.steps import Step, pixels_step, preprocessing_steps
+from server.inference import Explanation, Predictor
+
+
+def explanation_body(
+    explained: Explanation,
+    image: np.ndarray,
+    options: PredictOptions,
+    predictor: Predictor,
+    clock: Clock,
+    steps: list[Step] | None = None,
+) -> dict[str, Any]:
+    """The response, arrays encoded as asked; layers/saliency only when asked."""
+    body: dict[str, Any] = {
+        "label": explained.label,
+        "probabilities": explained.probabilities.astype(np.float64).tolist(),
+        "input": encode_map(image, options.encoding),
+        "model": predictor.sha256[:12],
+        "digit_score": explained.digit_score,
+        "is_digit": explained.is_digit,
+    }
+    if explained.layers is not None:
+        body["layers"] = [
+            {
+                "name": layer.name,
+                "kind": layer.kind,
+                "shape": list(layer.data.shape),
+                "data": encode_map(layer.data, options.encoding),
+                **(
+                    {}
+                    if layer.mask is None
+                    else {"mask": encode_mask(layer.mask, options.encoding)}
+                ),
+            }
+            for layer in explained.layers
+        ]
+    if explained.saliency is not None:
+        body["saliency"] = encode_map(explained.saliency, options.encoding)
+        body["target"] = explained.target
+    if explained.baseline is not None:
+        body["baseline"] = {
+            "label": int(explained.baseline.argmax()),
+            "probabilities": explained.baseline.astype(np.float64).tolist(),
+        }
+    if steps is not None:
+        body["steps"] = [
+            {"name": s.name, "note": s.note, "image": encode_map(s.image, options.encoding)}
+            for s in steps
+        ]
+    body["timings_ms"] = clock.report()
+    return body
+
+
+def predict_one(
+    image: np.ndarray,
+    options: PredictOptions,
+    predictor: Predictor,
+    clock: Clock,
+    edits: Edits | None = None,
+    steps: list[Step] | None = None,
+) -> ORJSONResponse:
+    explained = predictor.explain(
+        image,
+        activations=options.activations,
+        saliency=options.saliency,
+        target=options.target,
+        saliency_method=options.saliency_method,
+        edits=edits,
+    )
+    clock.lap("forward")
+    return ORJSONResponse(explanation_body(explained, image, options, predictor, clock, steps))
+
+
+def answer_predict(
+    request: PredictRequest, models: ModelRegistry, settings: Settings
+) -> ORJSONResponse:
+    """/predict's work, in the compute process or on a compute thread (a training job's weights
+    are built into a model there too, not on the event loop)."""
+    predictor = models.get(request.model)
+    clock = Clock()
+    image, gray = image_or_pixels(request.image, request.pixels, settings, clock)
+    steps = None
+    if request.steps and gray is not None:  # from the same decoded image, one stage at a time
+        steps = preprocessing_steps(preprocess.as_unit(gray))
+    elif request.steps:
+        steps = pixels_step(image)
+    edits = None if request.edits is None else request.edits.to_edits()
+    return predict_one(image, request, predictor, clock, edits, steps)
+
+
+def answer_predict_file(
+    data: bytes,
+    options: PredictOptions,
+    edits: str | None,
+    models: ModelRegistry,
+    settings: Settings,
+) -> ORJSONResponse:
+    """/predict/file's work, where /predict's runs."""
+    predictor = models.get(options.model)
+    clock = Clock()
+    parsed = None if edits is None else edits_from_form(edits)
+    image = image_from_bytes(data, settings, clock)
+    return predict_one(image, options, predictor, clock, parsed)
+
+
+def answer_batch(
+    request: BatchRequest, models: ModelRegistry, settings: Settings
+) -> ORJSONResponse:
+    """/predict/batch's work, where /predict's runs."""
+    predictor = models.get(request.model)
+    items = request.images if request.images is not None else request.pixels
+    assert items is not None  # the schema guarantees one of the two
+    if len(items) > settings.max_batch:
+        raise InputError(413, f"a batch holds at most {settings.max_batch} items, got {len(items)}")
+    if not items:
+        return ORJSONResponse(
+            {"labels": [], "probabilities": [], "digit_scores": [], "is_digit": []}
+        )
+    if request.images is not None:
+        images = []
+        for index, text in enumerate(request.images):
+            try:
+                data = decode_base64_image(text, field=f"images[{index}]")
+                images.append(image_from_bytes(data, settings))
+            except preprocess.PreprocessError as error:
+                raise type(error)(f"images[{index}]: {error}") from error
+        batch = np.stack(images)  # (N, 28, 28)
+    else:
+        batch = np.asarray(request.pixels, dtype=np.float32)  # (N, 28, 28)
+    classified = predictor.classify(batch)
+    return ORJSONResponse(
+        {
+            "labels": classified.probabilities.argmax(axis=1).tolist(),
+            "probabilities": classified.probabilities.astype(np.float64).tolist(),
+            "digit_scores": classified.digit_scores.tolist(),
+            "is_digit": classified.is_digit.tolist(),
+        }
+    )

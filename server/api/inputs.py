@@ -1,0 +1,98 @@
+"""A request's input as the model reads it: base64 or uploaded bytes -> decoded gray -> the
+28x28 MNIST-like digit, timed per stage; the predict and counterfactual routes share it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+
+import numpy as np
+from pydantic import ValidationError
+
+from server import preprocess
+from server.api.errors import InputError, describe_validation
+from server.api.schemas.arrays import Pixels
+from server.api.schemas.predict import (
+    EditsIn,
+)
+from server.config import Settings
+from server.explain.edits import Edits
+
+
+def decode_base64_image(text: str, field: str = "image") -> bytes:
+    """Accept plain base64 or a data URL (data:image/png;base64,...)."""
+    if text.startswith("data:"):
+        header, _, text = text.partition(",")
+        if not header.endswith(";base64"):
+            raise InputError(
+                422, f"{field}: a data URL must be base64-encoded (data:image/png;base64,...)"
+            )
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(422, f"{field}: not valid base64") from None
+
+
+class Clock:
+    """Milliseconds per stage of one request."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.stages: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = round((now - self.last) * 1000, 3)
+        self.last = now
+
+    def report(self) -> dict[str, float]:
+        return {**self.stages, "total": round((time.perf_counter() - self.start) * 1000, 3)}
+
+
+def image_from_bytes(data: bytes, settings: Settings, clock: Clock | None = None) -> np.ndarray:
+    """Upload bytes -> (28, 28) float32 as MNIST draws digits; laps `clock` if given."""
+    return digit_from_gray(gray_from_bytes(data, settings, clock), clock)
+
+
+def image_or_pixels(
+    image: str | None, pixels: Pixels | None, settings: Settings, clock: Clock
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A request's input: (28, 28) float32 and, for an `image`, its decoded gray (None for
+    `pixels`, used as they are). The schemas guarantee exactly one of the two."""
+    if image is not None:
+        gray = gray_from_bytes(decode_base64_image(image), settings, clock)
+        return digit_from_gray(gray, clock), gray
+    clock.lap("decode")
+    clock.lap("preprocess")
+    return np.asarray(pixels, dtype=np.float32), None  # (28, 28)
+
+
+def gray_from_bytes(data: bytes, settings: Settings, clock: Clock | None = None) -> np.ndarray:
+    """Upload bytes -> (H, W) gray: uint8 levels, or float if it must; laps "decode"."""
+    gray = preprocess.decode(data, settings.max_image_side)
+    if clock:
+        clock.lap("decode")
+    return gray
+
+
+def digit_from_gray(gray: np.ndarray, clock: Clock | None = None) -> np.ndarray:
+    """Decoded gray -> (28, 28) float32 as MNIST draws digits; laps "preprocess"."""
+    digit = preprocess.digit_from_gray(gray)
+    if clock:
+        clock.lap("preprocess")
+    return digit
+
+
+def edits_from_form(text: str) -> Edits:
+    """The `edits` form field: the same JSON object /predict takes, checked by the same schema."""
+    try:
+        data = json.loads(text)  # as FastAPI reads a JSON body: NaN and Infinity get through
+    except ValueError as error:
+        raise InputError(422, f"edits: not valid JSON ({error})") from None
+    try:
+        return EditsIn.model_validate(data).to_edits()
+    except ValidationError as error:
+        errors = [{**e, "loc": ("edits", *e["loc"])} for e in error.errors()]
+        raise InputError(422, describe_validation(errors)) from None
