@@ -72,7 +72,7 @@ else
   URL="http://127.0.0.1:$PORT"
   [[ -z "$WEIGHTS" ]] || export CONVSCOPE_WEIGHTS="$(realpath "$WEIGHTS")"
   # As `convscope serve` runs it: its HTTP protocol, its logging (an access line per request).
-  (cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m server.cli.main \
+  (cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m server.cli.convscope \
     serve --host 127.0.0.1 --port "$PORT" --workers 1) >"$WORK/uvicorn.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 600); do

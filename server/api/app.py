@@ -39,8 +39,8 @@ from server.api.routes import (
 from server.api.static import CachedStaticFiles
 from server.cnn import ModelFileError
 from server.config import Settings
-from server.training.jobs.config import DataSource
 from server.training.jobs.manager import Trainings
+from server.training.jobs.request import DataSource
 from server.training.mnist import default_data_dir
 
 logger = logging.getLogger("convscope")

@@ -1,6 +1,8 @@
 """`convscope calibrate WEIGHTS`: fit the digit_score statistics on MNIST, store them in the file.
 
 convscope calibrate model_weights/mnist_cnn.npz --data-dir $MNIST_DIR
+
+Argument parsing only: the fitting is server/ood/calibrate.py (the same concept, one level down).
 """
 
 from __future__ import annotations

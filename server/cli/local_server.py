@@ -79,7 +79,7 @@ def local_server(
     child_env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), child_env.get("PYTHONPATH")])
     )
-    command = [sys.executable, "-m", "server.cli.main", "serve"]
+    command = [sys.executable, "-m", "server.cli.convscope", "serve"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     command += ["--log-level", log_level]
     url = f"http://127.0.0.1:{port}"

@@ -1,6 +1,8 @@
 """`convscope train`: train a network on MNIST, fit its digit score, write model_weights/*.npz.
 
 convscope train --epochs 15 --out model_weights/mnist_cnn.npz
+
+Argument parsing only: the loop is server/training/train.py (the same concept, one level down).
 """
 
 from __future__ import annotations

@@ -260,7 +260,7 @@ def test_truncated_weights_file_stops_start_up_naming_it(
 
 def test_convscope_serve_help_via_the_module() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "server.cli.main", "serve", "--help"],
+        [sys.executable, "-m", "server.cli.convscope", "serve", "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,

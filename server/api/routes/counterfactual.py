@@ -1,4 +1,5 @@
-"""Counterfactuals: "what would make it a 3", as the pen strokes that make the model read a 3."""
+"""Counterfactuals: "what would make it a 3", as the pen strokes that make the model read a 3.
+The same concept at three levels: the search (server/explain/), this route, its schemas."""
 
 from __future__ import annotations
 

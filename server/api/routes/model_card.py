@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 from server.api.deps import ModelName, ModelQueryDep, ModelsDep
 from server.api.encoding import Encoding, ORJSONResponse, encode_array
 from server.api.schemas.common import ErrorResponse
-from server.api.schemas.model import LayerWeightsResponse, ModelResponse
+from server.api.schemas.model_card import LayerWeightsResponse, ModelResponse
 
 router = APIRouter(prefix="/api/v1/model", tags=["model"])
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from server.api.deps import ModelsDep
 from server.api.encoding import ORJSONResponse
-from server.api.schemas.model import ModelSummary
+from server.api.schemas.model_card import ModelSummary
 
 router = APIRouter(prefix="/api/v1", tags=["model"])
 

@@ -1,4 +1,4 @@
-"""Request and response models of POST /api/v1/counterfactual."""
+"""Request and response models of POST /api/v1/counterfactual (route: routes/counterfactual.py)."""
 
 from __future__ import annotations
 

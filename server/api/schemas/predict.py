@@ -1,4 +1,4 @@
-"""Requests and answers of the predict routes: one image with its activations, or a batch."""
+"""Requests and answers of the predict routes (routes/predict.py): one image or a batch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request and response models of /api/v1/trainings."""
+"""Request and response models of /api/v1/trainings (its routes: routes/trainings.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.cnn.architectures import PRESETS
-from server.training.jobs.config import MNIST_TRAIN_IMAGES, JobConfig
 from server.training.jobs.job import Status
+from server.training.jobs.request import MNIST_TRAIN_IMAGES, JobConfig
 
 DEFAULTS = JobConfig()
 

@@ -23,7 +23,6 @@ from typing import Any, Literal
 from server.cnn import Sequential
 from server.inference import Predictor
 from server.processes import end
-from server.training.jobs.config import JobConfig
 from server.training.jobs.messages import (
     Cancelled,
     Done,
@@ -34,6 +33,7 @@ from server.training.jobs.messages import (
     Snapshot,
     State,
 )
+from server.training.jobs.request import JobConfig
 from server.training.jobs.runner import first_conv_kernels, run_job
 from server.training.train import copy_state, new_model
 

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from server.inference import Predictor
-from server.training.jobs.config import DataSource, JobConfig
 from server.training.jobs.job import Job, MakePredictor
+from server.training.jobs.request import DataSource, JobConfig
 from server.training.mnist import FILES, MnistError, download_mnist, find_file
 
 

@@ -19,7 +19,6 @@ from threadpoolctl import threadpool_limits
 
 from server.cnn import Conv2D, Sequential
 from server.training.evaluation import evaluate
-from server.training.jobs.config import JobConfig
 from server.training.jobs.messages import (
     Cancelled,
     Done,
@@ -29,6 +28,7 @@ from server.training.jobs.messages import (
     Progress,
     Snapshot,
 )
+from server.training.jobs.request import JobConfig
 from server.training.jobs.schedule import evaluation_steps, snapshot_steps
 from server.training.mnist import load_mnist
 from server.training.train import EpochResult, Run, copy_state, file_metadata, split

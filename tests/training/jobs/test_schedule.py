@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.training.jobs.config import JobConfig
+from server.training.jobs.request import JobConfig
 from server.training.jobs.schedule import evaluation_steps, snapshot_steps
 
 

@@ -1,4 +1,5 @@
-"""The model card and the model list: architecture, metrics, and a layer's weights."""
+"""The model card and the model list (routes/model_card.py, routes/models.py): architecture,
+metrics, and a layer's weights."""
 
 from __future__ import annotations
 
