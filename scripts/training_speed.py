@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server.training.jobs.manager import Trainings
+from server.training.jobs.local import Trainings
 from server.training.jobs.request import DataSource, JobConfig
 from server.training.mnist import default_data_dir, load_mnist
 from server.training.train import Run, split

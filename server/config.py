@@ -98,7 +98,21 @@ class Settings(BaseSettings):
         description="false: POST /api/v1/trainings answers 403 (for public deployments)",
     )
     max_trainings: int = Field(
-        default=1, ge=0, description="training jobs running at once per process; more get 429"
+        default=1,
+        ge=0,
+        description="embedded mode: training jobs running at once per process; more wait in line",
+    )
+    max_queued: int = Field(
+        default=100, ge=0, description="training jobs waiting in line; more get 429"
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="redis://[:password@]host:port/db of a Redis or Valkey server: training jobs "
+        "go on its queue for `convscope worker`s, and every replica serves every job "
+        "(default: none, jobs train in this process)",
+    )
+    max_streams: int = Field(
+        default=1000, ge=1, description="event streams open at once per process; more get 503"
     )
     training_ttl_s: float = Field(
         default=3600.0, gt=0, description="a finished training job is freed after this long"

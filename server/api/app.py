@@ -17,6 +17,7 @@ from server import __version__
 from server.api.compute.dispatch import Compute
 from server.api.compute.process import ComputeProcess, ComputeStartError
 from server.api.errors import UnhandledErrors, install_error_handlers
+from server.api.event_feed import Feeds
 from server.api.middleware.compression import Compression
 from server.api.middleware.concurrency import ConcurrencyLimit
 from server.api.middleware.limits import BodySizeLimit
@@ -39,7 +40,9 @@ from server.api.routes import (
 from server.api.static import CachedStaticFiles
 from server.cnn import ModelFileError
 from server.config import Settings
-from server.training.jobs.manager import Trainings
+from server.training.jobs.backend import Trainings
+from server.training.jobs.job import MakePredictor
+from server.training.jobs.local import LocalTrainings
 from server.training.jobs.request import DataSource
 from server.training.mnist import default_data_dir
 
@@ -57,6 +60,30 @@ class FrontEnd(Mount):
 
 class StartupError(RuntimeError):
     """The server cannot start; the message says why (e.g. which weights file is bad)."""
+
+
+async def open_trainings(settings: Settings, make_predictor: MakePredictor) -> Trainings:
+    """Jobs on the shared broker's queue when CONVSCOPE_BROKER_URL names one, else in this
+    process (nothing to set up)."""
+    source = DataSource(settings.mnist_dir or default_data_dir(), settings.mnist_download)
+    if settings.broker_url:
+        from server.training.jobs.shared import SharedTrainings  # the broker's client libraries
+
+        return await SharedTrainings.open(
+            settings.broker_url,
+            enabled=settings.training,
+            max_queued=settings.max_queued,
+            ttl_s=settings.training_ttl_s,
+            make_predictor=make_predictor,
+        )
+    return LocalTrainings(
+        source,
+        enabled=settings.training,
+        max_running=settings.max_trainings,
+        max_queued=settings.max_queued,
+        ttl_s=settings.training_ttl_s,
+        make_predictor=make_predictor,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,13 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name, predictor in models.models.items():
             app_metrics.set_model(name, predictor.sha256)
         logger.info("models loaded: %s (default %s)", ", ".join(models.models), models.default)
-        app.state.trainings = Trainings(
-            DataSource(settings.mnist_dir or default_data_dir(), settings.mnist_download),
-            enabled=settings.training,
-            max_running=settings.max_trainings,
-            ttl_s=settings.training_ttl_s,
-            make_predictor=partial(TimedPredictor.timed, observe=app_metrics.observe_pass),
+        app.state.trainings = await open_trainings(
+            settings, partial(TimedPredictor.timed, observe=app_metrics.observe_pass)
         )
+        app.state.training_feeds = Feeds(app.state.trainings.events_after)
         models.add_source("training", app.state.trainings.predictor)  # "training:<id>[@<step>]"
         process = None
         if settings.compute_process:  # last: a failure here leaves no other process behind
@@ -91,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 await process.start()
             except ComputeStartError as error:
-                app.state.trainings.close()
+                await app.state.trainings.close()
                 raise StartupError(str(error)) from error
         app.state.compute = Compute(
             settings.compute_threads, models, settings, app_metrics.observe_pass, process
@@ -99,7 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            app.state.trainings.close()  # a shutdown stops running jobs: no process left behind
+            await app.state.training_feeds.close()
+            await app.state.trainings.close()  # embedded jobs stop: no process left behind
             await app.state.compute.close()
         app_metrics.process_exiting()
 

@@ -15,6 +15,7 @@ COMMANDS = {
     ),
     "bench": ("server.cli.bench", "time the engine (and PyTorch, when installed)"),
     "serve": ("server.cli.serve", "run the web app and REST API with uvicorn"),
+    "worker": ("server.cli.worker", "train the jobs of a shared broker's queue (Redis, Valkey)"),
 }
 
 

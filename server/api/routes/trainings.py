@@ -1,21 +1,22 @@
 """Live training jobs: start one, follow it as server-sent events, stop it, and
-download what it learnt. The jobs themselves live in server.training; this only relays."""
+download what it learnt. The jobs themselves live in server.training (in this process, or on a
+shared broker's workers); this only relays."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
-import orjson
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from server.api.encoding import ORJSON_OPTIONS, ORJSONResponse, encode_array
+from server.api.encoding import ORJSONResponse
+from server.api.event_feed import Feeds
 from server.api.schemas.common import ErrorResponse
 from server.api.schemas.trainings import (
     SnapshotList,
@@ -24,16 +25,21 @@ from server.api.schemas.trainings import (
     TrainingStatus,
 )
 from server.cnn import save_model
-from server.training.jobs.job import Job, JobEvent
-from server.training.jobs.manager import TrainingError, Trainings
+from server.training.jobs.backend import (
+    ENDINGS,
+    TrainingError,
+    Trainings,
+    UnknownJobError,
+    WireEvent,
+)
 
 router = APIRouter(prefix="/api/v1/trainings", tags=["trainings"])
 
-POLL_S = 0.05  # how often a stream looks for new events: far below the 0.5 s between them
 REPEAT_AFTER_S = 0.4  # while the job evaluates or loads data, say where it is again
-ENDINGS = frozenset({"done", "cancelled", "failed"})
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 UNKNOWN: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "no such job in this server process"}
+    404: {"model": ErrorResponse, "description": "no such job (or it ended long ago)"},
+    503: {"model": ErrorResponse, "description": "the training broker cannot be reached"},
 }
 
 
@@ -42,18 +48,45 @@ async def get_trainings(request: Request) -> Trainings:
     return trainings
 
 
+async def get_feeds(request: Request) -> Feeds:
+    feeds: Feeds = request.app.state.training_feeds
+    return feeds
+
+
 TrainingsDep = Annotated[Trainings, Depends(get_trainings)]
+FeedsDep = Annotated[Feeds, Depends(get_feeds)]
 
 
-async def get_job(job_id: str, trainings: TrainingsDep) -> Job:
-    """The job, or 404 at once (before any stream starts) when this process does not know it."""
+def refused(error: TrainingError) -> HTTPException:
+    headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s else None
+    return HTTPException(error.status, error.detail, headers=headers)
+
+
+async def job_status(trainings: Trainings, job_id: str) -> dict[str, Any]:
+    """The job's status, 404 when nobody knows it, 503 when the broker cannot be asked."""
     try:
-        return trainings.get(job_id)
-    except KeyError as error:
+        return await trainings.status(job_id)
+    except UnknownJobError as error:
         raise HTTPException(404, str(error.args[0])) from None
+    except TrainingError as error:
+        raise refused(error) from None
 
 
-JobDep = Annotated[Job, Depends(get_job)]
+async def known_job(job_id: str, trainings: TrainingsDep) -> str:
+    """The id of a job that exists: 404 (or 503) at once, before any stream starts."""
+    await job_status(trainings, job_id)
+    return job_id
+
+
+KnownJobDep = Annotated[str, Depends(known_job)]
+
+
+def client_of(request: Request, client_id: str | None) -> str:
+    """Who asks, to keep one job per learner: the page's own id when it sends a well-formed one
+    (X-Client-Id), else the address it connects from."""
+    if client_id is not None and CLIENT_ID.fullmatch(client_id):
+        return f"id:{client_id}"
+    return f"addr:{request.client.host if request.client else 'unknown'}"
 
 
 @router.post(
@@ -63,50 +96,69 @@ JobDep = Annotated[Job, Depends(get_job)]
     responses={
         403: {"model": ErrorResponse, "description": "training is switched off on this server"},
         422: {"model": ErrorResponse, "description": "a bad field"},
-        429: {"model": ErrorResponse, "description": "the most jobs this server runs already run"},
-        503: {"model": ErrorResponse, "description": "MNIST is missing and cannot be downloaded"},
+        429: {
+            "model": ErrorResponse,
+            "description": "the queue is full, or this client already has a job queued or running",
+        },
+        503: {
+            "model": ErrorResponse,
+            "description": "MNIST is missing and cannot be downloaded, or the broker is away",
+        },
     },
 )
-def start_training(
-    trainings: TrainingsDep, body: Annotated[TrainingRequest | None, Body()] = None
+async def start_training(
+    request: Request,
+    trainings: TrainingsDep,
+    body: Annotated[TrainingRequest | None, Body()] = None,
+    client_id: Annotated[
+        str | None,
+        Header(
+            alias="X-Client-Id",
+            max_length=64,
+            description="the learner's own id (8-64 letters, digits, - or _), kept by the page: "
+            "one job queued or running per id; without it, per address",
+        ),
+    ] = None,
 ) -> ORJSONResponse:
-    """Start a job in a process of its own; follow it at `events`."""
-    request = body or TrainingRequest()
+    """Start a job: it runs at once when a place is free, else it waits in line (`queued`,
+    with its `queue_position`); follow it at `events`."""
+    config = (body or TrainingRequest()).job_config()
     try:
-        job = trainings.start(request.job_config())
+        status = await trainings.start(config, client_of(request, client_id))
     except TrainingError as error:
-        headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s else None
-        raise HTTPException(error.status, error.detail, headers=headers) from None
-    events = f"/api/v1/trainings/{job.id}/events"
-    return ORJSONResponse({"id": job.id, "status": "running", "events": events}, status_code=201)
+        raise refused(error) from None
+    job_id = status["id"]
+    created = {
+        "id": job_id,
+        "status": status["status"],
+        "queue_position": status["queue_position"],
+        "events": f"/api/v1/trainings/{job_id}/events",
+    }
+    return ORJSONResponse(created, status_code=201)
 
 
-def status_body(job: Job) -> dict[str, Any]:
-    body = job.status_data()
-    body["config"] = dataclasses.asdict(body["config"])
-    return body
+def status_body(status: dict[str, Any]) -> dict[str, Any]:
+    config = status["config"]
+    return {**status, "config": config if isinstance(config, dict) else dataclasses.asdict(config)}
 
 
 @router.get("/{job_id}", response_model=TrainingStatus, responses=UNKNOWN)
-def training_status(job: JobDep) -> ORJSONResponse:
-    """Where the job is: status, step, latest loss and accuracies, its settings."""
-    return ORJSONResponse(status_body(job))
+async def training_status(job_id: str, trainings: TrainingsDep) -> ORJSONResponse:
+    """Where the job is: status, place in line, step, latest loss and accuracies, settings."""
+    return ORJSONResponse(status_body(await job_status(trainings, job_id)))
 
 
 @router.delete("/{job_id}", response_model=TrainingStatus, responses=UNKNOWN)
-def cancel_training(job: JobDep) -> ORJSONResponse:
-    """Stop the job (within 1 s); a finished job stays as it is. Answers the status after."""
-    job.stop()
-    return ORJSONResponse(status_body(job))
-
-
-def event_data(event: JobEvent) -> str:
-    """The event's JSON, kernels as base64 float32 ({dtype, shape, data})."""
-    data = event.data
-    if "kernels" in data:
-        kernels = {name: encode_array(k, "base64", "<f4") for name, k in data["kernels"].items()}
-        data = {**data, "kernels": kernels}
-    return orjson.dumps(data, option=ORJSON_OPTIONS).decode()
+async def cancel_training(job_id: str, trainings: TrainingsDep) -> ORJSONResponse:
+    """Stop the job: a waiting one at once, a running one within 2 s; a finished job stays as
+    it is. Answers the status after."""
+    await job_status(trainings, job_id)
+    try:
+        return ORJSONResponse(status_body(await trainings.cancel(job_id)))
+    except UnknownJobError as error:
+        raise HTTPException(404, str(error.args[0])) from None
+    except TrainingError as error:
+        raise refused(error) from None
 
 
 def last_event_id(value: str | None) -> int:
@@ -118,9 +170,11 @@ def last_event_id(value: str | None) -> int:
 
 
 EVENTS_DOC = (
-    "`progress` (at least every 0.5 s while running), `evaluation` (at least 4 an epoch), then "
-    "one of `done`, `cancelled` or `failed`, after which the stream ends. Each event has an "
-    "`id`; reconnect with `Last-Event-ID` to get only the later ones."
+    "While the job waits: `queued` (`{position}`, 1 = next to start), again whenever its place "
+    "changes. Then `progress` (at least every 0.5 s while running), `evaluation` (at least 4 an "
+    "epoch), then one of `done`, `cancelled` or `failed`, after which the stream ends. Each "
+    "event has an `id` (1, 2, ... per job); reconnect with `Last-Event-ID`, to any replica, to "
+    "get only the later ones."
 )
 
 
@@ -131,41 +185,55 @@ EVENTS_DOC = (
     description=EVENTS_DOC,
 )
 async def training_events(
-    job: JobDep, last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None
+    job_id: KnownJobDep,
+    feeds: FeedsDep,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """The job's events as they come, from the first one (or after `Last-Event-ID`)."""
     after = last_event_id(last_event_id_header)
-    latest_progress: JobEvent | None = None
-    quiet_since = time.monotonic()
-    while True:
-        for event in job.events_after(after):
-            yield sse(event)
-            after, quiet_since = event.id, time.monotonic()
-            if event.name == "progress":
-                latest_progress = event
-            if event.name in ENDINGS:
-                return
-        if job.status != "running" and not job.events_after(after):
-            return  # resumed after the end: nothing more will come
-        if time.monotonic() - quiet_since >= REPEAT_AFTER_S:
-            # at least 2 events a second, even while the job is busy between steps: the latest
-            # progress again, under the id of the last event sent (all a resume needs to know)
-            repeat = latest_progress or job.latest_progress()
-            if repeat is not None:
-                yield sse(dataclasses.replace(repeat, id=after))
-            quiet_since = time.monotonic()
-        await anyio.sleep(POLL_S)
+    async with feeds.follow(job_id) as feed:
+        latest_progress: WireEvent | None = None
+        quiet_since = time.monotonic()
+        while True:
+            events = await feed.wait(after, REPEAT_AFTER_S)
+            for event in events:
+                yield sse(event)
+                after, quiet_since = event.id, time.monotonic()
+                if event.name == "progress":
+                    latest_progress = event
+                if event.name in ENDINGS:
+                    return
+            if feed.ended and not feed.after(after):
+                return  # resumed after the end: nothing more will come
+            if time.monotonic() - quiet_since >= REPEAT_AFTER_S:
+                # at least 2 events a second while running, even while the job is busy between
+                # steps: the latest progress again, under the id of the last event sent
+                repeat = latest_progress or latest(feed.events, "progress")
+                if repeat is not None and not waiting(feed.events):
+                    yield sse(dataclasses.replace(repeat, id=after))
+                quiet_since = time.monotonic()
 
 
-def sse(event: JobEvent) -> ServerSentEvent:
-    return ServerSentEvent(raw_data=event_data(event), event=event.name, id=str(event.id))
+def latest(events: list[WireEvent], name: str) -> WireEvent | None:
+    return next((e for e in reversed(events) if e.name == name), None)
+
+
+def waiting(events: list[WireEvent]) -> bool:
+    """The job is still in line: its newest event is a `queued` one."""
+    return bool(events) and events[-1].name == "queued"
+
+
+def sse(event: WireEvent) -> ServerSentEvent:
+    return ServerSentEvent(raw_data=event.data, event=event.name, id=str(event.id))
 
 
 @router.get("/{job_id}/snapshots", response_model=SnapshotList, responses=UNKNOWN)
-def training_snapshots(job: JobDep) -> ORJSONResponse:
+async def training_snapshots(job_id: str, trainings: TrainingsDep) -> ORJSONResponse:
     """The steps whose weights were kept, with the validation accuracy at each."""
-    snapshots = [{"step": s, "val_accuracy": a} for s, a in job.snapshot_list()]
-    return ORJSONResponse({"id": job.id, "snapshots": snapshots})
+    await job_status(trainings, job_id)
+    kept = await trainings.snapshots(job_id)
+    snapshots = [{"step": s, "val_accuracy": a} for s, a in kept]
+    return ORJSONResponse({"id": job_id, "snapshots": snapshots})
 
 
 @router.get(
@@ -177,10 +245,11 @@ def training_snapshots(job: JobDep) -> ORJSONResponse:
         409: {"model": ErrorResponse, "description": "the job has not finished"},
     },
 )
-def training_weights(job: JobDep) -> Response:
+async def training_weights(job_id: str, trainings: TrainingsDep) -> Response:
     """The finished model as a weights file (`convscope serve --weights`, `convscope evaluate`)."""
+    await job_status(trainings, job_id)
     try:
-        model, metadata = job.weights()
+        model, metadata = await trainings.weights(job_id)
     except ValueError as error:
         raise HTTPException(409, str(error)) from None
     with tempfile.TemporaryDirectory(prefix="convscope-weights-") as directory:
@@ -190,5 +259,5 @@ def training_weights(job: JobDep) -> Response:
     return Response(
         content,
         media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="training-{job.id}.npz"'},
+        headers={"Content-Disposition": f'attachment; filename="training-{job_id}.npz"'},
     )

@@ -53,7 +53,8 @@ class TrainingRequest(BaseModel):
 
 class TrainingCreated(BaseModel):
     id: str
-    status: Literal["running"]
+    status: Literal["queued", "running"]
+    queue_position: int = Field(ge=0, description="1: next to start; 0: running")
     events: str = Field(description="the job's event stream: /api/v1/trainings/{id}/events")
 
 
@@ -62,6 +63,7 @@ class TrainingStatus(BaseModel):
 
     id: str
     status: Status
+    queue_position: int = Field(ge=0, description="while queued, 1 = next to start; else 0")
     step: int
     steps_total: int
     epoch: int

@@ -17,12 +17,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal
 
 from server.cnn import Sequential
 from server.inference import Predictor
 from server.processes import end
+from server.training.jobs.backend import WireEvent
+from server.training.jobs.events import event_json
 from server.training.jobs.messages import (
     Cancelled,
     Done,
@@ -37,7 +40,8 @@ from server.training.jobs.request import JobConfig
 from server.training.jobs.runner import first_conv_kernels, run_job
 from server.training.train import copy_state, new_model
 
-Status = Literal["running", "done", "cancelled", "failed"]
+Status = Literal["queued", "running", "done", "cancelled", "failed"]
+ACTIVE: frozenset[str] = frozenset({"queued", "running"})  # a job that still holds its place
 MakePredictor = Callable[[Sequential, dict[str, Any], str], Predictor]
 STOP_GRACE_S = 0.5  # a job stops by itself at its next step boundary; then it is terminated
 CONTEXT = multiprocessing.get_context("spawn")  # never fork a threaded server
@@ -48,8 +52,12 @@ class JobEvent:
     """One server-sent event: its id (1, 2, ... per job), its name and its data."""
 
     id: int
-    name: str  # progress | evaluation | done | cancelled | failed
-    data: dict[str, Any]  # arrays stay NumPy; the API encodes them
+    name: str  # queued | progress | evaluation | done | cancelled | failed
+    data: dict[str, Any]  # arrays stay NumPy
+    json: str  # the data as the API sends it (events.event_json), encoded once
+
+    def wire(self) -> WireEvent:
+        return WireEvent(self.id, self.name, self.json)
 
 
 def state_sha256(state: State) -> str:
@@ -70,8 +78,12 @@ class Job:
         mnist_dir: Path,
         on_finish: Callable[[Job], None] | None = None,
         make_predictor: MakePredictor = Predictor,
+        *,
+        position: int = 0,
+        job_id: str | None = None,
     ) -> None:
-        self.id = uuid.uuid4().hex
+        """A job that starts now (`position` 0) or waits at `position` in a queue for launch()."""
+        self.id = job_id or uuid.uuid4().hex
         self.config = config
         self.lock = threading.Lock()
         self.status: Status = "running"
@@ -90,19 +102,42 @@ class Job:
         self._make_predictor = make_predictor
         self._predictors: dict[int, Predictor] = {}  # by weights step: the latest eight at most
 
+        self.position = 0  # place in the queue while queued (1: next to start), 0 once running
+        self._mnist_dir = mnist_dir
+
         initial = new_model(config.train_config())  # as the process starts, before any data
         self._template = initial  # copied, never run: deepcopy is 50x faster than from_spec
         self.state: State = copy_state(initial)  # the latest
         self.state_step = 0
-        kernels = first_conv_kernels(initial)
-        progress = Progress(0, self.steps_total, 1, None, None, 0.0, kernels, self.state)
-        self._add_event("progress", progress_data(progress))
-
         self._cancel = CONTEXT.Event()
+        self.process: BaseProcess | None = None
+        self._reader: threading.Thread | None = None
+        if position:
+            self.status = "queued"
+            self.wait_at(position)
+        else:
+            self.launch()
+
+    def wait_at(self, position: int) -> None:
+        """Say (as a `queued` event) where the job waits, when that has changed."""
+        with self.lock:
+            if self.status == "queued" and position != self.position:
+                self.position = position
+                self._add_event("queued", {"position": position})
+
+    def launch(self) -> None:
+        """Start the job's process: the first progress event carries the initial kernels."""
+        with self.lock:
+            if self.process is not None or self.status not in ACTIVE:
+                return
+            self.status, self.position = "running", 0
+            kernels = first_conv_kernels(self._template)
+            progress = Progress(0, self.steps_total, 1, None, None, 0.0, kernels, self.state)
+            self._add_event("progress", progress_data(progress))
         self._conn, child_conn = CONTEXT.Pipe(duplex=False)
         self.process = CONTEXT.Process(
             target=run_job,
-            args=(config, mnist_dir, child_conn, self._cancel),
+            args=(self.config, self._mnist_dir, child_conn, self._cancel),
             name=f"convscope-training-{self.id[:8]}",
             daemon=True,  # the server's own exit takes it down too
         )
@@ -116,10 +151,11 @@ class Job:
     # --- reading the process -----------------------------------------------------------
 
     def _add_event(self, name: str, data: dict[str, Any]) -> None:
-        self.events.append(JobEvent(len(self.events) + 1, name, data))
+        self.events.append(JobEvent(len(self.events) + 1, name, data, event_json(data)))
 
     def _read(self) -> None:
         conn: Connection = self._conn
+        assert self.process is not None
         try:
             while True:
                 try:
@@ -138,6 +174,7 @@ class Job:
                 self._on_finish(self)
 
     def _ended_without_word(self) -> None:
+        assert self.process is not None
         self.process.join(1)  # for its exit code
         with self.lock:
             if self.status != "running":
@@ -155,7 +192,7 @@ class Job:
         self._add_event(event, data)
 
     def _apply(self, message: Message) -> None:
-        if self.status != "running":
+        if self.status not in ACTIVE:
             return
         if isinstance(message, Progress):
             self.step, self.epoch = message.step, message.epoch
@@ -188,6 +225,7 @@ class Job:
             return {
                 "id": self.id,
                 "status": self.status,
+                "queue_position": self.position,
                 "step": self.step,
                 "steps_total": self.steps_total,
                 "epoch": self.epoch,
@@ -250,11 +288,24 @@ class Job:
         return model, done.metadata
 
     def stop(self) -> None:
-        """Ask the process to stop at its next step boundary; terminate it if it has not within
-        STOP_GRACE_S. Returns once it is gone."""
+        """A queued job is cancelled at once; a running one is asked to stop at its next step
+        boundary, and terminated if it has not within STOP_GRACE_S. Returns once it is gone."""
         self._cancel.set()
-        end(self.process, STOP_GRACE_S)
-        self._reader.join(2)
+        with self.lock:
+            if self.process is None:
+                if self.status == "queued":
+                    self._finish("cancelled", "cancelled", {"step": 0})
+                    finished = True
+                else:
+                    finished = False
+            process, reader = self.process, self._reader
+        if process is None:
+            if finished and self._on_finish is not None:
+                self._on_finish(self)
+            return
+        end(process, STOP_GRACE_S)
+        assert reader is not None
+        reader.join(2)
 
 
 def progress_data(message: Progress) -> dict[str, Any]:
