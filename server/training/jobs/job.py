@@ -91,7 +91,7 @@ class Job:
         self._predictors: dict[int, Predictor] = {}  # by weights step: the latest eight at most
 
         initial = new_model(config.train_config())  # as the process starts, before any data
-        self._template = initial  # copied, never run: deepcopy is 50x faster than from_spec
+        self._template = initial  # copied, never run: deepcopy beats from_spec (docs/speed.md)
         self.state: State = copy_state(initial)  # the latest
         self.state_step = 0
         kernels = first_conv_kernels(initial)
