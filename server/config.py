@@ -13,9 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def compute_process_pays(workers: int = 1) -> bool:
-    """Whether every server process and its compute process can have a CPU each. Measured under
-    wrk on 2 CPUs: one worker answered 1.5x the predictions a second with it, two workers 0.85x,
-    one worker held to one CPU 0.82x (README, "Speed")."""
+    """Whether every server process and its compute process can have a CPU each: only then does
+    the compute process answer more predictions a second than the threads; sharing a CPU, the
+    hop costs more than it frees (docs/speed.md, "The second core")."""
     return len(os.sched_getaffinity(0)) >= 2 * workers
 
 

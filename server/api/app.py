@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Many small matrix products from many request threads: BLAS's own threads only fight
-        # them (measured: 16 threads of trace+backward, 5.4 s with 2 BLAS threads, 0.09 s with 1).
+        # them (docs/speed.md, "Compute threads").
         threadpool_limits(limits=settings.blas_threads, user_api="blas")
         loader = partial(TimedPredictor.load, observe=app_metrics.observe_pass)
         try:

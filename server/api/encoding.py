@@ -18,7 +18,8 @@ HALF, ZERO, TOP = np.float32(0.5), np.float32(0), np.float32(LEVELS + 1)  # floa
 
 
 def b64(array: np.ndarray) -> str:
-    """Base64 text of an array's C-order bytes (SIMD base64: 30x the standard library's speed)."""
+    """Base64 text of an array's C-order bytes; SIMD base64, far faster than the standard
+    library's on maps (docs/speed.md)."""
     return pybase64.b64encode_as_string(np.ascontiguousarray(array).data)  # no copy
 
 
@@ -88,7 +89,8 @@ def encode_mask(array: np.ndarray, encoding: PredictEncoding) -> Any:
 
 
 class ORJSONResponse(Response):
-    """JSON through orjson, numpy arrays included: ~50x faster than jsonable_encoder on maps."""
+    """JSON through orjson, numpy arrays included, without jsonable_encoder's walk of every
+    value (docs/speed.md)."""
 
     media_type = "application/json"
 

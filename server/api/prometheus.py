@@ -30,9 +30,9 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "unmatched"  # one label for every path no route knows, however many there are
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
-# seconds; a health check takes well under a millisecond, a prediction with activations ~10 ms
+# seconds, from a health check (under a millisecond) to a slow counterfactual (docs/speed.md)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-# one forward pass (with trace and saliency) takes 0.2 to a few ms; a batch of 256 ~40 ms
+# seconds, from one image's forward pass to a full batch's (docs/speed.md)
 INFERENCE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 

@@ -1,6 +1,6 @@
 """`convscope bench --json`: engine speed, and PyTorch's on the same architecture in the same run.
 
-Timings on a shared 2-core machine drift by 2x within a minute, so each figure is measured in
+Timings on a shared machine drift within a minute, so each figure is measured in
 interleaved rounds (ours, theirs, ours, ...) and reported as the median over all rounds:
 drift then hits both sides alike and the ratios hold still.
 """

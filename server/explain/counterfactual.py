@@ -1,7 +1,8 @@
 """Counterfactuals: the pen strokes, added or erased, that make the model read another digit.
 
 Plain gradient descent on the input finds a faint haze that only this model reads as the
-target (0-11% of such edits carry over to an independently trained CNN). Edits made the way a
+target (such edits rarely carry over to an independently trained CNN: docs/api-contract.md,
+"POST /api/v1/counterfactual"). Edits made the way a
 person edits a digit carry over: each step adds one short stroke of full ink touching the
 existing ink, or erases one from it. The model's gradient, averaged over the image and its
 one-pixel shifts (so no edit works only at one alignment), ranks every stroke at every place;

@@ -109,7 +109,7 @@ def fit_scorer(
     plain = images[fit_at].astype(np.float32) / 255.0  # (F, 28, 28)
     ones = straight_ones(config.straight_ones, rng)  # (S, 28, 28)
     # the styles MNIST lacks that training adds (server.training.train.with_strokes): a model that
-    # learnt them must not call them "not a digit" (fitted on MNIST alone, 6.5% of the proxy was)
+    # learnt them must not call them "not a digit", as fitting on MNIST alone did (docs/training.md)
     strokes = stroke_set(config.strokes, seed=config.seed % 100, via_png=False)
     fit_images = np.concatenate([plain, augment(plain, rng, AugmentConfig()), ones, strokes.images])
     fit_labels = np.concatenate(

@@ -24,13 +24,12 @@ class Compute:
     model asked for, otherwise (a training job's model, or no compute process) on the compute
     threads, at most `threads` at once.
 
-    The process answers 1.5x the predictions a second of a thread under wrk, one worker on two
-    CPUs (README, "Speed"): a thread takes turns with the event loop for the GIL, so the two
-    together never use more than one core. Threads: FastAPI's own pool lets 40 sync requests run
-    together; on 2 cores, 16 predictions at once cost 5.5-5.9 ms of CPU each against 3.0 ms two
-    at a time (scripts/asgi_cpu.py), and under wrk one at a time beats two (509-530 against
-    349-362 requests/s). Waiting work queues in the executor, not on the event loop: the thread
-    starts the next job the moment it ends one, while the loop sends that answer.
+    The process uses a second core: a thread takes turns with the event loop for the GIL, so
+    the two together never use more than one. Threads are few: FastAPI's own pool lets 40 sync
+    requests run together, and predictions at once cost each more CPU than one at a time.
+    Waiting work queues in the executor, not on the event loop: the thread starts the next job
+    the moment it ends one, while the loop sends that answer. The figures, with their commands:
+    docs/speed.md ("The second core", "Compute threads").
     """
 
     def __init__(

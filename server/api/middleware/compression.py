@@ -1,10 +1,8 @@
 """Response compression: zstd where the client accepts it, gzip otherwise.
 
-Browsers send `Accept-Encoding: zstd`. Measured here (CPU time, a loaded 2-core machine) on the
-answer to a pad digit with activations: encoding uint8, 127 KB of JSON, zstd level 1 takes
-0.17 ms for 33.6 KB, level 3 0.24 ms for 33.7 KB, level -1 0.14 ms for 42 KB, gzip level 3
-1.1 ms for 35 KB; encoding base64, 289 KB, zstd level 1 0.48 ms for 59 KB, level 3 0.55 ms for
-58 KB. Level 1 it is: base64-packed bytes gain nothing from a deeper match search.
+Browsers send `Accept-Encoding: zstd`, and zstd compresses the answers about as small as gzip
+for a fraction of its CPU. Level 1: deeper levels cost more time for the same size, since
+base64-packed bytes gain nothing from a deeper match search (docs/speed.md, "Compression").
 """
 
 from __future__ import annotations
@@ -64,8 +62,8 @@ class Compression:
 
     def compressor(self) -> zstandard.ZstdCompressor:
         """This thread's compressor: compress() starts each frame afresh (the same bytes) but keeps
-        the context it allocated, 0.03 of the 0.26 ms a new one costs on our 127 KB answers; a
-        compressor is not safe across threads, and a thread runs one compress() at a time."""
+        the context it allocated, which a new compressor would allocate again; a compressor is
+        not safe across threads, and a thread runs one compress() at a time."""
         compressor: zstandard.ZstdCompressor | None = getattr(self.compressors, "zstd", None)
         if compressor is None:
             compressor = zstandard.ZstdCompressor(level=self.zstd_level)

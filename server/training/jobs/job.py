@@ -106,7 +106,7 @@ class Job:
         self._mnist_dir = mnist_dir
 
         initial = new_model(config.train_config())  # as the process starts, before any data
-        self._template = initial  # copied, never run: deepcopy is 50x faster than from_spec
+        self._template = initial  # copied, never run: deepcopy beats from_spec (docs/speed.md)
         self.state: State = copy_state(initial)  # the latest
         self.state_step = 0
         self._cancel = CONTEXT.Event()
