@@ -636,7 +636,7 @@ def test_any_stroke_anywhere_follows_mnist_conventions(
 # below is the straightforward implementation it replaced: every step a float pass over the
 # whole image. Both must give the same digit.
 
-SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "model_weights" / "mnist_cnn.npz"
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[2] / "model_weights" / "mnist_cnn.npz"
 
 
 def naive_gray(img: Image.Image) -> np.ndarray:

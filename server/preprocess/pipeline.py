@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageOps
 
-from server import png
+from server.preprocess import png
 
 MNIST_SIDE = 28  # the field MNIST digits live in
 DIGIT_SIDE = 20  # MNIST scaled each digit so its longer side fills a 20x20 box

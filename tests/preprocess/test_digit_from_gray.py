@@ -1,8 +1,9 @@
 """digit_from_gray against the implementation it replaced, kept here verbatim: same bits always.
 
-The reference below is server/preprocess.py's ink-map and geometry steps as they were before
-digit_from_gray learnt to work on 8-bit levels and bool masks (commit 2bc0f01). Every input,
-digit or not, must give the same array bit for bit, or the same error with the same message.
+The reference below is server/preprocess.py's ink-map and geometry steps (now in
+server/preprocess/) as they were before digit_from_gray learnt to work on 8-bit levels and bool
+masks (commit 2bc0f01). Every input, digit or not, must give the same array bit for bit, or the
+same error with the same message.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from server.preprocess import PreprocessError, decode, digit_from_gray
 from server.synth.proxy import stroke_ink
 from server.synth.render import page
 from server.synth.strokes import GLYPHS
-from tests.test_preprocess import draw, encode, pad_drawing, paper_photo, random_upload
+from tests.preprocess.test_preprocess import draw, encode, pad_drawing, paper_photo, random_upload
 
 # --- the reference: the previous implementation, copied unchanged --------------------------
 
