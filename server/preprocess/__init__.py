@@ -1,36 +1,38 @@
-"""Uploaded image of a handwritten digit -> the 28x28 array an MNIST-trained network expects."""
+"""Uploaded image of a handwritten digit -> the 28x28 array an MNIST-trained network expects.
 
-from server.preprocess.pipeline import (
-    BORDER_FRACTION,
-    DIGIT_SIDE,
-    INVERTED,
-    MAD_TO_SIGMA,
+The only package that knows MNIST's conventions. pipeline.py runs it: decoding.py (bytes -> gray,
+with png.py for canvas exports), ink.py (polarity, noise, specks: the ink's box), digit.py
+(MNIST's geometry); errors.py names every way an upload can fail.
+"""
+
+from server.preprocess.decoding import (
     MAX_PIXELS,
     MAX_SIDE,
-    MIN_CONTRAST,
-    MNIST_SIDE,
+    as_unit,
+    decode,
+    decode_image,
+    image_to_gray,
+)
+from server.preprocess.digit import DIGIT_SIDE, MNIST_SIDE, center_by_mass, crop_to_ink, fit_box
+from server.preprocess.errors import (
     NO_DIGIT,
-    NOISE_SIGMAS,
-    POLARITY_MARGIN,
-    RELATIVE_FLOOR,
-    UNIT,
     ImageTooLarge,
     NoDigitFound,
     NotAnImage,
     PreprocessError,
     UnsupportedImageType,
-    as_unit,
-    center_by_mass,
-    crop_to_ink,
-    decode,
-    decode_image,
-    digit_from_gray,
-    fit_box,
-    image_to_gray,
-    suppress_noise,
-    to_ink,
-    to_mnist,
 )
+from server.preprocess.ink import (
+    BORDER_FRACTION,
+    INVERTED,
+    MAD_TO_SIGMA,
+    MIN_CONTRAST,
+    NOISE_SIGMAS,
+    POLARITY_MARGIN,
+    RELATIVE_FLOOR,
+    UNIT,
+)
+from server.preprocess.pipeline import Stages, digit_from_gray, stages, to_mnist
 
 __all__ = [
     "BORDER_FRACTION",
@@ -50,6 +52,7 @@ __all__ = [
     "NoDigitFound",
     "NotAnImage",
     "PreprocessError",
+    "Stages",
     "UnsupportedImageType",
     "as_unit",
     "center_by_mass",
@@ -59,7 +62,6 @@ __all__ = [
     "digit_from_gray",
     "fit_box",
     "image_to_gray",
-    "suppress_noise",
-    "to_ink",
+    "stages",
     "to_mnist",
 ]

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from server import preprocess
-from server.preprocess import pipeline, png
+from server.preprocess import decoding, png
 
 NONE, SUB, UP, AVERAGE, PAETH = range(5)
 
@@ -117,7 +117,7 @@ def pillow(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
 def pillow_decode(data: bytes) -> np.ndarray:
     """preprocess.decode's Pillow path alone, as every upload took before the fast path."""
     with Image.open(io.BytesIO(data)) as img:
-        return pipeline._gray(pipeline._upright(pipeline._load(img)))
+        return decoding._gray(decoding._upright(decoding._load(img)))
 
 
 def fast(data: bytes) -> tuple[np.ndarray, np.ndarray | None] | None:
