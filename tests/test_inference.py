@@ -129,7 +129,7 @@ def test_explain_saliency_is_input_gradient_times_input(
     trace = engine.trace(x)
     grad_logits = np.zeros_like(trace.logits)
     grad_logits[0, explained.label] = 1.0
-    _, grad_input = engine.backward(grad_logits, trace.caches)
+    grad_input, _ = engine.backward(grad_logits, trace.caches)
     assert explained.target == explained.label
     assert explained.saliency is not None
     assert explained.saliency.shape == (28, 28)

@@ -40,7 +40,7 @@ def window_slice(offset: int, stride: int, out_size: int) -> slice:
 
 
 def pad_spatial(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
-    """Zero-pad H and W of (N, H, W, C); several times faster than np.pad on small inputs."""
+    """Zero-pad H and W of (N, H, W, C); cheaper than np.pad on small inputs."""
     if not (top or bottom or left or right):
         return x
     n, h, w, c = x.shape
@@ -56,7 +56,7 @@ def im2col(
 
     One strided copy, no loop: of all windows in that order for many channels; for few, of
     kernel-major memory (kh, kw, C, N, oh, ow), whose rows are long, returned as a transposed
-    view (3-4x faster for a 1-channel input). Either way `reshape(N*oh*ow, kh*kw*C)` is a view.
+    view (faster for 1 channel). Either way `reshape(N*oh*ow, kh*kw*C)` is a view.
     """
     x = np.ascontiguousarray(x_padded)
     n, _, _, c = x.shape
@@ -85,7 +85,7 @@ def col2im_product(
     """col2im(grad @ W.T) without materialising the columns: the input gradient of a conv.
 
     grad (N, oh, ow, F), weight (kh, kw, C, F) -> (N, Hp, Wp, C). One small matrix product and
-    one strided add per kernel offset: about 2x faster than building (N*oh*ow, kh*kw*C).
+    one strided add per kernel offset: cheaper than building (N*oh*ow, kh*kw*C).
     """
     n, out_h, out_w, f = grad.shape
     kernel_h, kernel_w, c, _ = weight.shape

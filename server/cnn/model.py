@@ -119,10 +119,10 @@ class Sequential:
             inputs = output
         return Trace(input=x, logits=inputs, layers=layers, caches=caches)
 
-    def backward(self, grad_logits: np.ndarray, caches: Sequence[Any]) -> tuple[Params, np.ndarray]:
-        """Parameter gradients (flat dotted keys) and the gradient w.r.t. the input."""
-        grads, grad = self._backward_down_to(0, grad_logits, caches)
-        return grads, grad
+    def backward(self, grad_logits: np.ndarray, caches: Sequence[Any]) -> tuple[np.ndarray, Params]:
+        """The gradient w.r.t. the input and the parameter gradients (flat dotted keys), in the
+        order a layer's `backward` returns them."""
+        return self._backward_down_to(0, grad_logits, caches)
 
     def parameter_gradients(self, grad_logits: np.ndarray, caches: Sequence[Any]) -> Params:
         """What `backward` gives but the gradient below the first layer with parameters, which
@@ -130,16 +130,16 @@ class Sequential:
         first = next((i for i, layer in enumerate(self.layers) if layer.params), None)
         if first is None:
             return {}
-        grads, grad = self._backward_down_to(first + 1, grad_logits, caches)
+        grad, grads = self._backward_down_to(first + 1, grad_logits, caches)
         layer = self.layers[first]
         grads.update(dotted(layer, layer.parameter_gradients(grad, caches[first])))
         return grads
 
     def _backward_down_to(
         self, stop: int, grad: np.ndarray, caches: Sequence[Any]
-    ) -> tuple[Params, np.ndarray]:
-        """Backward through the layers from the last down to index `stop`: their parameters'
-        gradients, and the gradient w.r.t. layer `stop`'s input."""
+    ) -> tuple[np.ndarray, Params]:
+        """Backward through the layers from the last down to index `stop`: the gradient w.r.t.
+        layer `stop`'s input, and their parameters' gradients."""
         if len(caches) != len(self.layers):
             raise ValueError(f"{len(caches)} caches for {len(self.layers)} layers")
         grads: Params = {}
@@ -147,7 +147,7 @@ class Sequential:
             layer = self.layers[index]
             grad, layer_grads = layer.backward(grad, caches[index])
             grads.update(dotted(layer, layer_grads))
-        return grads, grad
+        return grad, grads
 
     def parameters(self) -> Params:
         """Live references to every parameter, keyed `layer.param`; the optimizer edits these."""

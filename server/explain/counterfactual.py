@@ -202,7 +202,7 @@ class Objective:
         grad_logits = probabilities.copy()
         grad_logits[:, self.target] -= 1.0
         grad_logits /= len(self.shifts)  # d mean-CE / d logits
-        _, grad_views = self.model.backward(grad_logits.astype(np.float32), caches)
+        grad_views, _ = self.model.backward(grad_logits.astype(np.float32), caches)
         grad = self.prior.copy()
         for (dy, dx), grad_view in zip(self.shifts, grad_views[..., 0], strict=True):
             grad += shifted(grad_view[None], -dy, -dx)[0]  # the adjoint of the shift

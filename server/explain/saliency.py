@@ -16,7 +16,7 @@ def gradient_times_input(model: Sequential, trace: Trace, target: int) -> np.nda
     """(H, W): d(target logit)/d(input) times the input, for the one image `model` traced."""
     grad_logits = np.zeros_like(trace.logits)
     grad_logits[0, target] = 1.0
-    _, grad_input = model.backward(grad_logits, trace.caches)
+    grad_input, _ = model.backward(grad_logits, trace.caches)
     return (grad_input * trace.input)[0, :, :, 0]
 
 

@@ -35,38 +35,36 @@ def thumbnail(image: np.ndarray, side: int = STEP_SIDE) -> np.ndarray:
 def preprocessing_steps(gray: np.ndarray) -> list[Step]:
     """Decoded (H, W) gray in [0, 1] -> the six stages that turn it into MNIST's 28x28.
 
-    Runs the public step functions on whole images, the way preprocess.digit_from_gray is
-    specified, so the last picture is the network's input; NoDigitFound as the pipeline raises it.
+    The pipeline's own stages (preprocess.stages), so the last picture is the network's input;
+    NoDigitFound as the pipeline raises it.
     """
-    ink = preprocess.to_ink(gray)
-    cleaned = preprocess.suppress_noise(ink)
-    cropped = preprocess.crop_to_ink(cleaned)
-    box = preprocess.fit_box(cropped)
-    digit = preprocess.center_by_mass(box)
+    stage = preprocess.stages(gray)
     h, w = gray.shape
-    bh, bw = cropped.shape
+    bh, bw = stage.cropped.shape
     return [
         Step("decoded", f"Your image in shades of gray, {w}x{h} pixels.", thumbnail(gray)),
         Step(
             "ink",
             "Ink made bright on black, as in MNIST (dark pen on paper is flipped).",
-            thumbnail(ink),
+            thumbnail(stage.ink),
         ),
         Step(
             "cleaned",
             "Faint background, specks and shadows dropped; the strongest ink set to 1.",
-            thumbnail(cleaned),
+            thumbnail(stage.cleaned),
         ),
-        Step("cropped", f"Cut to the box around the ink, {bw}x{bh} pixels.", thumbnail(cropped)),
+        Step(
+            "cropped", f"Cut to the box around the ink, {bw}x{bh} pixels.", thumbnail(stage.cropped)
+        ),
         Step(
             "scaled",
-            f"Shrunk so the longer side is 20 pixels ({box.shape[1]}x{box.shape[0]}).",
-            box,
+            f"Shrunk so the longer side is 20 pixels ({stage.box.shape[1]}x{stage.box.shape[0]}).",
+            stage.box,
         ),
         Step(
             "centred",
             "Placed in a 28x28 field with its centre of mass in the middle: what the network sees.",
-            digit,
+            stage.digit,
         ),
     ]
 

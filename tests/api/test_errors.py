@@ -198,7 +198,8 @@ def test_decompression_bomb_is_413(client: TestClient, kit: Any) -> None:
 
 def test_bomb_over_pillows_own_limit_is_413(client: TestClient, kit: Any) -> None:
     data = png_bytes(65535, 65535, rows=1)  # Pillow's DecompressionBombError territory
-    # refused from the header (server/png.py reads it before Pillow would), nothing inflated
+    # refused from the header (server/preprocess/png.py reads it before Pillow would): nothing
+    # inflated
     detail = kit.assert_error(
         client.post(PREDICT, json={"image": kit.b64(data)}), 413, "65535x65535"
     )

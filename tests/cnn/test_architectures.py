@@ -60,7 +60,7 @@ def test_loss_falls_in_a_few_steps(name: str, make_digits: Digits) -> None:
     for _ in range(15):
         logits, caches = model.forward_train(x, np.random.default_rng(0))
         loss, grad = xent(logits, y)
-        grads, _ = model.backward(grad, caches)
+        _, grads = model.backward(grad, caches)
         optimizer.step(grads)
         losses.append(loss)
     assert np.isfinite(losses).all()

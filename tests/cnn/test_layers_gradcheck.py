@@ -340,7 +340,7 @@ def test_sequential_gradients_including_input(rng: np.random.Generator) -> None:
     logits, caches = model.forward_train(x, training=False)
     np.testing.assert_array_equal(logits, model.forward(x))
     _, grad_logits = softmax_cross_entropy(logits, labels)
-    grads, grad_x = model.backward(grad_logits, caches)
+    grad_x, grads = model.backward(grad_logits, caches)
     params = model.parameters()
     assert set(grads) == set(params)
     assert_grad_close(grad_x, numerical_grad(loss, x), "model d/dx")

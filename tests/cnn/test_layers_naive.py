@@ -405,7 +405,7 @@ def test_model_and_loss_stay_float32(rng: np.random.Generator) -> None:
     loss, grad = softmax_cross_entropy(logits, np.array([1, 2, 3]))
     assert isinstance(loss, float)
     assert grad.dtype == np.float32
-    grads, grad_x = model.backward(grad, trace.caches)
+    grad_x, grads = model.backward(grad, trace.caches)
     assert grad_x.dtype == np.float32
     assert all(g.dtype == np.float32 for g in grads.values())
     assert softmax(logits).dtype == np.float32

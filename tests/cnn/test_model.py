@@ -150,7 +150,7 @@ def test_forward_train_caches_feed_backward(rng: np.random.Generator) -> None:
     x = rng.random((2, 28, 28, 1), dtype=np.float32)
     logits, caches = model.forward_train(x, training=False)
     np.testing.assert_array_equal(logits, model.forward(x))
-    grads, grad_x = model.backward(np.ones_like(logits), caches)
+    grad_x, grads = model.backward(np.ones_like(logits), caches)
     assert set(grads) == set(model.parameters())
     assert grad_x.shape == x.shape
     # training mode applies dropout: logits differ from inference, but are seeded
@@ -214,7 +214,7 @@ def test_overfits_32_samples(make_digits: Callable[..., tuple[np.ndarray, np.nda
         first_loss = first_loss if first_loss is not None else loss
         if step % 5 == 0 and (model.forward(x).argmax(axis=1) == y).all():
             break
-        grads, _ = model.backward(grad, caches)
+        _, grads = model.backward(grad, caches)
         optimizer.step(grads)
     accuracy = float((model.forward(x).argmax(axis=1) == y).mean())
     assert accuracy == 1.0, f"train accuracy {accuracy} after {step + 1} steps"
@@ -236,7 +236,7 @@ def test_short_training_lowers_the_loss(
         batch = gen.choice(len(x), 32, replace=False)
         logits, caches = model.forward_train(x[batch], gen)
         _, grad = softmax_cross_entropy(logits, y[batch])
-        grads, _ = model.backward(grad, caches)
+        _, grads = model.backward(grad, caches)
         optimizer.step(grads)
     after, _ = softmax_cross_entropy(model.forward(x), y)
     assert after < 0.85 * before, f"loss {before:.3f} -> {after:.3f}"
@@ -249,7 +249,7 @@ def test_parameter_gradients_are_backwards_without_the_input(preset: str) -> Non
     x = np.random.default_rng(4).random((5, 28, 28, 1), dtype=np.float32)
     logits, caches = model.forward_train(x, np.random.default_rng(5))
     grad_logits = np.random.default_rng(6).standard_normal(logits.shape).astype(np.float32)
-    full, _ = model.backward(grad_logits, caches)
+    _, full = model.backward(grad_logits, caches)
     only = model.parameter_gradients(grad_logits, caches)
     assert only.keys() == full.keys() == model.parameters().keys()
     for key, value in full.items():

@@ -31,7 +31,7 @@ def saliency(model: Sequential, x: np.ndarray) -> tuple[np.ndarray, list, np.nda
     trace = model.trace(x)
     top = trace.logits.argmax(axis=1)
     _, grad = softmax_cross_entropy(trace.logits, top)
-    grads, grad_x = model.backward(-grad, trace.caches)
+    grad_x, grads = model.backward(-grad, trace.caches)
     return trace.logits, trace.layers, grad_x, grads
 
 

@@ -157,7 +157,7 @@ def test_parameter_and_input_gradients_match(setup: tuple) -> None:
     logits, caches = model.forward_train(x, training=False)
     loss, grad_logits = softmax_cross_entropy(logits, labels)
     assert loss == pytest.approx(loss_t.item(), rel=1e-5)
-    grads, grad_x = model.backward(grad_logits, caches)
+    grad_x, grads = model.backward(grad_logits, caches)
     assert set(grads) == set(p)
     for key, tensor in p.items():
         theirs = tensor.grad.numpy()
@@ -268,7 +268,7 @@ def test_every_preset_matches_torch_forward_and_backward(name: str) -> None:
         )
     F.cross_entropy(logits_t, torch.from_numpy(labels)).backward()
     _, grad_logits = softmax_cross_entropy(trace.logits, labels)
-    grads, grad_x = model.backward(grad_logits, trace.caches)
+    grad_x, grads = model.backward(grad_logits, trace.caches)
     assert set(grads) == set(p)
     for key, tensor in p.items():
         theirs = tensor.grad.numpy()

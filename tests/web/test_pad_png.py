@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from scripts.pad_digit import pad_png
-from server import png, preprocess
+from server import preprocess
+from server.preprocess import png
 from tests.web.browser_kit import App, draw_mouse, ellipse, require_browser
 
 require_browser()

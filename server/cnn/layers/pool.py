@@ -12,7 +12,7 @@ from server.cnn.layers.windows import Pool2D
 
 # Inputs up to this many values (one or two images) gather their tiles into offset-major order:
 # faster for the max alone, and for the winners. A training batch's copy costs more than it
-# saves (measured: the step slowed ~4%), and a big batch's max alone is cheaper in place.
+# saves (docs/speed.md, "Engine choices"), and a big batch's max alone is cheaper in place.
 GATHER_MAX = 1 << 16
 
 
@@ -41,7 +41,7 @@ class TiledWinners:
     def _first_winners(self) -> Array:
         p = self.offsets.shape[0]
         # (p, p, N, oh, ow, C): each window offset's cells contiguous, where the walk below runs
-        # ~4x faster than on strided views of the tiles; one copy back into the tiles' layout.
+        # faster than on strided views of the tiles; one copy back into the tiles' layout.
         cells = np.empty(self.offsets.shape, dtype=bool)
         np.equal(self.offsets, self.best, out=cells)
         # Ties (common: ReLU zeros) go to the first offset in row-major order; for bools,

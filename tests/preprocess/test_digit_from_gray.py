@@ -1,13 +1,12 @@
-"""digit_from_gray against the implementation it replaced, kept here verbatim: same bits always.
+"""digit_from_gray against the plain pipeline in reference.py: the same bits always.
 
-The reference below is server/preprocess.py's ink-map and geometry steps as they were before
-digit_from_gray learnt to work on 8-bit levels and bool masks (commit 2bc0f01). Every input,
-digit or not, must give the same array bit for bit, or the same error with the same message.
+digit_from_gray decides from histograms of levels and cleans the ink's box alone; the reference
+makes floats of the whole image and takes every median with np.median. Every input, digit or
+not, must give the same array bit for bit, or the same error with the same message.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -17,197 +16,17 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from server import preprocess
-from server.preprocess import PreprocessError, decode, digit_from_gray
+from server.preprocess import PreprocessError, decode, digit_from_gray, stages
 from server.synth.proxy import stroke_ink
 from server.synth.render import page
 from server.synth.strokes import GLYPHS
-from tests.test_preprocess import draw, encode, pad_drawing, paper_photo, random_upload
-
-# --- the reference: the previous implementation, copied unchanged --------------------------
-
-UNIT = np.arange(256, dtype=np.float32) * np.float32(1 / 255)
-INVERTED = np.subtract(1.0, UNIT, dtype=np.float32)
-NO_DIGIT = preprocess.NO_DIGIT
-
-
-def ref_digit_from_gray(gray: np.ndarray) -> np.ndarray:
-    gray = ref_as_gray(gray)
-    frame = RefFrame(gray)
-    invert = frame.inverted(*ref_extremes(gray))
-    cut = frame.ink_cut(invert, ref_ink_peak(gray, invert))
-    if cut is None:
-        raise preprocess.NoDigitFound(NO_DIGIT)
-    extreme = np.min if invert else np.max
-    cols = ref_span(ref_ink(extreme(gray, axis=0), invert) > cut)
-    if cols is None:
-        raise preprocess.NoDigitFound(NO_DIGIT)
-    band = gray[:, cols[0] : cols[1]]
-    rows = ref_span(ref_ink(extreme(band, axis=1), invert) > cut)
-    assert rows is not None, "a column holds ink, so a row does"
-    box = band[rows[0] : rows[1]]
-    return ref_center_by_mass(ref_fit_box(ref_crop_to_ink(ref_clean(ref_ink(box, invert), cut))))
-
-
-def ref_unit(levels: np.ndarray) -> np.ndarray:
-    unit = levels.astype(np.float32)
-    unit *= np.float32(1 / 255)
-    return unit
-
-
-def ref_frame(image: np.ndarray) -> np.ndarray:
-    h, w = image.shape
-    k = max(1, round(min(h, w) * preprocess.BORDER_FRACTION))
-    if 2 * k >= min(h, w):
-        return image.ravel()
-    sides = (
-        image[:k].ravel(),
-        image[-k:].ravel(),
-        image[k:-k, :k].ravel(),
-        image[k:-k, -k:].ravel(),
-    )
-    return np.concatenate(sides)
-
-
-def ref_as_gray(gray: np.ndarray) -> np.ndarray:
-    gray = np.asarray(gray)
-    return gray if gray.dtype == np.uint8 else gray.astype(np.float32, copy=False)
-
-
-def ref_same(values: np.ndarray) -> np.ndarray:
-    return values
-
-
-def ref_ink(gray: np.ndarray, invert: bool) -> np.ndarray:
-    if gray.dtype == np.uint8:
-        ink = ref_unit(gray)
-        return np.subtract(1.0, ink, out=ink) if invert else ink
-    gray = np.asarray(gray, dtype=np.float32)
-    return np.subtract(1.0, gray, dtype=np.float32) if invert else gray
-
-
-def ref_extremes(gray: np.ndarray) -> tuple[float, float]:
-    low, high = gray.min(), gray.max()
-    if gray.dtype == np.uint8:
-        return float(UNIT[low]), float(UNIT[high])
-    return float(low), float(high)
-
-
-def ref_ink_peak(gray: np.ndarray, invert: bool) -> float:
-    extreme = gray.min() if invert else gray.max()
-    return float(ref_ink(np.asarray([extreme]), invert)[0])
-
-
-def ref_span(mask: np.ndarray) -> tuple[int, int] | None:
-    where = np.flatnonzero(mask)
-    return (int(where[0]), int(where[-1]) + 1) if where.size else None
-
-
-def ref_middle_mean(low: float, high: float) -> float:
-    return float((np.float32(low) + np.float32(high)) / np.float32(2))
-
-
-class RefFrame:
-    def __init__(self, gray: np.ndarray) -> None:
-        pixels = ref_frame(gray)
-        self.counts = np.bincount(pixels, minlength=256) if gray.dtype == np.uint8 else None
-        self.pixels = None if self.counts is not None else np.asarray(pixels, dtype=np.float32)
-
-    def median(self, f: Callable[[np.ndarray], np.ndarray] = ref_same) -> float:
-        if self.pixels is not None:
-            return float(np.median(f(self.pixels)))
-        assert self.counts is not None
-        values = f(UNIT)
-        order = np.argsort(values, kind="stable")
-        ends = np.cumsum(self.counts[order])
-        n = int(ends[-1])
-        low, high = values[order[np.searchsorted(ends, [(n - 1) // 2, n // 2], side="right")]]
-        return ref_middle_mean(low, high)
-
-    def inverted(self, darkest: float, lightest: float) -> bool:
-        background = self.median()
-        darker = background - darkest
-        lighter = lightest - background
-        decisive = abs(darker - lighter) >= preprocess.POLARITY_MARGIN
-        return darker > lighter if decisive else background >= 0.5
-
-    def ink_cut(self, invert: bool, peak: float) -> np.float32 | None:
-        level = self.median(lambda gray: ref_ink(gray, invert))
-        noise = preprocess.MAD_TO_SIGMA * self.median(
-            lambda gray: np.abs(ref_ink(gray, invert) - level)
-        )
-        peak -= level
-        threshold = max(preprocess.NOISE_SIGMAS * noise, preprocess.RELATIVE_FLOOR * peak)
-        if peak < preprocess.MIN_CONTRAST or peak <= threshold:
-            return None
-        return np.float32(level + threshold)
-
-
-def ref_clean(ink: np.ndarray, cut: np.float32) -> np.ndarray:
-    cleaned = ink - cut
-    np.maximum(cleaned, 0.0, out=cleaned)
-    cleaned = ref_drop_isolated(cleaned)
-    strongest = float(cleaned.max())
-    if strongest <= 0.0:
-        return np.zeros_like(ink)
-    cleaned /= np.float32(strongest)
-    return cleaned
-
-
-def ref_drop_isolated(ink: np.ndarray) -> np.ndarray:
-    h, w = ink.shape
-    marked = np.zeros((h + 2, w + 2), dtype=bool)
-    np.greater(ink, 0, out=marked[1:-1, 1:-1])
-    beside = marked[:, :-2] | marked[:, 2:]
-    in_row = beside | marked[:, 1:-1]
-    has_neighbour = in_row[:-2] | in_row[2:] | beside[1:-1]
-    ink *= has_neighbour
-    return ink
-
-
-def ref_crop_to_ink(ink: np.ndarray) -> np.ndarray:
-    inked = ink > 0
-    rows = np.flatnonzero(inked.any(axis=1))
-    cols = np.flatnonzero(inked.any(axis=0))
-    if rows.size == 0:
-        raise preprocess.NoDigitFound(NO_DIGIT)
-    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-
-
-def ref_fit_box(ink: np.ndarray, size: int = preprocess.DIGIT_SIDE) -> np.ndarray:
-    h, w = ink.shape
-    scale = size / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    resample = Image.Resampling.BOX if scale <= 1 else Image.Resampling.LANCZOS
-    source = Image.fromarray(np.ascontiguousarray(ink, dtype=np.float32))
-    box = np.asarray(source.resize((new_w, new_h), resample), dtype=np.float32)
-    box = np.clip(box, 0.0, 1.0)
-    peak = float(box.max())
-    if peak <= 0.0:
-        raise preprocess.NoDigitFound("no digit found in the image; the ink vanished when scaled")
-    return box / peak
-
-
-def ref_center_by_mass(box: np.ndarray, size: int = preprocess.MNIST_SIDE) -> np.ndarray:
-    h, w = box.shape
-    if h > size or w > size:
-        raise ValueError(f"the digit box is {h}x{w} pixels; expected at most {size}x{size}")
-    total = float(box.sum())
-    if total <= 0.0:
-        raise preprocess.NoDigitFound("no digit found in the image; the digit box is empty")
-    centre = (size - 1) / 2
-    cy = float(box.sum(axis=1) @ np.arange(h)) / total
-    cx = float(box.sum(axis=0) @ np.arange(w)) / total
-    top = min(max(math.floor(centre - cy + 0.5), 0), size - h)
-    left = min(max(math.floor(centre - cx + 0.5), 0), size - w)
-    field = np.zeros((size, size), dtype=np.float32)
-    field[top : top + h, left : left + w] = box
-    return field
-
+from tests.preprocess import reference
+from tests.preprocess.test_preprocess import draw, encode, pad_drawing, paper_photo, random_upload
 
 # --- comparing -----------------------------------------------------------------------------
 
 
-def outcome(function: Callable[[np.ndarray], np.ndarray], gray: np.ndarray) -> object:
+def outcome(function: Callable[[np.ndarray], object], gray: np.ndarray) -> object:
     """The digit, or the error's type and message: what the API would send either way."""
     before = np.array(gray, copy=True)
     try:
@@ -218,16 +37,28 @@ def outcome(function: Callable[[np.ndarray], np.ndarray], gray: np.ndarray) -> o
     return result
 
 
+def assert_bits(got: object, expected: np.ndarray) -> None:
+    assert isinstance(got, np.ndarray), f"expected an array, got {got}"
+    assert got.dtype == expected.dtype
+    assert got.shape == expected.shape
+    assert got.tobytes() == expected.tobytes()  # bits: tells -0.0 from 0.0, unlike ==
+
+
 def assert_same(gray: np.ndarray) -> object:
-    """digit_from_gray(gray) is the reference's result, bit for bit (or the same error)."""
-    got, expected = outcome(digit_from_gray, gray), outcome(ref_digit_from_gray, gray)
+    """digit_from_gray(gray) and the pictures of stages(gray) are the reference's results, bit
+    for bit (or the same error)."""
+    got, expected = outcome(digit_from_gray, gray), outcome(reference.digit_from_gray, gray)
+    staged = outcome(stages, gray)
     if isinstance(expected, np.ndarray):
-        assert isinstance(got, np.ndarray), f"expected a digit, got {got}"
-        assert got.dtype == expected.dtype
-        assert got.shape == expected.shape
-        assert got.tobytes() == expected.tobytes()  # bits: tells -0.0 from 0.0, unlike ==
+        assert_bits(got, expected)
+        assert isinstance(staged, preprocess.Stages), f"expected stages, got {staged}"
+        ink = reference.to_ink(gray)
+        assert_bits(staged.ink, ink)
+        assert_bits(staged.cleaned, reference.suppress_noise(ink))
+        assert_bits(staged.digit, expected)
     else:
         assert got == expected
+        assert staged == expected
     return expected
 
 
@@ -256,10 +87,10 @@ def pad_levels(seed: int) -> np.ndarray:
 
 def test_level_tables_are_strictly_monotonic() -> None:
     """The fast path turns `ink > cut` into one comparison of levels; that needs this."""
-    np.testing.assert_array_equal(preprocess.UNIT, UNIT)
-    np.testing.assert_array_equal(preprocess.INVERTED, INVERTED)
-    assert np.all(np.diff(UNIT) > 0)
-    assert np.all(np.diff(INVERTED) < 0)
+    np.testing.assert_array_equal(preprocess.UNIT, reference.UNIT)
+    np.testing.assert_array_equal(preprocess.INVERTED, np.subtract(1.0, reference.UNIT))
+    assert np.all(np.diff(preprocess.UNIT) > 0)
+    assert np.all(np.diff(preprocess.INVERTED) < 0)
 
 
 @pytest.mark.parametrize("seed", range(12))

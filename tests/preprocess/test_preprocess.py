@@ -31,8 +31,7 @@ from server.preprocess import (
     digit_from_gray,
     fit_box,
     image_to_gray,
-    suppress_noise,
-    to_ink,
+    stages,
     to_mnist,
 )
 
@@ -340,13 +339,13 @@ def test_all_errors_are_value_errors() -> None:
         assert issubclass(error, ValueError)
 
 
-# --- 2. to_ink ------------------------------------------------------------------------------
+# --- 2. ink: polarity --------------------------------------------------------------------------
 
 
 def test_dark_ink_on_paper_is_inverted() -> None:
     gray = np.full((30, 30), 0.9, dtype=np.float32)
     gray[10:20, 14:16] = 0.1
-    ink = to_ink(gray)
+    ink = stages(gray).ink
     assert ink.dtype == np.float32
     assert ink[15, 15] == pytest.approx(0.9)
     assert ink[0, 0] == pytest.approx(0.1)
@@ -355,31 +354,31 @@ def test_dark_ink_on_paper_is_inverted() -> None:
 def test_light_ink_on_dark_is_kept() -> None:
     gray = np.zeros((30, 30), dtype=np.float32)
     gray[10:20, 14:16] = 0.7
-    np.testing.assert_array_equal(to_ink(gray), gray)
+    np.testing.assert_array_equal(stages(gray).ink, gray)
 
 
 def test_dim_photo_of_paper_is_still_inverted() -> None:
     gray = np.full((30, 30), 0.4, dtype=np.float32)  # under-exposed paper, darker than 0.5
     gray[10:20, 14:16] = 0.05
-    assert to_ink(gray)[15, 15] == pytest.approx(0.95)
+    assert stages(gray).ink[15, 15] == pytest.approx(0.95)
 
 
 def test_vignetted_paper_is_still_inverted() -> None:
     ys, xs = np.indices((60, 60))
     gray = (0.85 - 0.3 * np.hypot(ys - 30, xs - 30) / 42).astype(np.float32)  # darker corners
     gray[20:40, 29:31] = 0.15
-    ink = to_ink(gray)
+    ink = stages(gray).ink
     assert ink[30, 30] > 0.8
     assert ink[30, 10] < 0.3
 
 
-# --- 3. suppress_noise ----------------------------------------------------------------------
+# --- 3. cleaned: noise and specks ------------------------------------------------------------
 
 
 def test_background_is_removed_and_peak_scaled_to_one() -> None:
     ink = np.full((40, 40), 0.2, dtype=np.float32)
     ink[10:30, 18:22] = 0.7
-    clean = suppress_noise(ink)
+    clean = stages(ink).cleaned  # light ink on dark: kept as it is
     assert clean.dtype == np.float32
     assert clean.max() == 1.0
     assert np.count_nonzero(clean) == 20 * 4
@@ -390,7 +389,7 @@ def test_thin_light_mouse_stroke_survives() -> None:
     ink = np.zeros((280, 280), dtype=np.float32)
     ink[40:240, 140] = 0.5  # a 1-px anti-aliased line straddling two pixel columns
     ink[40:240, 141] = 0.5
-    clean = suppress_noise(ink)
+    clean = stages(ink).cleaned  # light ink on dark: kept as it is
     assert clean.max() == 1.0
     assert np.count_nonzero(clean) == 400
 
@@ -399,7 +398,8 @@ def test_thin_light_mouse_stroke_survives() -> None:
 def test_paper_grain_alone_is_erased(sigma: float) -> None:
     rng = np.random.default_rng(4)
     ink = (0.2 + rng.normal(0.0, sigma, (300, 300))).astype(np.float32)
-    assert not suppress_noise(ink).any()
+    with pytest.raises(NoDigitFound, match="no digit found in the image"):
+        stages(ink)
 
 
 def test_faint_shadow_and_lone_specks_are_dropped_next_to_a_digit() -> None:
@@ -407,7 +407,7 @@ def test_faint_shadow_and_lone_specks_are_dropped_next_to_a_digit() -> None:
     ink[60:95, 5:40] = 0.1  # a faint shadow
     ink[20:80, 48:53] = 0.8  # the stroke
     ink[3, 90] = 0.8  # a speck of dust
-    clean = suppress_noise(ink)
+    clean = stages(ink).cleaned  # light ink on dark: kept as it is
     assert not clean[60:95, 5:40].any()
     assert clean[3, 90] == 0.0
     assert clean[20:80, 48:53].min() == 1.0
@@ -503,9 +503,12 @@ def test_box_larger_than_the_field_is_refused() -> None:
 
 def test_steps_leave_their_input_untouched() -> None:
     gray = np.asarray(draw("zero", (60, 60)), dtype=np.float32) / 255
-    gray[0, 0] = 0.5  # a lone speck for suppress_noise to drop from its own copy
-    arrays = [gray]
-    for step in (to_ink, suppress_noise, crop_to_ink, fit_box, center_by_mass):
+    gray[0, 0] = 0.5  # a lone speck for the cleaning to drop from its own copy
+    before = gray.copy()
+    stage = stages(gray)
+    np.testing.assert_array_equal(gray, before)
+    arrays = [stage.cleaned]
+    for step in (crop_to_ink, fit_box, center_by_mass):
         before = arrays[-1].copy()
         arrays.append(step(arrays[-1]))
         np.testing.assert_array_equal(arrays[-2], before)
@@ -636,7 +639,7 @@ def test_any_stroke_anywhere_follows_mnist_conventions(
 # below is the straightforward implementation it replaced: every step a float pass over the
 # whole image. Both must give the same digit.
 
-SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "model_weights" / "mnist_cnn.npz"
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[2] / "model_weights" / "mnist_cnn.npz"
 
 
 def naive_gray(img: Image.Image) -> np.ndarray:

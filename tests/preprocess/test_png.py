@@ -1,4 +1,4 @@
-"""server/png.py decodes exactly what Pillow decodes, and hands everything else to Pillow.
+"""server/preprocess/png.py decodes exactly what Pillow decodes, and hands the rest to Pillow.
 
 Each PNG here is written by a small encoder in this file, which picks every row's filter, so the
 decoder meets each filter and each mix of them; Pillow (libpng's rules, its own zlib) is the
@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, PngImagePlugin
 
-from server import png, preprocess
+from server import preprocess
+from server.preprocess import decoding, png
 
 NONE, SUB, UP, AVERAGE, PAETH = range(5)
 
@@ -116,7 +117,7 @@ def pillow(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
 def pillow_decode(data: bytes) -> np.ndarray:
     """preprocess.decode's Pillow path alone, as every upload took before the fast path."""
     with Image.open(io.BytesIO(data)) as img:
-        return preprocess._gray(preprocess._upright(preprocess._load(img)))
+        return decoding._gray(decoding._upright(decoding._load(img)))
 
 
 def fast(data: bytes) -> tuple[np.ndarray, np.ndarray | None] | None:

@@ -1,7 +1,7 @@
-"""Gray PNGs as a canvas exports them, decoded without Pillow: the pad's in a third of the time.
+"""Gray PNGs as a canvas exports them, decoded without Pillow, in a fraction of Pillow's time.
 
-Pillow inflates with zlib, which spends 0.6 ms on the pad's 280x280 RGBA export, most of a
-whole prediction's decoding. libdeflate inflates it in 0.04 ms. What is left is undoing the row
+Pillow inflates with zlib, most of a whole prediction's decoding for the pad's 280x280 RGBA
+export; libdeflate inflates it many times faster (docs/speed.md). What is left is undoing the row
 filters browsers write (Chromium: Up on every row) and turning RGBA into gray, and a gray
 drawing (R = G = B, which the filtered bytes already show) needs only two of its four channels
 unfiltered. Anything else (colour, palettes, 16 bits, interlacing, a transparency key, Average
@@ -130,8 +130,8 @@ def unfilter(kinds: np.ndarray, lines: np.ndarray) -> np.ndarray:
 def _running_sum_down(x: np.ndarray) -> np.ndarray:
     """Running sum down the columns, modulo 256, in log2(H) whole-array additions.
 
-    NumPy's cumsum along the first axis walks one column at a time: 0.7 ms on the pad's image
-    against 0.05 ms here (Hillis and Steele's scan).
+    NumPy's cumsum along the first axis walks one column at a time; Hillis and Steele's scan
+    does the rows in log2(H) whole-array adds instead (docs/speed.md).
     """
     current, spare = x, np.empty_like(x)
     shift = 1
