@@ -90,6 +90,15 @@ class Settings(BaseSettings):
         default=ROOT / "model_weights" / "explain" / "mnist_class_means.npz",
         description="mean MNIST image per digit, the pull of counterfactual edits",
     )
+    heavy_threads: int = Field(
+        default=1,
+        ge=1,
+        description="counterfactual searches and occlusion maps computed at once per process, "
+        "on threads of their own",
+    )
+    max_heavy_queued: int = Field(
+        default=8, ge=0, description="searches waiting for those threads; more get 503"
+    )
     counterfactual_seconds: float = Field(
         default=5.0, gt=0, description="longest counterfactual search; then the best edit so far"
     )

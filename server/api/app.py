@@ -167,7 +167,11 @@ def add_middleware(app: FastAPI, settings: Settings, app_metrics: Metrics) -> No
     app.add_middleware(Compression, minimum_size=1024, gzip_level=settings.gzip_level)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyTimeout, seconds=settings.body_timeout_s)
-    app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrency)
+    app.add_middleware(
+        ConcurrencyLimit,
+        max_requests=settings.max_concurrency,
+        max_streams=settings.max_streams,
+    )
     app.add_middleware(UnhandledErrors)
     if settings.cors_origins:
         app.add_middleware(

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
-from fastapi import Response
+from fastapi import HTTPException, Response
 
 from server.api.compute.process import Answer, ComputeProcess, Work
 from server.api.prometheus import PassObserver
@@ -17,6 +18,8 @@ from server.api.registry import ModelRegistry
 from server.config import Settings
 
 logger = logging.getLogger("convscope")
+
+RETRY_HEAVY_S = 5  # a search takes up to counterfactual_seconds (5 s by default)
 
 
 class Compute:
@@ -42,16 +45,24 @@ class Compute:
     ) -> None:
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="compute")
         self.models, self.settings, self.observe, self.process = models, settings, observe, process
+        self.heavy = HeavyLane(settings.heavy_threads, settings.max_heavy_queued)
 
-    async def run(self, work: Work, *args: object, model: str | None) -> Response:
-        """work(*args, models, settings) for a request naming `model` (None: the default)."""
+    async def run(
+        self, work: Work, *args: object, model: str | None, heavy: bool = False
+    ) -> Response:
+        """work(*args, models, settings) for a request naming `model` (None: the default).
+        `heavy` work (a search of seconds) goes to a lane of its own: see HeavyLane."""
+        if heavy:
+            return await self.heavy.run(self.on_thread(work, *args))
         if self.process is not None and self.models.loaded(model):
             return self.response(await self.process.run(work, *args))
-        context = contextvars.copy_context()  # the request id for logs, as anyio carried it
         loop = asyncio.get_running_loop()
-        job = partial(context.run, work, *args, self.models, self.settings)
-        response: Response = await loop.run_in_executor(self.executor, job)
+        response: Response = await loop.run_in_executor(self.executor, self.on_thread(work, *args))
         return response
+
+    def on_thread(self, work: Work, *args: object) -> Callable[[], Response]:
+        context = contextvars.copy_context()  # the request id for logs, as anyio carried it
+        return partial(context.run, work, *args, self.models, self.settings)
 
     def response(self, answer: Answer) -> Response:
         """The compute process's answer as the route's response; its timings to the metrics."""
@@ -64,5 +75,35 @@ class Compute:
     async def close(self) -> None:
         """Drop queued work; the threads end once their current job is done, the process too."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.heavy.executor.shutdown(wait=False, cancel_futures=True)
         if self.process is not None:
             await self.process.close()
+
+
+class HeavyLane:
+    """Counterfactual searches and occlusion maps (each seconds, or a hundred forward passes) on
+    threads of their own, at most `threads` at once and `max_waiting` in line; past that, 503
+    with Retry-After at once. So a crowd asking for them never takes the threads predictions
+    use, nor a place in the compute process, and the event loop keeps answering (/healthz)."""
+
+    def __init__(self, threads: int, max_waiting: int) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="heavy")
+        self.capacity = threads + max_waiting
+        self.in_lane = 0  # running or waiting: one event loop per process, so exact
+
+    async def run(self, job: Callable[[], Response]) -> Response:
+        if self.in_lane >= self.capacity:
+            raise HTTPException(
+                503,
+                f"{self.capacity} searches are running or waiting, the most this server takes "
+                "at once; try again in a few seconds",
+                headers={"Retry-After": str(RETRY_HEAVY_S)},
+            )
+        self.in_lane += 1
+        try:
+            response: Response = await asyncio.get_running_loop().run_in_executor(
+                self.executor, job
+            )
+            return response
+        finally:
+            self.in_lane -= 1

@@ -1,11 +1,15 @@
-"""What a compute process (or a compute thread) runs for the predict routes: the model work and
-the answer's body, as module-level functions so the process can be handed them by name."""
+"""What a compute process (or a compute or heavy-lane thread) runs for the predict and
+counterfactual routes: the model work and the answer's body, as module-level functions so the
+process can be handed them by name."""
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fastapi import HTTPException
 
 from server import preprocess
 from server.api.encoding import ORJSONResponse, encode_map, encode_mask
@@ -18,12 +22,19 @@ from server.api.inputs import (
     image_or_pixels,
 )
 from server.api.registry import ModelRegistry
+from server.api.schemas.counterfactual import CounterfactualRequest
 from server.api.schemas.predict import (
     BatchRequest,
     PredictOptions,
     PredictRequest,
 )
 from server.config import Settings
+from server.explain.counterfactual import (
+    CounterfactualOptions,
+    TargetIsCurrentLabelError,
+    counterfactual,
+    load_class_means,
+)
 from server.explain.edits import Edits
 from server.explain.steps import Step, pixels_step, preprocessing_steps
 from server.inference import Explanation, Predictor
@@ -161,5 +172,61 @@ def answer_batch(
             "probabilities": classified.probabilities.astype(np.float64).tolist(),
             "digit_scores": classified.digit_scores.tolist(),
             "is_digit": classified.is_digit.tolist(),
+        }
+    )
+
+
+@cache
+def cached_class_means(path: Path) -> np.ndarray:
+    """Read once per path; read-only afterwards, so every thread shares it."""
+    means = load_class_means(path)
+    means.flags.writeable = False
+    return means
+
+
+def class_means(settings: Settings) -> np.ndarray:
+    """The mean MNIST image per digit, the pull of counterfactual edits; 503 in words without."""
+    try:
+        return cached_class_means(settings.class_means)
+    except ValueError as error:
+        raise HTTPException(
+            503,
+            f"counterfactuals need the class-means file: {error}; "
+            "write it with `python scripts/class_means.py`",
+        ) from error
+
+
+def answer_counterfactual(
+    request: CounterfactualRequest, models: ModelRegistry, settings: Settings
+) -> ORJSONResponse:
+    """Edit the input with pen strokes until the model reads `target`: the edit, both readings."""
+    predictor = models.get(request.model)
+    means = class_means(settings)
+    clock = Clock()
+    image, _ = image_or_pixels(request.image, request.pixels, settings, clock)
+    options = CounterfactualOptions(
+        max_steps=request.max_steps, time_limit=settings.counterfactual_seconds
+    )
+    try:
+        found = counterfactual(predictor.model, image, request.target, means, options)
+    except TargetIsCurrentLabelError as error:
+        raise InputError(422, str(error)) from None
+    clock.lap("search")
+    return ORJSONResponse(
+        {
+            "target": found.target,
+            "reached": found.reached,
+            "steps": found.steps,
+            "pixels": encode_map(found.pixels, request.encoding),
+            "delta": encode_map(found.delta, request.encoding),
+            "label": found.label,
+            "probabilities": found.probabilities.astype(np.float64).tolist(),
+            "original": {
+                "label": found.original_label,
+                "probabilities": found.original_probabilities.astype(np.float64).tolist(),
+            },
+            "l1": round(found.l1, 4),
+            "l2": round(found.l2, 4),
+            "timings_ms": clock.report(),
         }
     )

@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/v1", tags=["predict"])
 @router.post("/predict", response_model=PredictResponse, responses=INPUT_ERRORS)
 async def predict(request: PredictRequest, compute: ComputeDep) -> Response:
     """Classify one image (`image`, preprocessed like MNIST) or raw `pixels` (used as they are)."""
-    return await compute.run(answer_predict, request, model=request.model)
+    return await compute.run(answer_predict, request, model=request.model, heavy=occludes(request))
 
 
 @router.post("/predict/file", response_model=PredictResponse, responses=INPUT_ERRORS)
@@ -36,10 +36,17 @@ async def predict_file(
 ) -> Response:
     """The same as /predict for a multipart upload: `curl -F file=@digit.png .../predict/file`."""
     data = await file.read()
-    return await compute.run(answer_predict_file, data, options, edits, model=options.model)
+    return await compute.run(
+        answer_predict_file, data, options, edits, model=options.model, heavy=occludes(options)
+    )
 
 
 @router.post("/predict/batch", response_model=BatchResponse, responses=INPUT_ERRORS)
 async def predict_batch(request: BatchRequest, compute: ComputeDep) -> Response:
     """Labels and probabilities for up to 256 images or pixel grids, in one forward pass."""
     return await compute.run(answer_batch, request, model=request.model)
+
+
+def occludes(options: PredictOptions) -> bool:
+    """An occlusion map is a hundred forward passes: it takes the heavy lane (HeavyLane)."""
+    return options.saliency and options.saliency_method == "occlusion"
