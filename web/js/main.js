@@ -13,7 +13,7 @@ import { render as renderModelCard } from './views/model-card.js';
 import { render as renderStatus } from './views/status.js';
 import { setupInterventions, predictLive, toggleChannel, sourceOf } from './interventions.js';
 import { setupModels } from './models.js';
-import * as training from './train.js';
+import * as training from './training-job.js';
 import { setupTrain, render as renderTrain } from './views/train.js';
 
 const $ = (sel) => document.querySelector(sel);
@@ -135,7 +135,7 @@ setupInterventions({ pad, refresh });
 
 // the Train view: a job's weights read the drawing (or upload) the page shows
 training.setupTraining(() => sourceOf(getState().result));
-setupTrain(el.train, { onStart: training.start, onStop: training.stop, onScrub: training.scrub, onUse: training.useModel });
+setupTrain(el.train, { onStart: training.start, onStop: training.stop, onScrub: training.scrub, onUse: training.useJobModel });
 
 // ---- views ------------------------------------------------------------------------------------
 

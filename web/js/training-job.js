@@ -150,7 +150,7 @@ export function scrub(step) {
 }
 
 /** The whole page reads with this job's weights (modelName), or with the shipped ones (null). */
-export function useModel(on) {
+export function useJobModel(on) {
   const t = getState().training;
   setState({ modelName: on && t && t.id ? `training:${t.id}` : null });
 }
