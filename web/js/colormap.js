@@ -102,13 +102,3 @@ export function cssColor(value, sc) {
 export function gradient(map) {
   return `linear-gradient(to right, ${map.stops.map((h) => '#' + h).join(', ')})`;
 }
-
-/** Compact number formatting for legends and readouts. */
-export function fmt(v) {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  if (a === 0) return '0';
-  let s = a >= 1000 || a < 0.001 ? v.toExponential(1).replace('e+', 'e') : v.toPrecision(3);
-  if (s.includes('.') && !s.includes('e')) s = s.replace(/\.?0+$/, '');
-  return s.replace(/-/g, '\u2212');
-}

@@ -6,11 +6,12 @@
 // Interventions: any map or unit can be switched off (button or X), the first conv layer's kernels
 // edited, and a conv cell's or dense unit's arithmetic is laid out from the float16 values.
 
-import { scale, range, isDivergingKind, paintCanvas, gradient, cssColor, fmt } from '../colormap.js';
+import { scale, range, isDivergingKind, paintCanvas, gradient, cssColor } from '../colormap.js';
+import { esc, fmt, percent } from '../format.js';
 import { receptiveField, poolWindow, geometry } from '../receptive.js';
 import { inkOn, rgbOf } from '../contrast.js';
 import { paintGray, placeHighlight } from './input.js';
-import { kindLabel, esc } from './layers.js';
+import { kindLabel } from './layers.js';
 import { isOff, toggleChannel, setKernel, exactFor, editsFor } from '../interventions.js';
 import { renderKernelEditor, syncKernelEditor } from './kernel-editor.js';
 import { convTerms, renderConv, renderDense } from './arithmetic.js';
@@ -344,7 +345,7 @@ function renderVector(dialog, { q, ui, model, result, layers, li, layer, extra, 
     if (changed || !extra.querySelector('.weights')) renderIncoming(dialog, layer.name, u, prev, words.logits ? `The score for ${u}` : `Unit ${u}`);
   } else if (layer.kind === 'softmax') {
     const score = prev && prev.data && prev.data.shape.length === 1 ? prev.data.data[u] : null;
-    extra.innerHTML = `<h3>Probability of ${u}</h3><p class="big-value">${(data[u] * 100).toFixed(1)}%</p>` +
+    extra.innerHTML = `<h3>Probability of ${u}</h3><p class="big-value">${percent(data[u])}</p>` +
       `<p class="muted">Softmax: e raised to this digit\u2019s raw score${score != null ? ` (${esc(fmt(score))} from ${esc(prev.name)})` : ''}, divided by the sum of that over all ten digits.</p>`;
   } else if (prev && prev.data && prev.data.shape.length === 1 && prev.data.shape[0] === n) {
     extra.innerHTML = `<h3>${esc(unitName(u))}</h3><p class="big-value">${esc(fmt(data[u]))}</p>` +
@@ -362,7 +363,7 @@ function showUnit(dialog, i) {
   const val = v.data[i];
   const own = i === v.ch ? '' : ` (${touch() ? 'tap' : 'click'} to select)`;
   let text = `unit ${i}: ${fmt(val)}`;
-  if (v.kind === 'softmax') text = `P(${i}) = ${(val * 100).toFixed(1)}%`;
+  if (v.kind === 'softmax') text = `P(${i}) = ${percent(val)}`;
   else if (v.words.logits) text = `raw score for ${i}: ${fmt(val)}`;
   dialog.querySelector('.detail-map .readout').textContent = text + own;
 }
@@ -567,9 +568,8 @@ function syncEdit(dialog) {
   btn.textContent = `Switch this ${what} off`;
   q('.off-help').textContent = `${off ? 'Switched off: it passes on only zeros' : touch() ? 'Switch it off and watch' : `Or press X on the ${what}`}; every layer after it and the answer update.`;
   const r = ui.result;
-  const pct = (p) => `${(p * 100).toFixed(0)}%`;
   q('.detail-answer').textContent = r
-    ? `Answer now: ${r.label} (${pct(r.probabilities[r.label])})${r.baseline ? `; without your edits: ${r.baseline.label} (${pct(r.baseline.probabilities[r.baseline.label])})` : ''}`
+    ? `Answer now: ${r.label} (${percent(r.probabilities[r.label])})${r.baseline ? `; without your edits: ${r.baseline.label} (${percent(r.baseline.probabilities[r.baseline.label])})` : ''}`
     : '';
 }
 

@@ -2,7 +2,8 @@
 // with the arrow keys or drag up and down; presets and Reset. Every change goes to onChange,
 // which sends it to the network, so the maps follow the numbers.
 
-import { scale, cssColor, gradient, fmt } from '../colormap.js';
+import { scale, cssColor, gradient } from '../colormap.js';
+import { fmt } from '../format.js';
 import { inkOn, rgbOf } from '../contrast.js';
 
 const PRESETS = {

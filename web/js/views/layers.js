@@ -3,7 +3,8 @@
 // arrow keys move a cursor over the cells (and from map to map), the readout says the value,
 // Enter or a click opens the detail view; hover and focus show the receptive field on the input.
 
-import { range, scale, isDivergingKind, paintCanvas, gradient, cssColor, fmt } from '../colormap.js';
+import { range, scale, isDivergingKind, paintCanvas, gradient, cssColor } from '../colormap.js';
+import { esc, fmt, percent, thousands } from '../format.js';
 import { inkOn, rgbOf } from '../contrast.js';
 import { receptiveField } from '../receptive.js';
 import { tileLayout, columnsFor, tileOrigin, cellAt, paintTiles, moveCursor, placeBox } from '../tiles.js';
@@ -22,7 +23,6 @@ const ABOUT = {
   softmax: 'Softmax turns the ten scores into probabilities that sum to 1.',
 };
 
-const esc = (t) => String(t).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const times = (shape) => shape.join(' \u00d7 ');
 
 const KIND = { conv2d: 'Convolution', maxpool2d: 'Max-pool', avgpool2d: 'Average pool', batchnorm: 'Batch norm', relu: 'ReLU', tanh: 'Tanh', sigmoid: 'Sigmoid', dense: 'Dense', flatten: 'Flatten', dropout: 'Dropout', softmax: 'Softmax' };
@@ -73,7 +73,7 @@ function buildPanel(spec, width) {
   sec.dataset.name = spec.name;
   const hid = `layer-h-${spec.name}`;
   sec.setAttribute('aria-labelledby', hid);
-  const params = spec.params != null ? `<span class="params">${Number(spec.params).toLocaleString('en')} params</span>` : '';
+  const params = spec.params != null ? `<span class="params">${thousands(spec.params)} params</span>` : '';
   sec.innerHTML =
     `<header class="layer-head"><h3 id="${esc(hid)}">${esc(spec.name)}</h3>` +
     `<span class="chip" data-kind="${esc(spec.kind)}">${esc(kindLabel(spec))}</span>` +
@@ -115,7 +115,7 @@ function sizeCanvas(p, L) {
   Object.assign(p.body.dataset, { cols: L.cols, rows: L.rows, gap: L.gap });
 }
 
-export { kindLabel, esc };
+export { kindLabel };
 
 const views = new WeakMap(); // container -> { sig, model, panels }
 
@@ -320,7 +320,7 @@ function draw(p) {
       const bg = cssColor(v, sc);
       cell.style.background = bg;
       cell.style.color = inkOn(rgbOf(bg)); // black or white, whichever contrasts more
-      cell.querySelector('i').textContent = spec.kind === 'softmax' ? `${Math.round(v * 100)}%` : fmt(v);
+      cell.querySelector('i').textContent = spec.kind === 'softmax' ? percent(v) : fmt(v);
       cell.title = `${i}: ${fmt(v)}`;
       cell.classList.toggle('off', p.off.includes(i));
     });
