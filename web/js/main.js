@@ -8,7 +8,7 @@ import { setupUpload, render as renderUpload } from './views/upload.js';
 import { setupPrediction, render as renderPrediction } from './views/prediction.js';
 import { setupInput, render as renderInput } from './views/input.js';
 import { setupLayers, render as renderLayers } from './views/layers.js';
-import { setupDetail, open as openDetail, render as renderDetail } from './views/detail.js';
+import { setupDetail, open as openDetail, render as renderDetail } from './views/detail/dialog.js';
 import { render as renderModelCard } from './views/model-card.js';
 import { render as renderStatus } from './views/status.js';
 import { setupInterventions, predictLive, toggleChannel, sourceOf } from './interventions.js';

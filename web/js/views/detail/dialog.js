@@ -6,15 +6,15 @@
 // Interventions: any map or unit can be switched off (button or X), the first conv layer's kernels
 // edited, and a conv cell's or dense unit's arithmetic is laid out from the float16 values.
 
-import { scale, range, isDivergingKind, paintCanvas, gradient, cssColor } from '../colormap.js';
-import { esc, fmt, percent } from '../format.js';
-import { receptiveField, poolWindow, geometry } from '../receptive.js';
-import { inkOn, rgbOf } from '../contrast.js';
-import { paintGray, placeHighlight } from './input.js';
-import { kindLabel } from './layers.js';
-import { isOff, toggleChannel, setKernel, exactFor, editsFor } from '../interventions.js';
-import { renderKernelEditor, syncKernelEditor } from './kernel-editor.js';
-import { convTerms, renderConv, renderDense } from './arithmetic.js';
+import { scale, range, isDivergingKind, paintCanvas, gradient, cssColor } from '../../colormap.js';
+import { esc, fmt, percent } from '../../format.js';
+import { receptiveField, poolWindow, geometry } from '../../receptive.js';
+import { inkOn, rgbOf } from '../../contrast.js';
+import { paintGray, placeHighlight } from '../input.js';
+import { kindLabel } from '../layers.js';
+import { isOff, toggleChannel, setKernel, exactFor, editsFor } from '../../interventions.js';
+import { renderKernelEditor, syncKernelEditor } from '../kernel-editor.js';
+import { convTerms, renderConv, renderDense } from '../arithmetic.js';
 
 const uis = new WeakMap(); // dialog -> { cursor, loadWeights, onChannel, opener, key, view }
 const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
