@@ -89,7 +89,8 @@ export function paintCanvas(canvas, src, offset, sc) {
 }
 
 function lutAt(value, sc) {
-  const t = Math.max(0, Math.min(255, Math.round(((value - sc.lo) / (sc.hi - sc.lo)) * 255) || 0)) * 3;
+  const level = Math.round(((value - sc.lo) / (sc.hi - sc.lo)) * 255) || 0;
+  const t = Math.max(0, Math.min(255, level)) * 3;
   return sc.map.lut.subarray(t, t + 3);
 }
 

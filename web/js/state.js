@@ -22,7 +22,7 @@ let state = Object.freeze({
   kernels: {}, // { layerName: { channel: [C_in][kh][kw] } } filters replaced by the person's
   steps: null, // { open, list, error } the preprocessing strip
   counterfactual: null, // { target, busy, answer, error, source } "what would make it a ..."
-  training: null, // the Train view's job: figures, curves, kernels, snapshots (web/js/training-job.js)
+  training: null, // the Train view's job: figures, curves, kernels, snapshots (training-job.js)
   trainReading: null, // { model, result, error } the drawing read by the job's weights
 });
 

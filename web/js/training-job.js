@@ -33,7 +33,8 @@ const reads = createLatestWins(
   },
   {
     onResult: (job, reading) => setState({ trainReading: reading }),
-    onError: (job, err) => setState({ trainReading: { model: job.model, result: null, error: words(err) } }),
+    onError: (job, err) =>
+      setState({ trainReading: { model: job.model, result: null, error: words(err) } }),
   },
 );
 

@@ -99,7 +99,8 @@ function paint(box, fresh) {
     inp.style.background = bg;
     inp.style.color = inkOn(rgbOf(bg));
     // a number being typed keeps its text ("0." stays "0."), everything else shows the value
-    if (fresh || document.activeElement !== inp || Number(inp.value) !== v) inp.value = String(round(v));
+    const typing = document.activeElement === inp && Number(inp.value) === v;
+    if (fresh || !typing) inp.value = String(round(v));
   });
   box.querySelector('.lg-bar').style.background = gradient(sc.map);
   box.querySelector('.lg-lo').textContent = fmt(-m);

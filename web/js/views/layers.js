@@ -40,10 +40,14 @@ function specsOf(model, result) {
   if (model && Array.isArray(model.layers)) {
     return model.layers
       .filter((l) => l && typeof l === 'object')
-      .map((l, index) => ({ name: l.name, kind: l.kind, shape: l.output_shape, params: l.parameters, geo: l, index }));
+      .map((l, index) => ({
+        name: l.name, kind: l.kind, shape: l.output_shape, params: l.parameters, geo: l, index,
+      }));
   }
   if (result && result.layers.length) {
-    return result.layers.map((l, index) => ({ name: l.name, kind: l.kind, shape: l.shape, params: null, geo: null, index }));
+    return result.layers.map((l, index) => ({
+      name: l.name, kind: l.kind, shape: l.shape, params: null, geo: null, index,
+    }));
   }
   return [];
 }
@@ -98,7 +102,9 @@ function buildPanel(spec, width) {
   p.canvas = q('canvas');
   p.ring = q('.tile-ring');
   p.box = q('.tile-cursor');
-  if (p.canvas) sizeCanvas(p, maps ? mapLayout(spec.shape, width) : tileLayout(1, rows, cols, 1, 0));
+  if (p.canvas) {
+    sizeCanvas(p, maps ? mapLayout(spec.shape, width) : tileLayout(1, rows, cols, 1, 0));
+  }
   return p;
 }
 
@@ -143,7 +149,9 @@ export function setupLayers(container, hooks) {
     }
     if (e.target !== p.canvas) return -1;
     const rect = p.canvas.getBoundingClientRect();
-    const at = cellAt(p.L, ((e.clientX - rect.left) / rect.width) * p.L.width, ((e.clientY - rect.top) / rect.height) * p.L.height);
+    const x = ((e.clientX - rect.left) / rect.width) * p.L.width;
+    const y = ((e.clientY - rect.top) / rect.height) * p.L.height;
+    const at = cellAt(p.L, x, y);
     const i = at ? (at.t * p.L.H + at.r) * p.L.W + at.c : -1;
     return i < p.n ? i : -1;
   }
@@ -177,7 +185,8 @@ export function setupLayers(container, hooks) {
   }
 
   /** The detail view of cell i's map (a unit of a vector), refocusing the panel on close. */
-  const open = (p, i) => hooks.onOpen(p.spec.name, p.spec.shape.length === 3 ? cellOf(p, i).t : i, p.body);
+  const open = (p, i) =>
+    hooks.onOpen(p.spec.name, p.spec.shape.length === 3 ? cellOf(p, i).t : i, p.body);
 
   /** Back to the keyboard's cursor while the panel has focus, else to nothing lit. */
   function hide(p, blur = false) {

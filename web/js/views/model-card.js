@@ -26,7 +26,7 @@ export function niceStep(span, count) {
   return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
 }
 
-/** Epoch ticks: the first epoch, round multiples after it, the last; none closer than half a step. */
+/** Epoch ticks: the first, round multiples after it, the last; none closer than half a step. */
 function epochTicks(x0, x1) {
   const step = Math.max(1, niceStep(x1 - x0, 5));
   const ticks = [x0];

@@ -59,12 +59,15 @@ export function renderReading(box, reading) {
     li.setAttribute('aria-label', result ? `${d}: ${percent(p)}` : `${d}: no reading`);
   });
   const maps = box.querySelector('.tr-maps');
-  const layers = result ? result.layers.filter((l) => l.shape.length === 3 && l.data).slice(0, MAP_LAYERS) : [];
+  const layers = result
+    ? result.layers.filter((l) => l.shape.length === 3 && l.data).slice(0, MAP_LAYERS)
+    : [];
   if (maps.dataset.names !== layers.map((l) => l.name).join()) {
     maps.dataset.names = layers.map((l) => l.name).join();
     maps.innerHTML = layers.map((l) => `<figure><canvas role="img" aria-label="${esc(l.name)}: ${l.shape[0]} maps"></canvas><figcaption>${esc(l.name)} \u00b7 ${l.shape[0]} maps</figcaption></figure>`).join('');
   }
   layers.forEach((l, i) => {
-    paintGrid(maps.children[i].firstChild, l.data.data, l.shape, 8, layerScale(l.kind, l.data.data));
+    const sc = layerScale(l.kind, l.data.data);
+    paintGrid(maps.children[i].firstChild, l.data.data, l.shape, 8, sc);
   });
 }

@@ -61,10 +61,12 @@ function config(form) {
   return body;
 }
 
-const shown = { t: null, snaps: [], reading: null }; // what the chart, slider and reading last showed
+// what the chart, slider and reading last showed
+const shown = { t: null, snaps: [], reading: null };
 
 /** Where the slider is: a snapshot's index, or the last position (snapshots.length) for now. */
-const sliderIndex = (t) => (t.at == null ? t.snapshots.length : Math.max(0, t.snapshots.findIndex((s) => s.step === t.at)));
+const sliderIndex = (t) =>
+  t.at == null ? t.snapshots.length : Math.max(0, t.snapshots.findIndex((s) => s.step === t.at));
 
 export function setupTrain(container, { onStart, onStop, onScrub, onUse }) {
   container.innerHTML = MARKUP;

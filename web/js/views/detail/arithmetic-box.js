@@ -49,10 +49,13 @@ export async function showArith(dialog) {
   const n = I * kh * kw;
   const swap = (edits.kernels || []).find((k) => k.layer === name && k.channel === v.ch);
   const kernel = swap ? swap.weight.flat(2) : w.weight.data.subarray(v.ch * n, (v.ch + 1) * n);
-  const geo = geometry(v.model && v.model.layers[v.index], prev.data.shape) || { kh, kw, sh: 1, sw: 1, ph: 0, pw: 0 };
+  const geo = geometry(v.model && v.model.layers[v.index], prev.data.shape)
+    || { kh, kw, sh: 1, sw: 1, ph: 0, pw: 0 };
   const [r, c] = cell;
   renderConv(box, {
-    terms: convTerms(prev.data, kernel, geo, r, c), bias, value: out.data[(v.ch * v.H + r) * v.W + c],
+    terms: convTerms(prev.data, kernel, geo, r, c),
+    bias,
+    value: out.data[(v.ch * v.H + r) * v.W + c],
     off, from: prev.name, where: `${name} channel ${v.ch}, row ${r}, col ${c}`, kw,
   });
 }

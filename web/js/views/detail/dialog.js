@@ -77,7 +77,10 @@ export function setupDetail(dialog, { onClose, onChannel, loadWeights }) {
     const v = ui.view;
     if (!v || !v.geo || !e.target.matches('[data-testid="pool-overlay"]')) return;
     const [ri, ci] = cellUnder(e.target, e, v.inH, v.inW);
-    setCursor(dialog, [Math.min(v.H - 1, Math.floor((ri + v.geo.ph) / v.geo.sh)), Math.min(v.W - 1, Math.floor((ci + v.geo.pw) / v.geo.sw))]);
+    setCursor(dialog, [
+      Math.min(v.H - 1, Math.floor((ri + v.geo.ph) / v.geo.sh)),
+      Math.min(v.W - 1, Math.floor((ci + v.geo.pw) / v.geo.sw)),
+    ]);
   };
   q('.detail-extra').addEventListener('pointermove', poolPoint);
   q('.detail-extra').addEventListener('click', (e) => {

@@ -6,7 +6,7 @@ import { fmt } from '../../format.js';
 import { inkOn, rgbOf } from '../../contrast.js';
 import { paintGray } from '../input.js';
 
-/** dialog -> its ui: { cursor, loadWeights, onChannel, opener, key, view, incoming, sortBy, ... } */
+/** dialog -> its ui { cursor, loadWeights, onChannel, opener, key, view, incoming, sortBy, ... } */
 export const uis = new WeakMap();
 export const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
 export const touch = () => window.matchMedia('(hover: none)').matches;

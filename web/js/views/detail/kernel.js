@@ -66,7 +66,9 @@ export async function renderEditor(dialog, name, ch) {
     current: editedKernel(ui.kernels, name, ch),
     bias: w.bias ? w.bias.data[ch] : 0,
     onChange(flat) {
-      const nest = flat && Array.from({ length: I }, (_, i) => Array.from({ length: kh }, (_, r) => flat.slice((i * kh + r) * kw, (i * kh + r + 1) * kw)));
+      const row = (i, r) => flat.slice((i * kh + r) * kw, (i * kh + r + 1) * kw);
+      const channel = (i) => Array.from({ length: kh }, (_, r) => row(i, r));
+      const nest = flat && Array.from({ length: I }, (_, i) => channel(i));
       setKernel(name, ch, nest);
     },
   });

@@ -12,7 +12,7 @@ import { editedKernel, renderKernel, renderEditor } from './kernel.js';
 import { buildPool, drawPool } from './pool-overlay.js';
 import { showArith } from './arithmetic-box.js';
 
-// what the map before a one-input-one-output layer shows (after "The same channel one layer earlier")
+// what the map before a one-in-one-out layer shows (after "The same channel one layer earlier")
 const BEFORE = {
   relu: ': blue (negative) cells become 0, red ones pass.',
   avgpool2d: ', each window of it averaged into one cell.',
@@ -49,7 +49,8 @@ export function setCursor(dialog, cell) {
   showArith(dialog);
 }
 
-export function renderMap(dialog, { q, ui, model, result, layers, li, layer, index, extra, changed }, channel) {
+export function renderMap(dialog, ctx, channel) {
+  const { q, ui, model, result, layers, li, layer, index, extra, changed } = ctx;
   const geo = index >= 0 ? model.layers[index] : null;
   const [C, H, W] = layer.data.shape;
   const ch = clamp(channel, 0, C - 1);

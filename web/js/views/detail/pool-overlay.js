@@ -18,7 +18,8 @@ export function buildPool(dialog, extra) {
   const mask = v.layer.mask;
   v.inH = mask ? mask.shape[1] : v.prev ? v.prev.data.shape[1] : v.H * 2;
   v.inW = mask ? mask.shape[2] : v.prev ? v.prev.data.shape[2] : v.W * 2;
-  v.geo = v.geo || { kh: v.inH / v.H, kw: v.inW / v.W, sh: v.inH / v.H, sw: v.inW / v.W, ph: 0, pw: 0 };
+  const [kh, kw] = [v.inH / v.H, v.inW / v.W];
+  v.geo = v.geo || { kh, kw, sh: kh, sw: kw, ph: 0, pw: 0 };
   v.S = Math.max(6, Math.floor(308 / v.inW));
   cv.width = v.inW * v.S;
   cv.height = v.inH * v.S;
@@ -27,7 +28,10 @@ export function buildPool(dialog, extra) {
   v.src.width = v.inW;
   v.src.height = v.inH;
   const n = v.inH * v.inW;
-  if (v.prev) paintCanvas(v.src, v.prev.data.data, v.ch * n, chScale(v.prev.kind, v.prev.data.data, v.ch * n, n));
+  if (v.prev) {
+    const before = v.prev.data.data;
+    paintCanvas(v.src, before, v.ch * n, chScale(v.prev.kind, before, v.ch * n, n));
+  }
 }
 
 /** Paint the mask, and the window of `cell` (the cursor's pooled cell) when there is one. */
@@ -68,6 +72,7 @@ export function drawPool(dialog, cell) {
     const w = poolWindow(v.model ? v.model.layers[v.index] : null, cell[0], cell[1], inH, inW, v.H);
     ctx.strokeStyle = '#ffb000';
     ctx.lineWidth = 3;
-    ctx.strokeRect(w.c0 * S + 1.5, w.r0 * S + 1.5, (w.c1 - w.c0 + 1) * S - 3, (w.r1 - w.r0 + 1) * S - 3);
+    const [width, height] = [(w.c1 - w.c0 + 1) * S - 3, (w.r1 - w.r0 + 1) * S - 3];
+    ctx.strokeRect(w.c0 * S + 1.5, w.r0 * S + 1.5, width, height);
   }
 }

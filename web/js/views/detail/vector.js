@@ -21,7 +21,8 @@ function vectorWords(layers, li, model) {
   return { n, logits, digits, about: ABOUT[aboutKey] || '', kind: kindLabel({ kind: layer.kind, geo: spec || null }) };
 }
 
-export function renderVector(dialog, { q, ui, model, result, layers, li, layer, extra, changed }, channel) {
+export function renderVector(dialog, ctx, channel) {
+  const { q, ui, model, result, layers, li, layer, extra, changed } = ctx;
   const words = vectorWords(layers, li, model);
   const { n } = words;
   const u = clamp(channel, 0, n - 1);
@@ -29,7 +30,7 @@ export function renderVector(dialog, { q, ui, model, result, layers, li, layer, 
   const sc = chScale(layer.kind, data, 0, n);
   const [cols, rows] = unitGrid(n);
   const prev = layers[li - 1];
-  const v = (ui.view = { vector: true, kind: layer.kind, n, ch: u, data, layer, words, H: rows, W: cols });
+  ui.view = { vector: true, kind: layer.kind, n, ch: u, data, layer, words, H: rows, W: cols };
   const unitName = (i) => (words.digits ? `digit ${i}` : `unit ${i}`);
   frame(q, {
     title: `${layer.name} \u00b7 ${words.logits ? 'raw score (logit) for ' : ''}${unitName(u)}${words.digits ? '' : ` of ${n}`}`,
