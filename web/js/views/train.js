@@ -1,6 +1,6 @@
 // The Train view: the knobs, Start and Stop, the live chart, the evolving kernels, the drawing as
 // the job's weights read it, the snapshot slider and "Use this model". It renders state.training
-// and state.trainReading; what the buttons do is the controller's (web/js/train.js).
+// and state.trainReading; what the buttons do is the controller's (web/js/training-job.js).
 
 import { drawChart, SERIES } from './train-chart.js';
 import { renderKernels, renderNote, renderReading, setupKernels, setupReading } from './train-maps.js';
