@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PYTEST_ARGS ?=
 PORT ?= 8000
 
-.PHONY: install install-parity run test lint format bench train evaluate clean
+.PHONY: install install-parity run test lint lint-js format bench train evaluate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,15 @@ install-parity: $(STAMP)  ## PyTorch for the parity tests and the benchmark base
 run: $(STAMP)
 	$(BIN)/convscope serve --host $(HOST) --port $(PORT)
 
-lint: $(STAMP)
+lint: $(STAMP) lint-js
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy server
+
+lint-js:  ## ESLint on web/js, once `npm ci` has installed it (CI does; make test works without)
+	@if [ -x node_modules/.bin/eslint ]; then \
+		node_modules/.bin/eslint --max-warnings 0 web/ eslint.config.js; \
+	else echo "eslint: run npm ci to lint the front end"; fi
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -83,7 +83,7 @@ async ([name, unit]) => {
   const url = (file) => performance.getEntriesByType('resource').map((e) => e.name)
     .find((n) => new URL(n).pathname.endsWith('/js/' + file)) || '/js/' + file;
   const state = await import(url('state.js'));
-  const detail = await import(url('views/detail.js'));
+  const detail = await import(url('views/detail/dialog.js'));
   state.setState({ detail: { name, channel: unit } });
   detail.open(document.querySelector('#detail'));
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -123,6 +124,12 @@ def number(text: str) -> float:
     return float(text.strip().replace("\u2212", "-"))
 
 
+def percent(p: float) -> str:
+    """A share as the page prints it (web/js/format.js percent): to a tenth, bare 0% and 100%."""
+    tenths = math.floor(p * 1000 + 0.5)  # JavaScript's Math.round
+    return "0%" if tenths <= 0 else "100%" if tenths >= 1000 else f"{tenths / 10:.1f}%"
+
+
 def ready(page: Page) -> None:
     page.locator('main[data-state="ready"]').wait_for(state="attached")
 
@@ -189,7 +196,7 @@ def test_switching_a_map_off_updates_the_answer_beside_the_baseline(
     # the baseline beside the answer: the unedited network's numbers
     baseline = page.get_by_test_id("baseline")
     assert baseline.is_visible()
-    assert f"{plain['probabilities'][1] * 100:.0f}%" in baseline.inner_text()
+    assert percent(plain["probabilities"][1]) in baseline.inner_text()
     assert np.allclose(shown_probabilities(page), edited[ch]["probabilities"], atol=1e-4)
 
     page.keyboard.press("Escape")

@@ -92,7 +92,7 @@ export function unpackBits(bytes, count) {
   return out;
 }
 
-/** A wire array (nested list, or {dtype, shape, data[, scale, offset]} base64) -> { shape, data }. */
+/** A wire array (nested list, or base64 {dtype, shape, data[, scale, offset]}) -> {shape, data}. */
 export function decodeArray(x) {
   if (x == null) return null;
   if (Array.isArray(x)) return { shape: listShape(x), data: Float32Array.from(x.flat(Infinity)) };
@@ -134,8 +134,15 @@ function decodePrediction(body) {
       data: decodeArray(l.data),
       mask: decodeArray(l.mask),
     })),
-    baseline: body.baseline ? { label: body.baseline.label, probabilities: Float32Array.from(body.baseline.probabilities) } : null,
-    steps: body.steps ? body.steps.map((st) => ({ name: st.name, note: st.note, image: decodeArray(st.image) })) : null,
+    baseline: body.baseline
+      ? {
+        label: body.baseline.label,
+        probabilities: Float32Array.from(body.baseline.probabilities),
+      }
+      : null,
+    steps: body.steps
+      ? body.steps.map((st) => ({ name: st.name, note: st.note, image: decodeArray(st.image) }))
+      : null,
   };
 }
 
@@ -215,7 +222,7 @@ export function predictFile(file, { edits } = {}) {
 
 const weightCache = new Map();
 
-/** A layer's weights as { name, kind, weight: {shape, data} | null, bias }, fetched once a model. */
+/** A layer's weights { name, kind, weight: {shape, data} | null, bias }, fetched once a model. */
 export function getWeights(name) {
   const key = `${modelName}/${name}`;
   if (!weightCache.has(key)) {
@@ -246,7 +253,13 @@ export function imageOf(source) {
 
 /** POST /api/v1/predict for a source with exactly these options (and edits, if any). */
 export async function predictSource(source, { edits, ...options }) {
-  const body = { image: await imageOf(source), activations: false, saliency: false, ...options, ...(edits && { edits }) };
+  const body = {
+    image: await imageOf(source),
+    activations: false,
+    saliency: false,
+    ...options,
+    ...(edits && { edits }),
+  };
   return decodePrediction(await postJSON('/predict', body));
 }
 
@@ -258,7 +271,10 @@ export async function counterfactual(body) {
     pixels: decodeArray(b.pixels),
     delta: decodeArray(b.delta),
     probabilities: Float32Array.from(b.probabilities),
-    original: { label: b.original.label, probabilities: Float32Array.from(b.original.probabilities) },
+    original: {
+      label: b.original.label,
+      probabilities: Float32Array.from(b.original.probabilities),
+    },
   };
 }
 
@@ -276,7 +292,7 @@ export const getTraining = (id) => request(job(id));
 /** DELETE /api/v1/trainings/{id}: cancel it; answers the job's status. */
 export const stopTraining = (id) => request(job(id), { method: 'DELETE' });
 
-/** GET /api/v1/trainings/{id}/snapshots -> [{ step, val_accuracy }], by step as the server keeps them. */
+/** GET /api/v1/trainings/{id}/snapshots -> [{ step, val_accuracy }], in the server's order. */
 export const getSnapshots = async (id) => (await request(`${job(id)}/snapshots`)).snapshots;
 
 /**
@@ -289,7 +305,8 @@ export function trainingEvents(id, on) {
     es.addEventListener(name, (e) => {
       const data = JSON.parse(e.data);
       if (data.kernels) {
-        data.kernels = Object.fromEntries(Object.entries(data.kernels).map(([k, v]) => [k, decodeArray(v)]));
+        const kernels = Object.entries(data.kernels).map(([k, v]) => [k, decodeArray(v)]);
+        data.kernels = Object.fromEntries(kernels);
       }
       on[name](data);
     });

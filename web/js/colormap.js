@@ -89,7 +89,8 @@ export function paintCanvas(canvas, src, offset, sc) {
 }
 
 function lutAt(value, sc) {
-  const t = Math.max(0, Math.min(255, Math.round(((value - sc.lo) / (sc.hi - sc.lo)) * 255) || 0)) * 3;
+  const level = Math.round(((value - sc.lo) / (sc.hi - sc.lo)) * 255) || 0;
+  const t = Math.max(0, Math.min(255, level)) * 3;
   return sc.map.lut.subarray(t, t + 3);
 }
 
@@ -101,14 +102,4 @@ export function cssColor(value, sc) {
 /** A CSS linear-gradient for legends. */
 export function gradient(map) {
   return `linear-gradient(to right, ${map.stops.map((h) => '#' + h).join(', ')})`;
-}
-
-/** Compact number formatting for legends and readouts. */
-export function fmt(v) {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  if (a === 0) return '0';
-  let s = a >= 1000 || a < 0.001 ? v.toExponential(1).replace('e+', 'e') : v.toPrecision(3);
-  if (s.includes('.') && !s.includes('e')) s = s.replace(/\.?0+$/, '');
-  return s.replace(/-/g, '\u2212');
 }

@@ -27,13 +27,16 @@ export async function predictLive(source) {
   const e = edits();
   const extra = e && { edits: e };
   const { modelName } = getState();
-  const result = await (source.file ? api.predictFile(source.file, extra) : api.predictImage(source.image, extra));
+  const result = await (source.file
+    ? api.predictFile(source.file, extra)
+    : api.predictImage(source.image, extra));
   sources.set(result, { source, edits: e, model: modelName });
   return result;
 }
 
 /** The drawing or upload a result answers ({ image } or { file }), or null. */
-export const sourceOf = (result) => (result && sources.get(result) ? sources.get(result).source : null);
+export const sourceOf = (result) =>
+  result && sources.get(result) ? sources.get(result).source : null;
 
 /** The shown prediction again with float16 maps (live ones may be 8-bit), asked once a result. */
 export function exactFor(result) {
@@ -83,7 +86,9 @@ export function setupInterventions({ pad, refresh }) {
   function loadSteps() {
     const { result, steps } = getState();
     const from = result && sources.get(result);
-    if (steps && steps.open && from && !same(steps.source, from.source)) stepJobs.submit(from.source);
+    if (steps && steps.open && from && !same(steps.source, from.source)) {
+      stepJobs.submit(from.source);
+    }
   }
   setupSteps(el.steps, {
     onToggle(open) {
@@ -105,7 +110,9 @@ export function setupInterventions({ pad, refresh }) {
         if (asked === mine) setState({ counterfactual: { target, answer, source: from.source } });
       } catch (err) {
         const why = err.status === 404 ? 'This server cannot search for changes yet.' : err.message;
-        if (asked === mine) setState({ counterfactual: { target, error: why, source: from.source } });
+        if (asked === mine) {
+          setState({ counterfactual: { target, error: why, source: from.source } });
+        }
       }
     },
     onAdopt() {

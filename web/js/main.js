@@ -8,12 +8,12 @@ import { setupUpload, render as renderUpload } from './views/upload.js';
 import { setupPrediction, render as renderPrediction } from './views/prediction.js';
 import { setupInput, render as renderInput } from './views/input.js';
 import { setupLayers, render as renderLayers } from './views/layers.js';
-import { setupDetail, open as openDetail, render as renderDetail } from './views/detail.js';
+import { setupDetail, open as openDetail, render as renderDetail } from './views/detail/dialog.js';
 import { render as renderModelCard } from './views/model-card.js';
 import { render as renderStatus } from './views/status.js';
 import { setupInterventions, predictLive, toggleChannel, sourceOf } from './interventions.js';
 import { setupModels } from './models.js';
-import * as training from './train.js';
+import * as training from './training-job.js';
 import { setupTrain, render as renderTrain } from './views/train.js';
 
 const $ = (sel) => document.querySelector(sel);
@@ -135,7 +135,12 @@ setupInterventions({ pad, refresh });
 
 // the Train view: a job's weights read the drawing (or upload) the page shows
 training.setupTraining(() => sourceOf(getState().result));
-setupTrain(el.train, { onStart: training.start, onStop: training.stop, onScrub: training.scrub, onUse: training.useModel });
+setupTrain(el.train, {
+  onStart: training.start,
+  onStop: training.stop,
+  onScrub: training.scrub,
+  onUse: training.useJobModel,
+});
 
 // ---- views ------------------------------------------------------------------------------------
 
@@ -165,7 +170,8 @@ setupDetail(el.detail, {
     const { detail, result } = getState();
     const layer = detail && result && result.layers.find((l) => l.name === detail.name);
     const C = layer ? layer.shape[0] : 1;
-    if (detail) setState({ detail: { ...detail, channel: Math.max(0, Math.min(C - 1, detail.channel + delta)) } });
+    const channel = detail && Math.max(0, Math.min(C - 1, detail.channel + delta));
+    if (detail) setState({ detail: { ...detail, channel } });
   },
   loadWeights: api.getWeights,
 });
@@ -202,7 +208,10 @@ async function loadModel() {
     if (modelAsked === mine) modelAsked = null;
   }
 }
-setupModels({ refresh: () => refresh((sourceOf(getState().result) || {}).file), reloadModel: loadModel });
+setupModels({
+  refresh: () => refresh((sourceOf(getState().result) || {}).file),
+  reloadModel: loadModel,
+});
 
 renderPrediction(el.prediction, null);
 renderInput(el.input, getState());

@@ -29,7 +29,8 @@ export function setupModels({ refresh, reloadModel }) {
   api.useModel(first);
   setState({ modelName: first, compare: query.get('compare') ? { with: query.get('compare') } : null });
 
-  const patchCompare = (patch) => getState().compare && setState({ compare: { ...getState().compare, ...patch } });
+  const patchCompare = (patch) =>
+    getState().compare && setState({ compare: { ...getState().compare, ...patch } });
   const jobs = createLatestWins(
     ({ source, names }) => Promise.all(names.map((model) => api.predictSource(source, { activations: true, encoding: 'uint8', model }))),
     {
@@ -91,7 +92,8 @@ export function setupModels({ refresh, reloadModel }) {
       }, any('result', 'status') ? 150 : 0);
     }
     if (any('compare', 'models', 'modelName', 'model', 'result')) {
-      renderCompare(view, { compare: s.compare, models: s.models, left: shownName(s), drawn: !!s.result });
+      const left = shownName(s);
+      renderCompare(view, { compare: s.compare, models: s.models, left, drawn: !!s.result });
     }
   });
 
@@ -100,6 +102,7 @@ export function setupModels({ refresh, reloadModel }) {
     () => setState({ models: [] }),
   );
   renderPicker(bar, getState());
-  renderCompare(view, { compare: getState().compare, models: null, left: shownName(getState()), drawn: false });
+  const s = getState();
+  renderCompare(view, { compare: s.compare, models: null, left: shownName(s), drawn: false });
   document.querySelector('.workspace').classList.toggle('comparing', !!getState().compare);
 }

@@ -1,6 +1,7 @@
 // Receptive fields from the layer geometry in /api/v1/model.
 
-const pair = (v) => (Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)]);
+const pair = (v) =>
+  Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
 
 /** Padding before the input along one axis: "same" as the engine (and TensorFlow) pads, the
  * odd extra after; without the input size, stride 1's (k - 1) / 2. */
@@ -51,9 +52,10 @@ export function receptiveField(layers, index, r0, c0, r1 = r0, c1 = c0, inputSha
   };
 }
 
-/** The window of the pool at layers[index] that produced pooled cell (r, c), clipped to its input. */
+/** The window of the pool at layers[index] that made pooled cell (r, c), clipped to its input. */
 export function poolWindow(layer, r, c, inH, inW, outH) {
-  const g = geometry(layer) || { kh: inH / outH, kw: inH / outH, sh: inH / outH, sw: inH / outH, ph: 0, pw: 0 };
+  const k = inH / outH;
+  const g = geometry(layer) || { kh: k, kw: k, sh: k, sw: k, ph: 0, pw: 0 };
   const r0 = r * g.sh - g.ph;
   const c0 = c * g.sw - g.pw;
   return {

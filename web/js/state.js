@@ -1,5 +1,5 @@
 // The one owner of application state. Views never keep their own copy of shared state:
-// they read it from the change announcement and render.
+// they read it from the change announcement and render. Every key is declared below.
 
 const bus = new EventTarget();
 
@@ -11,17 +11,18 @@ let state = Object.freeze({
   model: null, // GET /api/v1/model for modelName
   models: null, // GET /api/v1/models (the picker's list), [] when the server lists none
   compare: null, // compare mode: { with: second model, names, answers: [a, b], busy, error }
-  modelError: '',
+  modelError: '', // why GET /api/v1/model failed, or ''
   result: null, // the latest decoded prediction response, or null
   upload: null, // { name } while the pad shows an uploaded image
   saliency: false, // overlay on the input view
   highlight: null, // { r0, c0, r1, c1 } receptive field on the 28x28 input, or null
+  detail: null, // { name, channel } the map (or unit) open in the detail dialog, or null
   // interventions: every prediction runs on the network with these edits
   ablated: {}, // { layerName: [channel, ...] } maps (or units) switched off
   kernels: {}, // { layerName: { channel: [C_in][kh][kw] } } filters replaced by the person's
   steps: null, // { open, list, error } the preprocessing strip
   counterfactual: null, // { target, busy, answer, error, source } "what would make it a ..."
-  training: null, // the Train view's job: figures, curves, kernels, snapshots (web/js/train.js)
+  training: null, // the Train view's job: figures, curves, kernels, snapshots (training-job.js)
   trainReading: null, // { model, result, error } the drawing read by the job's weights
 });
 

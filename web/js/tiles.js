@@ -8,7 +8,9 @@ import { paint } from './colormap.js';
 export function tileLayout(C, H, W, cols, gap) {
   cols = Math.max(1, Math.min(C, cols));
   const rows = Math.ceil(C / cols);
-  return { C, H, W, cols, rows, gap, width: cols * (W + gap) - gap, height: rows * (H + gap) - gap };
+  const width = cols * (W + gap) - gap;
+  const height = rows * (H + gap) - gap;
+  return { C, H, W, cols, rows, gap, width, height };
 }
 
 /** Tiles a row so that each is about `size` CSS px wide with `gapPx` between, in `width` px. */
@@ -84,7 +86,9 @@ export function moveCursor(L, { t, r, c }, key, shift = false) {
     if (r < 0 || r >= L.H) ty += dr;
   }
   const next = ty * L.cols + tx;
-  if (tx < 0 || tx >= L.cols || ty < 0 || next >= L.C) return { t, r: clamp(r, 0, L.H - 1), c: clamp(c, 0, L.W - 1) };
+  if (tx < 0 || tx >= L.cols || ty < 0 || next >= L.C) {
+    return { t, r: clamp(r, 0, L.H - 1), c: clamp(c, 0, L.W - 1) };
+  }
   return { t: next, r: (r + L.H) % L.H, c: (c + L.W) % L.W };
 }
 

@@ -1,7 +1,7 @@
 // The edits bar: which maps are switched off and how many kernels are changed, with Reset; and
 // the unedited network's answer beside the prediction while any edit is on.
 
-const pct = (p) => `${(p * 100).toFixed(p < 0.1 ? 1 : 0)}%`;
+import { percent } from '../format.js';
 
 export function renderBar(bar, { ablated, kernels }) {
   const off = Object.values(ablated).reduce((n, c) => n + c.length, 0);
@@ -26,6 +26,6 @@ export function renderBaseline(card, result) {
     if (!tick.hidden) tick.style.left = `calc(${base.probabilities[d] * 100}% - ${base.probabilities[d] * 3}px)`;
   });
   if (base) {
-    line.textContent = `Without your edits: ${base.label} (${pct(base.probabilities[base.label])}); a black tick marks a bar\u2019s old length where it moved.`;
+    line.textContent = `Without your edits: ${base.label} (${percent(base.probabilities[base.label])}); a black tick marks a bar\u2019s old length where it moved.`;
   }
 }

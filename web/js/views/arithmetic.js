@@ -3,7 +3,7 @@
 // unit is every input times its weight, summed, plus the bias. The total is shown beside the
 // value the network computed, so the two can be compared.
 
-import { esc } from './layers.js';
+import { esc } from '../format.js';
 
 const TOP_CHANNELS = 3; // input channels shown in full when a conv layer has more
 const TOP_INPUTS = 8; // inputs of a dense unit listed one by one

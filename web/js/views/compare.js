@@ -2,12 +2,12 @@
 // probabilities in one table (a column a model), and each model's layers as small tiled maps in
 // two columns (one above the other on a phone).
 
-import { gradient, diverging, sequential, paintCanvas, fmt } from '../colormap.js';
+import { gradient, diverging, sequential, paintCanvas } from '../colormap.js';
+import { esc, fmt, percent } from '../format.js';
 import { paintGrid } from '../tiles.js';
-import { esc, kindLabel, layerScale } from './layers.js';
+import { kindLabel, layerScale } from './layers.js';
 import { options, fill } from './model-picker.js';
 
-const pct = (p) => `${(p * 100).toFixed(p < 0.1 && p > 0.0005 ? 1 : 0)}%`;
 
 export function setupCompare(section, { onPick }) {
   section.querySelector('select').addEventListener('change', (e) => onPick(e.target.value));
@@ -21,7 +21,7 @@ function probCell(p, top) {
   td.className = top ? 'top' : '';
   td.innerHTML = '<span class="cmp-p"><span class="prob-track"><span class="prob-bar"></span></span><span class="prob-pct"></span></span>';
   td.querySelector('.prob-bar').style.transform = `scaleX(${Math.min(1, Math.max(0, p))})`;
-  td.querySelector('.prob-pct').textContent = pct(p);
+  td.querySelector('.prob-pct').textContent = percent(p);
   return td;
 }
 
@@ -90,7 +90,7 @@ export function render(section, { compare, models, left, drawn }) {
     col.className = 'cmp-col';
     col.dataset.testid = 'compare-column';
     col.setAttribute('aria-label', `Layers of ${compare.names[i]}`);
-    col.innerHTML = `<h3>${esc(compare.names[i])}</h3><p class="cmp-answer">reads <b data-testid="compare-prediction">${a.label}</b> ${pct(a.probabilities[a.label])} sure</p><ol class="cmp-layers"></ol>`;
+    col.innerHTML = `<h3>${esc(compare.names[i])}</h3><p class="cmp-answer">reads <b data-testid="compare-prediction">${a.label}</b> ${percent(a.probabilities[a.label])} sure</p><ol class="cmp-layers"></ol>`;
     col.querySelector('ol').append(...a.layers.filter((l) => l.data).map(layerRow));
     return col;
   }));

@@ -3,10 +3,10 @@
 // button that puts the edited image on the pad to keep drawing from.
 
 import { paintGray } from './input.js';
+import { percent } from '../format.js';
 
 const ADDED = [255, 176, 0];
 const REMOVED = [64, 160, 255];
-const pct = (p) => `${(p * 100).toFixed(p < 0.1 ? 1 : 0)}%`;
 
 const VIEW = `<div class="cf-figs">
 <figure><div class="stage"><canvas class="cf-edited" role="img" aria-label="The edited 28 by 28 input"></canvas></div><figcaption>Edited input</figcaption></figure>
@@ -51,7 +51,7 @@ function probRows(list, probs, label) {
   list.replaceChildren(...Array.from(probs, (p, d) => {
     const li = document.createElement('li');
     li.className = `prob${d === label ? ' top' : ''}`;
-    li.innerHTML = `<span class="prob-digit">${d}</span><span class="prob-track"><span class="prob-bar"></span></span><span class="prob-pct">${pct(p)}</span>`;
+    li.innerHTML = `<span class="prob-digit">${d}</span><span class="prob-track"><span class="prob-bar"></span></span><span class="prob-pct">${percent(p)}</span>`;
     li.querySelector('.prob-bar').style.transform = `scaleX(${Math.min(1, Math.max(0, p))})`;
     return li;
   }));
@@ -80,7 +80,7 @@ export function render(card, { result, counterfactual: cf }) {
     return;
   }
   const { label, probabilities: p, original: o } = a;
-  summary.textContent = `${a.reached ? 'Found' : `Not quite, after ${a.steps} steps`}: the network reads ${label} (${pct(p[label])}) where it read ${o.label} (${pct(o.probabilities[o.label])}); the ink changed by ${a.l1.toFixed(1)} in all (L1).`;
+  summary.textContent = `${a.reached ? 'Found' : `Not quite, after ${a.steps} steps`}: the network reads ${label} (${percent(p[label])}) where it read ${o.label} (${percent(o.probabilities[o.label])}); the ink changed by ${a.l1.toFixed(1)} in all (L1).`;
   paintGray(view.querySelector('.cf-edited'), a.pixels);
   paintDelta(view.querySelector('.cf-delta'), a.pixels, a.delta);
   probRows(view.querySelector('.cf-probs'), p, label);

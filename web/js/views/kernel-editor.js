@@ -2,7 +2,8 @@
 // with the arrow keys or drag up and down; presets and Reset. Every change goes to onChange,
 // which sends it to the network, so the maps follow the numbers.
 
-import { scale, cssColor, gradient, fmt } from '../colormap.js';
+import { scale, cssColor, gradient } from '../colormap.js';
+import { fmt } from '../format.js';
 import { inkOn, rgbOf } from '../contrast.js';
 
 const PRESETS = {
@@ -98,7 +99,8 @@ function paint(box, fresh) {
     inp.style.background = bg;
     inp.style.color = inkOn(rgbOf(bg));
     // a number being typed keeps its text ("0." stays "0."), everything else shows the value
-    if (fresh || document.activeElement !== inp || Number(inp.value) !== v) inp.value = String(round(v));
+    const typing = document.activeElement === inp && Number(inp.value) === v;
+    if (fresh || !typing) inp.value = String(round(v));
   });
   box.querySelector('.lg-bar').style.background = gradient(sc.map);
   box.querySelector('.lg-lo').textContent = fmt(-m);

@@ -3,7 +3,8 @@
 // arrow keys move a cursor over the cells (and from map to map), the readout says the value,
 // Enter or a click opens the detail view; hover and focus show the receptive field on the input.
 
-import { range, scale, isDivergingKind, paintCanvas, gradient, cssColor, fmt } from '../colormap.js';
+import { range, scale, isDivergingKind, paintCanvas, gradient, cssColor } from '../colormap.js';
+import { esc, fmt, percent, thousands } from '../format.js';
 import { inkOn, rgbOf } from '../contrast.js';
 import { receptiveField } from '../receptive.js';
 import { tileLayout, columnsFor, tileOrigin, cellAt, paintTiles, moveCursor, placeBox } from '../tiles.js';
@@ -22,7 +23,6 @@ const ABOUT = {
   softmax: 'Softmax turns the ten scores into probabilities that sum to 1.',
 };
 
-const esc = (t) => String(t).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const times = (shape) => shape.join(' \u00d7 ');
 
 const KIND = { conv2d: 'Convolution', maxpool2d: 'Max-pool', avgpool2d: 'Average pool', batchnorm: 'Batch norm', relu: 'ReLU', tanh: 'Tanh', sigmoid: 'Sigmoid', dense: 'Dense', flatten: 'Flatten', dropout: 'Dropout', softmax: 'Softmax' };
@@ -40,10 +40,14 @@ function specsOf(model, result) {
   if (model && Array.isArray(model.layers)) {
     return model.layers
       .filter((l) => l && typeof l === 'object')
-      .map((l, index) => ({ name: l.name, kind: l.kind, shape: l.output_shape, params: l.parameters, geo: l, index }));
+      .map((l, index) => ({
+        name: l.name, kind: l.kind, shape: l.output_shape, params: l.parameters, geo: l, index,
+      }));
   }
   if (result && result.layers.length) {
-    return result.layers.map((l, index) => ({ name: l.name, kind: l.kind, shape: l.shape, params: null, geo: null, index }));
+    return result.layers.map((l, index) => ({
+      name: l.name, kind: l.kind, shape: l.shape, params: null, geo: null, index,
+    }));
   }
   return [];
 }
@@ -73,7 +77,7 @@ function buildPanel(spec, width) {
   sec.dataset.name = spec.name;
   const hid = `layer-h-${spec.name}`;
   sec.setAttribute('aria-labelledby', hid);
-  const params = spec.params != null ? `<span class="params">${Number(spec.params).toLocaleString('en')} params</span>` : '';
+  const params = spec.params != null ? `<span class="params">${thousands(spec.params)} params</span>` : '';
   sec.innerHTML =
     `<header class="layer-head"><h3 id="${esc(hid)}">${esc(spec.name)}</h3>` +
     `<span class="chip" data-kind="${esc(spec.kind)}">${esc(kindLabel(spec))}</span>` +
@@ -98,7 +102,9 @@ function buildPanel(spec, width) {
   p.canvas = q('canvas');
   p.ring = q('.tile-ring');
   p.box = q('.tile-cursor');
-  if (p.canvas) sizeCanvas(p, maps ? mapLayout(spec.shape, width) : tileLayout(1, rows, cols, 1, 0));
+  if (p.canvas) {
+    sizeCanvas(p, maps ? mapLayout(spec.shape, width) : tileLayout(1, rows, cols, 1, 0));
+  }
   return p;
 }
 
@@ -115,7 +121,7 @@ function sizeCanvas(p, L) {
   Object.assign(p.body.dataset, { cols: L.cols, rows: L.rows, gap: L.gap });
 }
 
-export { kindLabel, esc };
+export { kindLabel };
 
 const views = new WeakMap(); // container -> { sig, model, panels }
 
@@ -143,7 +149,9 @@ export function setupLayers(container, hooks) {
     }
     if (e.target !== p.canvas) return -1;
     const rect = p.canvas.getBoundingClientRect();
-    const at = cellAt(p.L, ((e.clientX - rect.left) / rect.width) * p.L.width, ((e.clientY - rect.top) / rect.height) * p.L.height);
+    const x = ((e.clientX - rect.left) / rect.width) * p.L.width;
+    const y = ((e.clientY - rect.top) / rect.height) * p.L.height;
+    const at = cellAt(p.L, x, y);
     const i = at ? (at.t * p.L.H + at.r) * p.L.W + at.c : -1;
     return i < p.n ? i : -1;
   }
@@ -177,7 +185,8 @@ export function setupLayers(container, hooks) {
   }
 
   /** The detail view of cell i's map (a unit of a vector), refocusing the panel on close. */
-  const open = (p, i) => hooks.onOpen(p.spec.name, p.spec.shape.length === 3 ? cellOf(p, i).t : i, p.body);
+  const open = (p, i) =>
+    hooks.onOpen(p.spec.name, p.spec.shape.length === 3 ? cellOf(p, i).t : i, p.body);
 
   /** Back to the keyboard's cursor while the panel has focus, else to nothing lit. */
   function hide(p, blur = false) {
@@ -320,7 +329,7 @@ function draw(p) {
       const bg = cssColor(v, sc);
       cell.style.background = bg;
       cell.style.color = inkOn(rgbOf(bg)); // black or white, whichever contrasts more
-      cell.querySelector('i').textContent = spec.kind === 'softmax' ? `${Math.round(v * 100)}%` : fmt(v);
+      cell.querySelector('i').textContent = spec.kind === 'softmax' ? percent(v) : fmt(v);
       cell.title = `${i}: ${fmt(v)}`;
       cell.classList.toggle('off', p.off.includes(i));
     });

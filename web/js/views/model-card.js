@@ -1,7 +1,8 @@
 // Model card: architecture table, parameter count, test accuracy, training curves (SVG) and the
 // confusion matrix (a shaded table), from GET /api/v1/model.
 
-import { esc, kindLabel } from './layers.js';
+import { esc, percent, thousands } from '../format.js';
+import { kindLabel } from './layers.js';
 import { inkOn } from '../contrast.js';
 
 const NS = 'http://www.w3.org/2000/svg';
@@ -25,7 +26,7 @@ export function niceStep(span, count) {
   return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
 }
 
-/** Epoch ticks: the first epoch, round multiples after it, the last; none closer than half a step. */
+/** Epoch ticks: the first, round multiples after it, the last; none closer than half a step. */
 function epochTicks(x0, x1) {
   const step = Math.max(1, niceStep(x1 - x0, 5));
   const ticks = [x0];
@@ -115,7 +116,7 @@ function confusion(matrix) {
         td.style.color = inkOn(rgb);
       }
       td.textContent = count;
-      td.title = `true ${i}, predicted ${j}: ${count} (${(share * 100).toFixed(1)}% of ${i}s)`;
+      td.title = `true ${i}, predicted ${j}: ${count} (${percent(share)} of ${i}s)`;
       if (i === j) td.classList.add('diag');
       tr.append(td);
     });
@@ -149,7 +150,7 @@ export function render(container, { model, modelError }) {
   stats.className = 'stats';
   stats.innerHTML = (model.name ? `<div><dt>Model</dt><dd>${esc(model.name)}</dd></div>` : '') +
     `<div><dt>Test accuracy</dt><dd>${Number.isFinite(acc) ? (acc * 100).toFixed(2) + '%' : '\u2013'}</dd></div>` +
-    `<div><dt>Parameters</dt><dd>${Number(model.total_parameters || 0).toLocaleString('en')}</dd></div>` +
+    `<div><dt>Parameters</dt><dd>${thousands(model.total_parameters || 0)}</dd></div>` +
     `<div><dt>Layers</dt><dd>${layers.length}</dd></div>` +
     `<div><dt>Epochs</dt><dd>${epochs.length || '\u2013'}</dd></div>` +
     `<div><dt>Weights</dt><dd><code>${esc(String(model.weights_sha256 || '').slice(0, 12) || '\u2013')}</code></dd></div>`;
@@ -160,9 +161,9 @@ export function render(container, { model, modelError }) {
     '<h3>Architecture</h3><div class="table-scroll"><table><thead><tr><th scope="col">Layer</th><th scope="col">Kind</th>' +
     '<th scope="col">Output shape <span class="unit">(channels \u00d7 height \u00d7 width)</span></th><th scope="col" class="num">Params</th></tr></thead><tbody>' +
     layers.map((l) => `<tr><th scope="row">${esc(l.name)}</th><td>${esc(kindLabel({ kind: l.kind, geo: l }))}</td>` +
-      `<td>${esc((l.output_shape || []).join(' \u00d7 '))}</td><td class="num">${Number(l.parameters || 0).toLocaleString('en')}</td></tr>`).join('') +
+      `<td>${esc((l.output_shape || []).join(' \u00d7 '))}</td><td class="num">${thousands(l.parameters || 0)}</td></tr>`).join('') +
     `</tbody><tfoot><tr><th scope="row" colspan="3">Total (input ${esc((model.input_shape || []).join(' \u00d7 '))})</th>` +
-    `<td class="num">${Number(model.total_parameters || 0).toLocaleString('en')}</td></tr></tfoot></table></div>`;
+    `<td class="num">${thousands(model.total_parameters || 0)}</td></tr></tfoot></table></div>`;
 
   const train = document.createElement('div');
   train.className = 'training';

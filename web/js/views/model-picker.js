@@ -1,7 +1,7 @@
 // The model picker in the header: the served models (GET /api/v1/models), the chosen one's
 // figures in a sentence, and the toggle that opens compare mode.
 
-import { esc } from './layers.js';
+import { esc, percent, thousands } from '../format.js';
 
 /** The name the page reads with: the chosen one, else the server's default. */
 export const shownName = ({ modelName, models, model }) =>
@@ -33,8 +33,8 @@ function about(m) {
   const acc = Number(m.test_accuracy);
   const convs = (m.layers || []).filter((k) => k === 'conv2d').length;
   return [
-    `${Number(m.parameters || 0).toLocaleString('en')} parameters`,
-    Number.isFinite(acc) && m.test_accuracy !== null ? `${(acc * 100).toFixed(1)}% of MNIST\u2019s test digits right` : 'no test accuracy',
+    `${thousands(m.parameters || 0)} parameters`,
+    Number.isFinite(acc) && m.test_accuracy !== null ? `${percent(acc)} of MNIST\u2019s test digits right` : 'no test accuracy',
     convs ? `${convs} convolution${convs > 1 ? 's' : ''}` : 'no convolution',
   ].join(' \u00b7 ');
 }

@@ -3,6 +3,8 @@
 // When the server says the input is not like any digit the network learnt from (isDigit
 // false), a "?" replaces the digit and the note says so: the bars are its guess, not an answer.
 
+import { percent } from '../format.js';
+
 const rowsOf = new WeakMap();
 
 /** Show the mini answer only while the pad is on screen and the big digit is not (fully). */
@@ -38,7 +40,6 @@ export function setupPrediction(container) {
   watchMini(container, container.querySelector('[data-testid="prediction-mini"]'));
 }
 
-const pct = (p) => (p >= 0.9995 ? '100%' : p < 0.0005 ? '0%' : `${(p * 100).toFixed(p < 0.1 ? 1 : 0)}%`);
 
 export function render(container, result) {
   const digit = container.querySelector('[data-testid="prediction"]');
@@ -57,10 +58,10 @@ export function render(container, result) {
   } else if (result) {
     const p = probs[result.label];
     const t = result.timings && result.timings.total;
-    note.innerHTML = `<b>${pct(p)} sure</b>`;
+    note.innerHTML = `<b>${percent(p)} sure</b>`;
     if (Number.isFinite(t)) note.append(`computed in ${t.toFixed(1)} ms on the server`);
     mini.innerHTML = `<b>${result.label}</b>`;
-    mini.append(`${pct(p)} sure \u00b7 bars below`);
+    mini.append(`${percent(p)} sure \u00b7 bars below`);
   } else {
     note.textContent = 'Nothing to read yet';
     mini.textContent = '';
@@ -69,8 +70,8 @@ export function render(container, result) {
   rowsOf.get(container).forEach((row, d) => {
     const p = probs && Number.isFinite(probs[d]) ? Math.min(1, Math.max(0, probs[d])) : 0;
     row.bar.style.transform = `scaleX(${p})`;
-    row.pct.textContent = probs ? pct(p) : '\u2013';
+    row.pct.textContent = probs ? percent(p) : '\u2013';
     row.li.classList.toggle('top', !!result && d === result.label);
-    row.li.setAttribute('aria-label', probs ? `${d}: ${pct(p)}` : `${d}: no prediction`);
+    row.li.setAttribute('aria-label', probs ? `${d}: ${percent(p)}` : `${d}: no prediction`);
   });
 }

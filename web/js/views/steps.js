@@ -2,7 +2,7 @@
 // and one line each. It is asked for only while the strip is open.
 
 import { paintGray } from './input.js';
-import { esc } from './layers.js';
+import { esc } from '../format.js';
 
 export function setupSteps(details, { onToggle }) {
   details.addEventListener('toggle', () => onToggle(details.open));

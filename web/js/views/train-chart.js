@@ -46,7 +46,9 @@ export function drawChart(canvas, t) {
     ctx.fillText(`${q * 25}%`, w - m.r + 5, Y(q / 4));
   }
   ctx.textAlign = 'right';
-  for (let v = 0; v <= lossMax + lossStep / 2; v += lossStep) ctx.fillText(label(v), m.l - 5, Y(v / lossMax));
+  for (let v = 0; v <= lossMax + lossStep / 2; v += lossStep) {
+    ctx.fillText(label(v), m.l - 5, Y(v / lossMax));
+  }
   ctx.textAlign = 'center';
   ctx.textBaseline = 'top';
   const xStep = niceStep(xMax, 4);

@@ -1,9 +1,10 @@
 // The Train view's heatmaps: the first conv layer's kernels as a grid of small tiles with a colour
 // legend, and the drawing as the job's weights read it (the answer, ten bars, the first maps).
 
-import { range, scale, gradient, diverging, fmt } from '../colormap.js';
+import { range, scale, gradient, diverging } from '../colormap.js';
+import { esc, fmt, percent } from '../format.js';
 import { paintGrid } from '../tiles.js';
-import { esc, layerScale } from './layers.js';
+import { layerScale } from './layers.js';
 
 const MAP_LAYERS = 3; // how many of the first layers with maps to show
 
@@ -39,7 +40,6 @@ export function setupReading(box) {
     .join('');
 }
 
-const pct = (p) => `${(p * 100).toFixed(p < 0.1 ? 1 : 0)}%`;
 
 /** The line above the reading: its error, else `note` (which step's weights read it). */
 export function renderNote(box, reading, note) {
@@ -54,17 +54,20 @@ export function renderReading(box, reading) {
   box.querySelectorAll('.prob').forEach((li, d) => {
     const p = result ? result.probabilities[d] : 0;
     li.querySelector('.prob-bar').style.transform = `scaleX(${p})`;
-    li.querySelector('.prob-pct').textContent = result ? pct(p) : '\u2013';
+    li.querySelector('.prob-pct').textContent = result ? percent(p) : '\u2013';
     li.classList.toggle('top', !!result && d === result.label);
-    li.setAttribute('aria-label', result ? `${d}: ${pct(p)}` : `${d}: no reading`);
+    li.setAttribute('aria-label', result ? `${d}: ${percent(p)}` : `${d}: no reading`);
   });
   const maps = box.querySelector('.tr-maps');
-  const layers = result ? result.layers.filter((l) => l.shape.length === 3 && l.data).slice(0, MAP_LAYERS) : [];
+  const layers = result
+    ? result.layers.filter((l) => l.shape.length === 3 && l.data).slice(0, MAP_LAYERS)
+    : [];
   if (maps.dataset.names !== layers.map((l) => l.name).join()) {
     maps.dataset.names = layers.map((l) => l.name).join();
     maps.innerHTML = layers.map((l) => `<figure><canvas role="img" aria-label="${esc(l.name)}: ${l.shape[0]} maps"></canvas><figcaption>${esc(l.name)} \u00b7 ${l.shape[0]} maps</figcaption></figure>`).join('');
   }
   layers.forEach((l, i) => {
-    paintGrid(maps.children[i].firstChild, l.data.data, l.shape, 8, layerScale(l.kind, l.data.data));
+    const sc = layerScale(l.kind, l.data.data);
+    paintGrid(maps.children[i].firstChild, l.data.data, l.shape, 8, sc);
   });
 }

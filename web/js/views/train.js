@@ -1,21 +1,20 @@
 // The Train view: the knobs, Start and Stop, the live chart, the evolving kernels, the drawing as
 // the job's weights read it, the snapshot slider and "Use this model". It renders state.training
-// and state.trainReading; what the buttons do is the controller's (web/js/train.js).
+// and state.trainReading; what the buttons do is the controller's (web/js/training-job.js).
 
 import { drawChart, SERIES } from './train-chart.js';
 import { renderKernels, renderNote, renderReading, setupKernels, setupReading } from './train-maps.js';
+import { percent, thousands } from '../format.js';
 
 const ARCHS = [['default', 'The shipped design'], ['tiny', 'Tiny CNN'], ['lenet5', 'LeNet-5'], ['mlp', 'Dense only (no convolutions)']];
 const opts = (list, chosen) => list.map(([v, t]) => `<option value="${v}"${v === chosen ? ' selected' : ''}>${t}</option>`).join('');
-const n = (x) => x.toLocaleString('en');
-const pct = (x) => `${(100 * x).toFixed(1)}%`;
 
 const MARKUP = `
 <h2 id="train-title">Train a network</h2>
 <p class="help card-about">Train a new network on MNIST on the server and watch it learn: its loss and accuracy, its first filters, and how it reads your drawing as it goes.</p>
 <form class="tr-form">
   <label>Architecture <select name="architecture">${opts(ARCHS, 'default')}</select></label>
-  <label>Images <select name="train_size">${opts([1000, 5000, 10000, 30000, 60000].map((v) => [v, n(v)]), 60000)}</select></label>
+  <label>Images <select name="train_size">${opts([1000, 5000, 10000, 30000, 60000].map((v) => [v, thousands(v)]), 60000)}</select></label>
   <label>Epochs <select name="epochs">${opts([1, 2, 3, 4, 5].map((v) => [v, v]), 1)}</select></label>
   <label>Learning rate <select name="learning_rate">${opts([['', 'default'], ...['0.0005', '0.001', '0.002', '0.005', '0.01'].map((v) => [v, v])], '')}</select></label>
   <label class="check"><input type="checkbox" name="augment"> Augment (shift, rotate, thicken)</label>
@@ -62,10 +61,12 @@ function config(form) {
   return body;
 }
 
-const shown = { t: null, snaps: [], reading: null }; // what the chart, slider and reading last showed
+// what the chart, slider and reading last showed
+const shown = { t: null, snaps: [], reading: null };
 
 /** Where the slider is: a snapshot's index, or the last position (snapshots.length) for now. */
-const sliderIndex = (t) => (t.at == null ? t.snapshots.length : Math.max(0, t.snapshots.findIndex((s) => s.step === t.at)));
+const sliderIndex = (t) =>
+  t.at == null ? t.snapshots.length : Math.max(0, t.snapshots.findIndex((s) => s.step === t.at));
 
 export function setupTrain(container, { onStart, onStop, onScrub, onUse }) {
   container.innerHTML = MARKUP;
@@ -119,15 +120,15 @@ export function render(container, s, prev) {
   slider.value = String(t && t.snapshots ? sliderIndex(t) : 0);
   const at = t && t.at != null ? snaps.find((x) => x.step === t.at) : null;
   const atText = at
-    ? `step ${n(at.step)}${Number.isFinite(at.val_accuracy) ? `, validation accuracy ${pct(at.val_accuracy)}` : ''}`
-    : t && t.id ? `now, step ${n(t.step || 0)}${t.running ? ' (live)' : ' (the end)'}` : 'no training yet';
+    ? `step ${thousands(at.step)}${Number.isFinite(at.val_accuracy) ? `, validation accuracy ${percent(at.val_accuracy)}` : ''}`
+    : t && t.id ? `now, step ${thousands(t.step || 0)}${t.running ? ' (live)' : ' (the end)'}` : 'no training yet';
   slider.setAttribute('aria-valuetext', atText);
   q('.tr-at').textContent = atText;
 
   if (!prev || s.trainReading !== prev.trainReading || t !== p) {
     const r = s.trainReading;
     const step = r && r.model.split('@')[1];
-    const note = !t || !t.id ? 'Start a training to see it read your drawing.' : !r ? 'Draw a digit on the pad to see this network read it.' : step ? `At step ${n(Number(step))} of training` : `With the weights of step ${n(t.step || 0)}`;
+    const note = !t || !t.id ? 'Start a training to see it read your drawing.' : !r ? 'Draw a digit on the pad to see this network read it.' : step ? `At step ${thousands(Number(step))} of training` : `With the weights of step ${thousands(t.step || 0)}`;
     const reading = t && t.id ? s.trainReading : null;
     if (!prev || reading !== shown.reading) renderReading(q('.tr-read'), reading); // not at each progress event
     shown.reading = reading;
@@ -147,7 +148,7 @@ function summary(t) {
   const [step, loss, acc] = t.curve[t.curve.length - 1];
   const v = t.val[t.val.length - 1];
   const first = t.curve[0];
-  return `Step ${n(step)} of ${n(t.total)} (epoch ${t.epoch}): training loss ${loss.toFixed(3)} (${first[1].toFixed(3)} at step ${n(first[0])}), training accuracy ${pct(acc)}` +
-    (v ? `, validation accuracy ${pct(v[1])} at step ${n(v[0])}` : '') + (t.imgPerS ? `; ${n(Math.round(t.imgPerS))} images a second.` : '.') +
-    (t.testAccuracy != null ? ` Test accuracy ${pct(t.testAccuracy)}.` : '');
+  return `Step ${thousands(step)} of ${thousands(t.total)} (epoch ${t.epoch}): training loss ${loss.toFixed(3)} (${first[1].toFixed(3)} at step ${thousands(first[0])}), training accuracy ${percent(acc)}` +
+    (v ? `, validation accuracy ${percent(v[1])} at step ${thousands(v[0])}` : '') + (t.imgPerS ? `; ${thousands(Math.round(t.imgPerS))} images a second.` : '.') +
+    (t.testAccuracy != null ? ` Test accuracy ${percent(t.testAccuracy)}.` : '');
 }

@@ -5,6 +5,7 @@
 import { getState, setState, subscribe } from './state.js';
 import * as api from './api.js';
 import { createLatestWins } from './live.js';
+import { percent } from './format.js';
 
 const WHY = {
   403: 'Training is switched off on this server.',
@@ -12,7 +13,6 @@ const WHY = {
   503: 'The server has no MNIST images to train on.',
 };
 const words = (err) => (WHY[err.status] ? `${WHY[err.status]} ${err.message}` : err.message || String(err));
-const pct = (x) => `${(100 * x).toFixed(1)}%`;
 
 let events = null; // this tab's one EventSource
 let drawing = () => null; // the shown drawing as a source ({ image } or { file }), or null
@@ -33,7 +33,8 @@ const reads = createLatestWins(
   },
   {
     onResult: (job, reading) => setState({ trainReading: reading }),
-    onError: (job, err) => setState({ trainReading: { model: job.model, result: null, error: words(err) } }),
+    onError: (job, err) =>
+      setState({ trainReading: { model: job.model, result: null, error: words(err) } }),
   },
 );
 
@@ -89,7 +90,7 @@ function follow(id) {
     },
     done(d) {
       if (!mine(id)) return;
-      ended(id, { status: 'done', testAccuracy: d.test_accuracy, message: `Done: ${pct(d.test_accuracy)} of the 10,000 test digits right after ${Math.round(d.seconds)} s and ${d.steps} steps.` });
+      ended(id, { status: 'done', testAccuracy: d.test_accuracy, message: `Done: ${percent(d.test_accuracy)} of the 10,000 test digits right after ${Math.round(d.seconds)} s and ${d.steps} steps.` });
     },
     cancelled() {
       if (mine(id)) ended(id, { status: 'cancelled', message: 'Stopped. The slider still scrubs through what it learnt.' });
@@ -150,7 +151,7 @@ export function scrub(step) {
 }
 
 /** The whole page reads with this job's weights (modelName), or with the shipped ones (null). */
-export function useModel(on) {
+export function useJobModel(on) {
   const t = getState().training;
   setState({ modelName: on && t && t.id ? `training:${t.id}` : null });
 }
