@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from server.cli.local_server import local_server
@@ -215,7 +217,7 @@ def expect_enabled(page: Page, testid: str) -> None:
         ({"CONVSCOPE_TRAINING": "false"}, "Training is switched off on this server."),
         (
             {"CONVSCOPE_MNIST_DIR": "/nonexistent/mnist", "CONVSCOPE_MNIST_DOWNLOAD": "false"},
-            "The server has no MNIST images to train on.",
+            "The server cannot train right now. MNIST is not in /nonexistent/mnist",
         ),
     ],
     ids=["disabled-403", "no-data-503"],
@@ -231,3 +233,50 @@ def test_a_refused_training_is_said_in_words(
             status.wait_for()
             assert words in status.inner_text()
             expect_enabled(app.page, "train-start")  # and one may try again
+
+
+def test_a_waiting_job_says_how_many_are_ahead_and_a_reload_finds_it(browser: Browser) -> None:
+    """One job trains at a time here; two other learners wait. The page's job waits behind
+    them and says so, moves up when one leaves, is found again after a reload, and stops."""
+    data = mnist_dir()
+    if data is None:
+        pytest.skip("training jobs need MNIST: set MNIST_DIR to a directory holding it")
+    env = {
+        "CONVSCOPE_MNIST_DIR": str(data),
+        "CONVSCOPE_MNIST_DOWNLOAD": "false",
+        "CONVSCOPE_MAX_TRAININGS": "1",
+    }
+    small = {"train_size": 1000}
+    with local_server(weights_file(), env=env) as server:
+        url = f"{server.url}/api/v1/trainings"
+        others = [
+            httpx.post(url, json={"seed": 5}, headers={"X-Client-Id": "other-learner-1"}),
+            httpx.post(url, json=small, headers={"X-Client-Id": "other-learner-2"}),
+            httpx.post(url, json=small, headers={"X-Client-Id": "other-learner-3"}),
+        ]
+        assert [o.json()["queue_position"] for o in others] == [0, 1, 2]
+        try:
+            with app_in(browser, server.url, viewport=DESKTOP) as app:
+                page = app.page
+                page.get_by_test_id("train-start").click()
+                status = page.get_by_test_id("train-status")
+                expect_text(status, "2 jobs ahead of yours")
+                expect_enabled(page, "train-stop")
+                httpx.delete(f"{url}/{others[1].json()['id']}")  # one ahead leaves the line
+                expect_text(status, "Waiting for a free trainer: 1 job ahead of yours.")
+                page.reload()
+                expect_text(page.get_by_test_id("train-status"), "1 job ahead of yours")
+                expect_enabled(page, "train-stop")
+                page.get_by_test_id("train-stop").click()
+                expect_text(page.get_by_test_id("train-status"), "Stopped.")
+        finally:
+            for other in others:
+                httpx.delete(f"{url}/{other.json()['id']}")
+
+
+def expect_text(locator: Any, words: str, timeout_ms: int = 20_000) -> None:
+    """Wait until the element's text holds `words`; fail saying what it held instead."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while words not in (text := locator.inner_text()):
+        assert time.monotonic() < deadline, f"{words!r} never shown; it says {text!r}"
+        time.sleep(0.1)

@@ -282,9 +282,36 @@ export async function counterfactual(body) {
 
 const job = (id) => `/trainings/${encodeURIComponent(id)}`;
 
-/** POST /api/v1/trainings (no model named: it makes one): { id, status, events }. */
+const CLIENT_KEY = 'convscope-client-id';
+// 32 hex digits (crypto.randomUUID needs a secure context; a class's server may be plain http)
+const freshId = () =>
+  Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+
+/**
+ * This browser's own id (X-Client-Id), kept in localStorage: the server lets one learner hold
+ * one queued or running job at a time. Without storage, an id for this page's life.
+ */
+function clientId() {
+  let id = null;
+  try {
+    id = localStorage.getItem(CLIENT_KEY);
+    if (!id) localStorage.setItem(CLIENT_KEY, (id = freshId()));
+  } catch {
+    id = clientId.fallback || (clientId.fallback = freshId());
+  }
+  return id;
+}
+
+/**
+ * POST /api/v1/trainings (no model named: it makes one):
+ * { id, status: 'queued' | 'running', queue_position, events }.
+ */
 export const startTraining = (body) =>
-  request('/trainings', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  request('/trainings', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Client-Id': clientId() },
+    body: JSON.stringify(body),
+  });
 
 /** GET /api/v1/trainings/{id}: the job's status and latest figures. */
 export const getTraining = (id) => request(job(id));
@@ -301,7 +328,7 @@ export const getSnapshots = async (id) => (await request(`${job(id)}/snapshots`)
  */
 export function trainingEvents(id, on) {
   const es = new EventSource(`${API}${job(id)}/events`);
-  for (const name of ['progress', 'evaluation', 'done', 'cancelled', 'failed']) {
+  for (const name of ['queued', 'progress', 'evaluation', 'done', 'cancelled', 'failed']) {
     es.addEventListener(name, (e) => {
       const data = JSON.parse(e.data);
       if (data.kernels) {

@@ -9,10 +9,43 @@ import { percent } from './format.js';
 
 const WHY = {
   403: 'Training is switched off on this server.',
-  429: 'The server is busy training another network; try again when it ends.',
-  503: 'The server has no MNIST images to train on.',
+  429: 'The server cannot take another job from you now.',
+  503: 'The server cannot train right now.',
 };
 const words = (err) => (WHY[err.status] ? `${WHY[err.status]} ${err.message}` : err.message || String(err));
+const JOB_KEY = 'convscope-training-job'; // this browser's latest job, so a reload finds it again
+const TRAINING = 'Training: the curves, the filters and the reading of your drawing update as it learns.';
+
+/** Where a waiting job stands, in words: `position` 1 is next to start. */
+export function waiting(position) {
+  const ahead = Math.max(0, position - 1);
+  if (!ahead) return 'Waiting for a free trainer: yours is next.';
+  return `Waiting for a free trainer: ${ahead} job${ahead === 1 ? '' : 's'} ahead of yours.`;
+}
+
+function remember(id) {
+  try {
+    if (id) localStorage.setItem(JOB_KEY, id);
+    else localStorage.removeItem(JOB_KEY);
+  } catch {
+    /* no storage: a reload starts afresh */
+  }
+}
+
+function remembered() {
+  try {
+    return localStorage.getItem(JOB_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** The state of a job just started or found again: nothing learnt yet on the page's side. */
+const fresh = (id, config, status, position) => ({
+  id, config, status, position, running: true, step: 0, total: 0, epoch: 0, imgPerS: 0,
+  curve: [], val: [], kernels: null, snapshots: [], at: null, error: false,
+  message: status === 'queued' ? waiting(position) : TRAINING,
+});
 
 let events = null; // this tab's one EventSource
 let drawing = () => null; // the shown drawing as a source ({ image } or { file }), or null
@@ -70,8 +103,12 @@ function follow(id) {
     open() {
       if (mine(id) && getState().training.lost) patch({ lost: false, message: 'Connected again: the training goes on.', error: false });
     },
+    queued(d) {
+      if (mine(id)) patch({ status: 'queued', position: d.position, message: waiting(d.position) });
+    },
     progress(d) {
       const t = getState().training;
+      if (mine(id) && t.status === 'queued') patch({ status: 'running', message: TRAINING });
       if (!mine(id) || d.step <= t.step) return; // (a resumed stream may repeat a step)
       const [name, kernels] = Object.entries(d.kernels || {})[0] || [];
       patch({
@@ -118,14 +155,9 @@ export async function start(config) {
   closeEvents();
   setState({ training: { running: false, status: 'starting', config, message: 'Starting\u2026', error: false }, trainReading: null });
   try {
-    const { id } = await api.startTraining(config);
-    setState({
-      training: {
-        id, config, status: 'running', running: true, step: 0, total: 0, epoch: 0, imgPerS: 0,
-        curve: [], val: [], kernels: null, snapshots: [], at: null, error: false,
-        message: 'Training: the curves, the filters and the reading of your drawing update as it learns.',
-      },
-    });
+    const { id, status, queue_position: position } = await api.startTraining(config);
+    remember(id);
+    setState({ training: fresh(id, config, status, position) });
     follow(id);
   } catch (err) {
     patch({ status: 'error', error: true, message: `Could not start: ${words(err)}` });
@@ -156,9 +188,27 @@ export function useJobModel(on) {
   setState({ modelName: on && t && t.id ? `training:${t.id}` : null });
 }
 
+/**
+ * After a reload: this browser's latest job, if the server still has it, followed from its
+ * first event (the stream replays what it learnt), waiting or training or finished.
+ */
+async function resume() {
+  const id = remembered();
+  if (!id || getState().training) return;
+  try {
+    const job = await api.getTraining(id);
+    if (getState().training) return; // (a job started meanwhile wins)
+    setState({ training: fresh(id, job.config, job.status, job.queue_position) });
+    follow(id);
+  } catch (err) {
+    if (err.status === 404) remember(null); // ended more than an hour ago: forget it
+  }
+}
+
 /** Wire the controller to the page: getDrawing() -> the shown drawing's source, or null. */
 export function setupTraining(getDrawing) {
   drawing = getDrawing;
+  resume();
   // a new drawing (the page's own prediction changed) is read again by the job's weights
   subscribe((s, changed) => {
     if (changed.has('result') && s.training && s.training.id) reread();

@@ -23,7 +23,7 @@ const MARKUP = `
     <button type="button" class="btn tr-stop" data-testid="train-stop" disabled>Stop</button>
   </div>
 </form>
-<p class="status tr-status" role="status" aria-live="polite"></p>
+<p class="status tr-status" role="status" aria-live="polite" data-testid="train-status"></p>
 <div class="tr-grid">
   <figure class="tr-chart">
     <canvas data-testid="train-chart" role="img" aria-label="Training loss, training accuracy and validation accuracy against steps" aria-describedby="tr-summary"></canvas>
