@@ -130,7 +130,11 @@ def test_a_replica_dies_mid_stream_and_another_resumes_with_nothing_lost_or_repe
         assert not follower.is_alive()
         assert whole[-1][1] == "done"
         assert distinct(whole) == list(range(1, distinct(whole)[-1] + 1))
-        assert distinct(before) + distinct(after) == distinct(whole)  # none lost, none twice
+        resumed_at = distinct(before)[-1]
+        # none lost, none twice: after the resume only later events, or the keep-alive repeat of
+        # the latest progress under the last id the client had (the contract's repeat)
+        assert all(i > resumed_at or (i, n) == (resumed_at, "progress") for i, n in after)
+        assert distinct(before + after) == distinct(whole)
         assert after[-1] == whole[-1]
 
         second = post(replica_b, LONGER, "learner-cancel")
@@ -173,6 +177,20 @@ def test_a_worker_killed_mid_job_ends_it_failed_in_words_and_the_next_job_runs(
             assert again.status_code == 201, again.text
             done = wait_for(server, again.json()["id"], {"done", "failed"}, 120)
         assert done["status"] == "done"
+
+
+def test_a_worker_shut_down_mid_job_ends_it_failed_in_words(
+    broker: LocalRedis, weights_path: Path
+) -> None:
+    with local_server(weights_path, env=env_for(broker)) as server:
+        with local_worker(broker.url, mnist_dir()) as worker:
+            job_id = post(server, {**LONGER, "train_size": 20000}, "learner-term").json()["id"]
+            wait_for(server, job_id, {"running"}, 30)
+            worker.process.send_signal(signal.SIGTERM)
+            worker.process.wait(timeout=20)
+        ended = wait_for(server, job_id, {"failed", "done", "cancelled"}, 10)
+        assert ended["status"] == "failed"
+        assert "shut down" in ended["error"]
 
 
 def test_the_queue_is_bounded_and_a_learner_holds_one_place(

@@ -51,7 +51,9 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return n
 """
 
-# KEYS: client key, SAQ's queued list. ARGV: job id, max queued, ttl, config JSON, created.
+# KEYS: client key, SAQ's queued list. ARGV: job id, max queued, ttl, config JSON, created, SAQ's
+# job-id prefix. Only jobs still `queued` count: SAQ puts a job back in its list when a worker
+# shuts down under it, and that job has already ended here (`failed`); a worker skips it.
 # A client's job still queued or running: {'busy', id, status}; the queue full: {'full'};
 # else the job's hash is made and the client's key points at it: {'ok'}.
 ADMIT = """
@@ -60,7 +62,12 @@ if own then
   local status = redis.call('HGET', 'convscope:job:' .. own, 'status')
   if status == 'queued' or status == 'running' then return {'busy', own, status} end
 end
-if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[2]) then return {'full'} end
+local waiting = 0
+for _, saq_id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  local id = string.sub(saq_id, string.len(ARGV[6]) + 1)
+  if redis.call('HGET', 'convscope:job:' .. id, 'status') == 'queued' then waiting = waiting + 1 end
+end
+if waiting >= tonumber(ARGV[2]) then return {'full'} end
 local key = 'convscope:job:' .. ARGV[1]
 redis.call('HSET', key, 'status', 'queued', 'position', 0, 'config', ARGV[4],
   'created', ARGV[5], 'last_event', 0, 'step', 0, 'epoch', 1, 'img_per_s', 0)
@@ -70,12 +77,14 @@ return {'ok'}
 """
 
 # KEYS: SAQ's queued list. ARGV: SAQ's job-id prefix, ttl. Every waiting job whose place in
-# line changed gets it in its hash and a `queued` event.
+# line (among the jobs still `queued`) changed gets it in its hash and a `queued` event.
 ANNOUNCE = """
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
-for i, saq_id in ipairs(ids) do
+local i = 0
+for _, saq_id in ipairs(ids) do
   local id = string.sub(saq_id, string.len(ARGV[1]) + 1)
   local key = 'convscope:job:' .. id
+  if redis.call('HGET', key, 'status') == 'queued' then i = i + 1 end
   if redis.call('HGET', key, 'status') == 'queued'
       and tonumber(redis.call('HGET', key, 'position')) ~= i then
     redis.call('HSET', key, 'position', i)

@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from saq.job import Status as SaqStatus
 from saq.queue.redis import RedisQueue
 
@@ -148,7 +148,7 @@ class SharedTrainings:
         try:
             answer = await self.admit(
                 keys=[client_key(client), self.queue.namespace("queued")],
-                args=[job_id, self.max_queued, self.ttl, config_json, created],
+                args=[job_id, self.max_queued, self.ttl, config_json, created, SAQ_PREFIX],
             )
             verdict = [text(part) for part in answer]
             if verdict[0] == "busy":
@@ -167,6 +167,14 @@ class SharedTrainings:
             )
             await self._announce()
             return await self.status(job_id)
+        except ResponseError as error:
+            if "OOM" not in str(error):
+                raise
+            raise TrainingError(
+                503,
+                "the training broker is full; try again when some jobs have ended",
+                retry_after_s=30,
+            ) from None
         except RedisError:
             raise unreachable() from None
 

@@ -128,11 +128,26 @@ class Trainer:
         await self.announce(keys=[f"saq:{QUEUE}:queued"], args=[SAQ_PREFIX, self.ttl])
         logger.info("training %s: %s", job_id, config)
         mirror = Mirror(self.broker, job_id, self.ttl)
-        job = await asyncio.to_thread(Job, JobConfig(**config), self.mnist_dir, job_id=job_id)
+        # started on a thread (it spawns a process), and finished even if this task is
+        # cancelled meanwhile: a job's process is never left behind without its Job
+        starting = asyncio.ensure_future(
+            asyncio.to_thread(Job, JobConfig(**config), self.mnist_dir, job_id=job_id)
+        )
+        try:
+            job = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            await asyncio.shield(self.wind_up(await asyncio.shield(starting), mirror))
+            raise
         try:
             return await self.follow(ctx, job, mirror)
         except asyncio.CancelledError:  # SAQ's abort, or this worker shutting down
             await asyncio.shield(self.wind_up(job, mirror))
+            raise
+        except Exception as error:  # the broker refused a write (full, or gone): stop the job
+            logger.exception("training %s: cannot report to the broker", job_id)
+            await asyncio.to_thread(job.stop)
+            with contextlib.suppress(RedisError):
+                await mirror.fail(f"the worker could not report the job to the broker ({error})")
             raise
 
     async def follow(self, ctx: Context, job: Job, mirror: Mirror) -> str:
@@ -149,12 +164,15 @@ class Trainer:
             await asyncio.sleep(MIRROR_S)
 
     async def wind_up(self, job: Job, mirror: Mirror) -> None:
-        """Stop the job's process and say how it ended."""
+        """Stop the job's process and say how it ended: `cancelled` when its learner asked,
+        else `failed`, in words (the worker was shut down under it)."""
+        with contextlib.suppress(RedisError):
+            await mirror.push(job)  # what it had reported, before stopping adds its ending
         await asyncio.to_thread(job.stop)
         with contextlib.suppress(RedisError):
-            cancelled = await self.broker.hget(job_key(job.id), "cancel")
-            await mirror.push(job)
-            if not cancelled:
+            if await self.broker.hget(job_key(job.id), "cancel"):
+                await mirror.push(job)
+            else:
                 await mirror.fail(STOPPED)
 
 
