@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server.training.jobs.local import Trainings
+from server.training.jobs.local import LocalTrainings
 from server.training.jobs.request import DataSource, JobConfig
 from server.training.mnist import default_data_dir, load_mnist
 from server.training.train import Run, split
@@ -42,15 +42,16 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def job(config: JobConfig, data_dir: Path) -> dict[str, object]:
-    trainings = Trainings(DataSource(data_dir, download=False))
+    trainings = LocalTrainings(DataSource(data_dir, download=False))
     started = time.perf_counter()
-    running = trainings.start(config)
+    running = trainings.start_job(config, "training_speed")
     peak, seconds_to_98 = 0.0, None
     while running.status == "running":
         time.sleep(0.2)
-        if running.process.is_alive():
+        process = running.process
+        if process is not None and process.is_alive() and process.pid is not None:
             with contextlib.suppress(OSError):
-                peak = max(peak, peak_rss_mb(running.process.pid))
+                peak = max(peak, peak_rss_mb(process.pid))
         if seconds_to_98 is None and (running.val_accuracy or 0) >= 0.98:
             seconds_to_98 = time.perf_counter() - started  # within the 0.2 s poll
     wall = time.perf_counter() - started
@@ -65,7 +66,7 @@ def job(config: JobConfig, data_dir: Path) -> dict[str, object]:
         None,
     )
     done = events[-1].data
-    trainings.close()
+    trainings.stop_all()
     return {
         "status": running.status,
         "img_per_s_median": float(np.median(rates)) if rates else None,
