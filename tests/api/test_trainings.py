@@ -27,6 +27,7 @@ from server.cli.local_server import LocalServer, local_server
 from server.cnn import load_model
 from server.training.jobs import local as training_manager
 from server.training.mnist import MnistError, load_mnist
+from tests.api.sse import sse_events
 
 SMALL = {"train_size": 1000, "batch_size": 64, "seed": 1}  # 16 steps
 CHROME = {"Accept-Encoding": "gzip, deflate, br, zstd", "Accept": "text/event-stream"}
@@ -57,20 +58,13 @@ def read_events(url: str, headers: dict[str, str] | None = None, limit: float = 
     """Every event of a stream until it ends, each stamped with when it arrived."""
     stream = Stream()
     start = time.monotonic()
-    fields: dict[str, str] = {}
     with httpx.stream("GET", url, headers={**CHROME, **(headers or {})}, timeout=limit) as answer:
         assert answer.status_code == 200, answer.read()
         stream.headers = dict(answer.headers)
-        for line in answer.iter_lines():
-            if line:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-                continue
-            if "event" in fields:
-                data = json.loads(fields["data"])
-                at = time.monotonic() - start
-                stream.events.append(Event(int(fields["id"]), fields["event"], data, at))
-            fields = {}
+        for fields in sse_events(answer.iter_lines()):
+            data = json.loads(fields["data"])
+            at = time.monotonic() - start
+            stream.events.append(Event(int(fields["id"]), fields["event"], data, at))
     return stream
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from server.cli.local_broker import LocalRedis, local_redis, local_worker, redis_server_path
 from server.cli.local_server import LocalServer, local_server
+from tests.api.sse import sse_events
 
 pytestmark = pytest.mark.slow
 
@@ -74,19 +75,12 @@ def event_ids(url: str, last_event_id: int | None = None, stop_after: int | None
     if last_event_id is not None:
         headers["Last-Event-ID"] = str(last_event_id)
     seen: list[tuple[int, str]] = []
-    fields: dict[str, str] = {}
     with httpx.stream("GET", url, headers=headers, timeout=60) as answer:
         assert answer.status_code == 200, answer.read()
-        for line in answer.iter_lines():
-            if line:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-                continue
-            if "event" in fields:
-                seen.append((int(fields["id"]), fields["event"]))
-                if stop_after is not None and len(seen) >= stop_after:
-                    return seen
-            fields = {}
+        for fields in sse_events(answer.iter_lines()):
+            seen.append((int(fields["id"]), fields["event"]))
+            if stop_after is not None and len(seen) >= stop_after:
+                break
     return seen
 
 
