@@ -16,7 +16,8 @@ export function useModel(name) {
 /** A body with the current model named, unless it names one itself. */
 const named = (body) => (modelName && !('model' in body) ? { model: modelName, ...body } : body);
 /** '?model=NAME' (or '&...' after a query) for GETs; '' for the default model. */
-const modelQuery = (sep = '?', name = modelName) => (name ? `${sep}model=${encodeURIComponent(name)}` : '');
+const modelQuery = (sep = '?', name = modelName) =>
+  (name ? `${sep}model=${encodeURIComponent(name)}` : '');
 
 export class ApiError extends Error {
   constructor(message, status = 0) {
@@ -103,12 +104,16 @@ export function decodeArray(x) {
   if (x.dtype === 'float16') data = decodeFloat16(bytes);
   else if (x.dtype === 'uint8' && scaled) {
     if (!Number.isFinite(x.scale) || !Number.isFinite(x.offset)) {
-      throw new ApiError(`The server sent a uint8 array with scale ${x.scale} and offset ${x.offset}.`);
+      throw new ApiError(
+        `The server sent a uint8 array with scale ${x.scale} and offset ${x.offset}.`,
+      );
     }
     data = decodeScaled(bytes, x.scale, x.offset);
   } else if (x.dtype === 'uint8') data = bytes;
   else if (x.dtype === 'bit') data = unpackBits(bytes, count);
-  else if (x.dtype === 'float32') data = new Float32Array(bytes.buffer, 0, bytes.length >> 2).slice();
+  else if (x.dtype === 'float32') {
+    data = new Float32Array(bytes.buffer, 0, bytes.length >> 2).slice();
+  }
   else throw new ApiError(`The server sent an array of unknown type "${x.dtype}".`);
   if (data.length !== count) {
     throw new ApiError(`The server sent ${data.length} values for an array of shape [${x.shape}].`);
@@ -173,13 +178,19 @@ async function request(path, init) {
     const why = detailText(body) || `${res.status} ${res.statusText || 'error'}`.trim();
     throw new ApiError(why, res.status);
   }
-  if (body === null) throw new ApiError(`The server's answer was not JSON (HTTP ${res.status}).`, res.status);
+  if (body === null) {
+    throw new ApiError(`The server's answer was not JSON (HTTP ${res.status}).`, res.status);
+  }
   return body;
 }
 
 /** POST a JSON body to an API path. */
 function postJSON(path, body) {
-  return request(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(named(body)) });
+  return request(path, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(named(body)),
+  });
 }
 
 /** GET /api/v1/model for the current model (or the one named). */
@@ -226,7 +237,9 @@ const weightCache = new Map();
 export function getWeights(name) {
   const key = `${modelName}/${name}`;
   if (!weightCache.has(key)) {
-    const p = request(`/model/layers/${encodeURIComponent(name)}/weights?encoding=base64${modelQuery('&')}`).then((b) => ({
+    const url =
+      `/model/layers/${encodeURIComponent(name)}/weights?encoding=base64${modelQuery('&')}`;
+    const p = request(url).then((b) => ({
       name: b.name,
       kind: b.kind,
       weight: decodeArray(b.weight),
@@ -285,7 +298,8 @@ const job = (id) => `/trainings/${encodeURIComponent(id)}`;
 const CLIENT_KEY = 'convscope-client-id';
 // 32 hex digits (crypto.randomUUID needs a secure context; a class's server may be plain http)
 const freshId = () =>
-  Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+  Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0'))
+    .join('');
 
 /**
  * This browser's own id (X-Client-Id), kept in localStorage: the server lets one learner hold

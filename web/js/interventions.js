@@ -43,7 +43,10 @@ export function exactFor(result) {
   const from = result && sources.get(result);
   if (!from) return Promise.reject(new Error('There is no drawing to compute from.'));
   if (!exact.has(result)) {
-    const p = api.predictSource(from.source, { activations: true, encoding: 'base64', edits: from.edits, ...(from.model && { model: from.model }) });
+    const p = api.predictSource(from.source, {
+      activations: true, encoding: 'base64', edits: from.edits,
+      ...(from.model && { model: from.model }),
+    });
     p.catch(() => exact.delete(result)); // a later hover retries
     exact.set(result, p);
   }
@@ -76,12 +79,25 @@ export function setKernel(layer, ch, weight) {
  */
 export function setupInterventions({ pad, refresh }) {
   const $ = (s) => document.querySelector(s);
-  const el = { bar: $('[data-testid="edits-bar"]'), prediction: $('#prediction-card'), steps: $('[data-testid="preprocess-steps"]'), cf: $('#counterfactual-card') };
-  el.bar.querySelector('[data-testid="ablate-reset"]').addEventListener('click', () => setState({ ablated: {}, kernels: {} }));
+  const el = {
+    bar: $('[data-testid="edits-bar"]'),
+    prediction: $('#prediction-card'),
+    steps: $('[data-testid="preprocess-steps"]'),
+    cf: $('#counterfactual-card'),
+  };
+  el.bar.querySelector('[data-testid="ablate-reset"]')
+    .addEventListener('click', () => setState({ ablated: {}, kernels: {} }));
 
-  const stepJobs = createLatestWins((source) => api.predictSource(source, { steps: true, encoding: 'base64' }), {
-    onResult: (source, answer) => setState({ steps: { ...getState().steps, source, list: answer.steps || [], error: answer.steps ? '' : 'This server does not describe its steps.' } }),
-    onError: (source, err) => setState({ steps: { ...getState().steps, source, list: null, error: `The steps could not be loaded: ${err.message}` } }),
+  const askSteps = (source) => api.predictSource(source, { steps: true, encoding: 'base64' });
+  const stepJobs = createLatestWins(askSteps, {
+    onResult: (source, answer) => setState({ steps: {
+      ...getState().steps, source, list: answer.steps || [],
+      error: answer.steps ? '' : 'This server does not describe its steps.',
+    } }),
+    onError: (source, err) => setState({ steps: {
+      ...getState().steps, source, list: null,
+      error: `The steps could not be loaded: ${err.message}`,
+    } }),
   });
   function loadSteps() {
     const { result, steps } = getState();

@@ -53,7 +53,9 @@ async function run(job) {
 
 function onResult(job, result) {
   if (result === SKIP) {
-    if (shownVersion === pad.version && getState().status === 'loading' && getState().result) setState({ status: 'ready' });
+    if (shownVersion === pad.version && getState().status === 'loading' && getState().result) {
+      setState({ status: 'ready' });
+    }
     return viewsUpdated();
   }
   shownVersion = job.version;
@@ -61,7 +63,8 @@ function onResult(job, result) {
     result,
     status: job.version === pad.version ? 'ready' : 'loading',
     message: !result.isDigit
-      ? 'This does not look like a digit to the network, so its answer means little; its layers still show what it saw.'
+      ? 'This does not look like a digit to the network, so its answer means little; ' +
+        'its layers still show what it saw.'
       : `The network reads ${result.label === 8 ? 'an' : 'a'} ${result.label}.`,
     error: false,
   });
@@ -72,7 +75,10 @@ function onResult(job, result) {
 function onError(job, err) {
   if (job.source === 'pad' && job.version !== pad.version) return; // a newer drawing will answer
   shownVersion = job.version;
-  setState({ result: null, status: 'error', message: err.message || String(err), error: true, highlight: null });
+  setState({
+    result: null, status: 'error', message: err.message || String(err), error: true,
+    highlight: null,
+  });
   viewsUpdated();
 }
 
@@ -87,7 +93,10 @@ function reset() {
   live.cancel();
   strokeEnd = null;
   shownVersion = sentVersion = -1;
-  setState({ result: null, status: 'idle', message: IDLE, error: false, upload: null, highlight: null, detail: null });
+  setState({
+    result: null, status: 'idle', message: IDLE, error: false, upload: null, highlight: null,
+    detail: null,
+  });
 }
 
 function padChanged() {
@@ -118,7 +127,10 @@ setupUpload({
     strokeEnd = null;
     pad.showImage(file);
     const name = file.name || 'image';
-    setState({ upload: { name }, status: 'loading', message: `Reading \u201c${name}\u201d\u2026`, error: false });
+    setState({
+      upload: { name }, status: 'loading',
+      message: `Reading \u201c${name}\u201d\u2026`, error: false,
+    });
     live.submit({ source: 'upload', file, version: pad.version });
   },
   onError(message) {

@@ -27,15 +27,20 @@ export function setupModels({ refresh, reloadModel }) {
   const query = new URLSearchParams(location.search);
   const first = query.get('model') || null;
   api.useModel(first);
-  setState({ modelName: first, compare: query.get('compare') ? { with: query.get('compare') } : null });
+  setState({
+    modelName: first, compare: query.get('compare') ? { with: query.get('compare') } : null,
+  });
 
   const patchCompare = (patch) =>
     getState().compare && setState({ compare: { ...getState().compare, ...patch } });
   const jobs = createLatestWins(
-    ({ source, names }) => Promise.all(names.map((model) => api.predictSource(source, { activations: true, encoding: 'uint8', model }))),
+    ({ source, names }) => Promise.all(names.map((model) =>
+      api.predictSource(source, { activations: true, encoding: 'uint8', model }))),
     {
-      onResult: (job, answers) => patchCompare({ names: job.names, answers, busy: false, error: '' }),
-      onError: (job, err) => patchCompare({ busy: false, answers: null, error: `Could not compare: ${err.message}` }),
+      onResult: (job, answers) =>
+        patchCompare({ names: job.names, answers, busy: false, error: '' }),
+      onError: (job, err) =>
+        patchCompare({ busy: false, answers: null, error: `Could not compare: ${err.message}` }),
     },
   );
   let asked = ''; // the drawing and models of the last comparison asked for
@@ -43,7 +48,8 @@ export function setupModels({ refresh, reloadModel }) {
   function ask(s) {
     const source = sourceOf(s.result);
     const names = [shownName(s), s.compare.with];
-    const key = source && names.every(Boolean) && `${names}|${source.file ? source.file.name + source.file.lastModified : source.image}`;
+    const key = source && names.every(Boolean) &&
+      `${names}|${source.file ? source.file.name + source.file.lastModified : source.image}`;
     if (!key || key === asked) return;
     asked = key;
     queueMicrotask(() => patchCompare({ busy: true }));
@@ -70,7 +76,9 @@ export function setupModels({ refresh, reloadModel }) {
     const any = (...keys) => keys.some((k) => changed.has(k));
     if (any('modelName')) {
       api.useModel(s.modelName);
-      const reset = { model: null, modelError: '', detail: null, counterfactual: null, highlight: null };
+      const reset = {
+        model: null, modelError: '', detail: null, counterfactual: null, highlight: null,
+      };
       if (Object.keys(s.ablated).length) reset.ablated = {};
       if (Object.keys(s.kernels).length) reset.kernels = {};
       asked = '';
@@ -82,7 +90,9 @@ export function setupModels({ refresh, reloadModel }) {
     }
     if (any('modelName', 'compare')) syncUrl(s);
     if (any('models', 'modelName', 'model', 'compare')) renderPicker(bar, s);
-    if (any('compare')) document.querySelector('.workspace').classList.toggle('comparing', !!s.compare);
+    if (any('compare')) {
+      document.querySelector('.workspace').classList.toggle('comparing', !!s.compare);
+    }
     if (s.compare && any('result', 'status', 'compare', 'models')) {
       // once the drawing rests: while the pen moves only the main view follows it
       clearTimeout(settle);

@@ -12,9 +12,11 @@ const WHY = {
   429: 'The server cannot take another job from you now.',
   503: 'The server cannot train right now.',
 };
-const words = (err) => (WHY[err.status] ? `${WHY[err.status]} ${err.message}` : err.message || String(err));
+const words = (err) =>
+  (WHY[err.status] ? `${WHY[err.status]} ${err.message}` : err.message || String(err));
 const JOB_KEY = 'convscope-training-job'; // this browser's latest job, so a reload finds it again
-const TRAINING = 'Training: the curves, the filters and the reading of your drawing update as it learns.';
+const TRAINING =
+  'Training: the curves, the filters and the reading of your drawing update as it learns.';
 
 /** Where a waiting job stands, in words: `position` 1 is next to start. */
 export function waiting(position) {
@@ -62,7 +64,10 @@ const reads = createLatestWins(
   async ({ model }) => {
     const source = drawing();
     if (!source) return null; // (no drawing: nothing to read)
-    return { model, result: await api.predictSource(source, { model, activations: true, encoding: 'uint8' }) };
+    return {
+      model,
+      result: await api.predictSource(source, { model, activations: true, encoding: 'uint8' }),
+    };
   },
   {
     onResult: (job, reading) => setState({ trainReading: reading }),
@@ -101,7 +106,9 @@ function follow(id) {
   closeEvents();
   events = api.trainingEvents(id, {
     open() {
-      if (mine(id) && getState().training.lost) patch({ lost: false, message: 'Connected again: the training goes on.', error: false });
+      if (mine(id) && getState().training.lost) {
+        patch({ lost: false, message: 'Connected again: the training goes on.', error: false });
+      }
     },
     queued(d) {
       if (mine(id)) patch({ status: 'queued', position: d.position, message: waiting(d.position) });
@@ -127,23 +134,48 @@ function follow(id) {
     },
     done(d) {
       if (!mine(id)) return;
-      ended(id, { status: 'done', testAccuracy: d.test_accuracy, message: `Done: ${percent(d.test_accuracy)} of the 10,000 test digits right after ${Math.round(d.seconds)} s and ${d.steps} steps.` });
+      ended(id, {
+        status: 'done',
+        testAccuracy: d.test_accuracy,
+        message: `Done: ${percent(d.test_accuracy)} of the 10,000 test digits right after ` +
+          `${Math.round(d.seconds)} s and ${d.steps} steps.`,
+      });
     },
     cancelled() {
-      if (mine(id)) ended(id, { status: 'cancelled', message: 'Stopped. The slider still scrubs through what it learnt.' });
+      if (mine(id)) {
+        ended(id, {
+          status: 'cancelled', message: 'Stopped. The slider still scrubs through what it learnt.',
+        });
+      }
     },
     failed(d) {
-      if (mine(id)) ended(id, { status: 'failed', error: true, message: `The training failed: ${d.reason || d.error || 'no reason given'}.` });
+      if (mine(id)) {
+        ended(id, {
+          status: 'failed', error: true,
+          message: `The training failed: ${d.reason || d.error || 'no reason given'}.`,
+        });
+      }
     },
     async error(closed) {
       if (!mine(id) || !getState().training.running) return;
-      if (!closed) return patch({ lost: true, error: true, message: 'The connection to the server dropped; trying again\u2026' });
+      if (!closed) {
+        return patch({
+          lost: true, error: true,
+          message: 'The connection to the server dropped; trying again\u2026',
+        });
+      }
       closeEvents();
       try {
         const job = await api.getTraining(id);
-        ended(id, { status: job.status, error: job.status !== 'done', message: `The live stream ended; the training is ${job.status}.` });
+        ended(id, {
+          status: job.status,
+          error: job.status !== 'done',
+          message: `The live stream ended; the training is ${job.status}.`,
+        });
       } catch (err) {
-        const gone = err.status === 404 ? 'This training is no longer on the server (finished ones are kept an hour).' : words(err);
+        const gone = err.status === 404
+          ? 'This training is no longer on the server (finished ones are kept an hour).'
+          : words(err);
         patch({ running: false, status: 'lost', error: true, message: gone });
       }
     },
@@ -153,7 +185,12 @@ function follow(id) {
 /** Start a job with the form's settings (only the fields given). */
 export async function start(config) {
   closeEvents();
-  setState({ training: { running: false, status: 'starting', config, message: 'Starting\u2026', error: false }, trainReading: null });
+  setState({
+    training: {
+      running: false, status: 'starting', config, message: 'Starting\u2026', error: false,
+    },
+    trainReading: null,
+  });
   try {
     const { id, status, queue_position: position } = await api.startTraining(config);
     remember(id);

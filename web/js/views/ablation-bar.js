@@ -8,7 +8,10 @@ export function renderBar(bar, { ablated, kernels }) {
   const swapped = Object.values(kernels).reduce((n, k) => n + Object.keys(k).length, 0);
   bar.hidden = !off && !swapped;
   const parts = [];
-  if (off) parts.push(`${off} switched off (${Object.entries(ablated).map(([l, c]) => `${l}: ${c.join(', ')}`).join('; ')})`);
+  if (off) {
+    const which = Object.entries(ablated).map(([l, c]) => `${l}: ${c.join(', ')}`).join('; ');
+    parts.push(`${off} switched off (${which})`);
+  }
   if (swapped) parts.push(`${swapped} kernel${swapped > 1 ? 's' : ''} edited`);
   bar.querySelector('.edits-text').textContent = parts.join('; ');
 }
@@ -20,12 +23,18 @@ export function renderBaseline(card, result) {
   line.hidden = !base;
   card.querySelectorAll('.prob-track').forEach((track, d) => {
     let tick = track.querySelector('.prob-base');
-    if (!tick) track.append((tick = Object.assign(document.createElement('i'), { className: 'prob-base' })));
+    if (!tick) {
+      track.append((tick = Object.assign(document.createElement('i'), { className: 'prob-base' })));
+    }
     const now = result && result.probabilities[d];
     tick.hidden = !base || Math.abs(base.probabilities[d] - now) < 0.005;
-    if (!tick.hidden) tick.style.left = `calc(${base.probabilities[d] * 100}% - ${base.probabilities[d] * 3}px)`;
+    if (!tick.hidden) {
+      tick.style.left = `calc(${base.probabilities[d] * 100}% - ${base.probabilities[d] * 3}px)`;
+    }
   });
   if (base) {
-    line.textContent = `Without your edits: ${base.label} (${percent(base.probabilities[base.label])}); a black tick marks a bar\u2019s old length where it moved.`;
+    line.textContent = `Without your edits: ${base.label} ` +
+      `(${percent(base.probabilities[base.label])}); ` +
+      'a black tick marks a bar\u2019s old length where it moved.';
   }
 }

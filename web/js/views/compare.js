@@ -19,14 +19,17 @@ export function setupCompare(section, { onPick }) {
 function probCell(p, top) {
   const td = document.createElement('td');
   td.className = top ? 'top' : '';
-  td.innerHTML = '<span class="cmp-p"><span class="prob-track"><span class="prob-bar"></span></span><span class="prob-pct"></span></span>';
+  td.innerHTML = '<span class="cmp-p">' +
+    '<span class="prob-track"><span class="prob-bar"></span></span><span class="prob-pct"></span>' +
+    '</span>';
   td.querySelector('.prob-bar').style.transform = `scaleX(${Math.min(1, Math.max(0, p))})`;
   td.querySelector('.prob-pct').textContent = percent(p);
   return td;
 }
 
 function probTable(table, names, answers) {
-  table.tHead.rows[0].innerHTML = '<th scope="col">digit</th>' + names.map((n) => `<th scope="col">${esc(n)}</th>`).join('');
+  table.tHead.rows[0].innerHTML = '<th scope="col">digit</th>' +
+    names.map((n) => `<th scope="col">${esc(n)}</th>`).join('');
   const body = table.tBodies[0];
   body.replaceChildren();
   for (let d = 0; d < 10; d++) {
@@ -41,7 +44,10 @@ function layerRow(layer) {
   const li = document.createElement('li');
   const { shape, data } = layer.data;
   const sc = layerScale(layer.kind, data);
-  li.innerHTML = `<span class="cmp-name">${esc(layer.name)}</span> <span class="chip" data-kind="${esc(layer.kind)}">${esc(kindLabel({ kind: layer.kind }))}</span> <span class="shape">${shape.join(' \u00d7 ')}</span>` +
+  li.innerHTML = `<span class="cmp-name">${esc(layer.name)}</span> ` +
+    `<span class="chip" data-kind="${esc(layer.kind)}">` +
+    `${esc(kindLabel({ kind: layer.kind }))}</span> ` +
+    `<span class="shape">${shape.join(' \u00d7 ')}</span>` +
     `<span class="cmp-range">${fmt(sc.min)} to ${fmt(sc.max)}</span>`;
   const cv = document.createElement('canvas');
   cv.setAttribute('role', 'img');
@@ -50,14 +56,16 @@ function layerRow(layer) {
     const [C, H, W] = shape;
     const L = paintGrid(cv, data, shape, Math.ceil(Math.sqrt(2 * C)), sc);
     cv.style.width = `${L.width * 1.5}px`;
-    cv.setAttribute('aria-label', `${layer.name}: ${C} maps of ${H} by ${W}, values ${fmt(sc.min)} to ${fmt(sc.max)}`);
+    cv.setAttribute('aria-label',
+      `${layer.name}: ${C} maps of ${H} by ${W}, values ${fmt(sc.min)} to ${fmt(sc.max)}`);
   } else {
     const cols = n <= 64 ? n : Math.ceil(Math.sqrt(n * 4));
     Object.assign(cv, { width: cols, height: Math.ceil(n / cols) });
     cv.className = 'strip';
     paintCanvas(cv, data, 0, sc);
     cv.style.aspectRatio = `${cv.width} / ${cv.height}`;
-    cv.setAttribute('aria-label', `${layer.name}: ${n} values from ${fmt(sc.min)} to ${fmt(sc.max)}`);
+    cv.setAttribute('aria-label',
+      `${layer.name}: ${n} values from ${fmt(sc.min)} to ${fmt(sc.max)}`);
   }
   li.append(cv);
   return li;
@@ -70,12 +78,14 @@ function layerRow(layer) {
 export function render(section, { compare, models, left, drawn }) {
   section.hidden = !compare;
   if (!compare) return;
-  fill(section.querySelector('select'), options((models || []).filter((m) => m.name !== left), [compare.with]), compare.with || '');
+  const others = (models || []).filter((m) => m.name !== left);
+  fill(section.querySelector('select'), options(others, [compare.with]), compare.with || '');
   const status = section.querySelector('.cmp-status');
   const table = section.querySelector('table');
   const cols = section.querySelector('.cmp-cols');
   const answers = compare.answers;
-  status.textContent = compare.error || (!drawn ? 'Draw a digit to see both models read it.' : compare.busy ? 'Asking both models\u2026' : '');
+  status.textContent = compare.error || (!drawn ? 'Draw a digit to see both models read it.'
+    : compare.busy ? 'Asking both models\u2026' : '');
   status.classList.toggle('error-text', !!compare.error);
   table.hidden = !answers;
   if (!answers) {
@@ -90,7 +100,9 @@ export function render(section, { compare, models, left, drawn }) {
     col.className = 'cmp-col';
     col.dataset.testid = 'compare-column';
     col.setAttribute('aria-label', `Layers of ${compare.names[i]}`);
-    col.innerHTML = `<h3>${esc(compare.names[i])}</h3><p class="cmp-answer">reads <b data-testid="compare-prediction">${a.label}</b> ${percent(a.probabilities[a.label])} sure</p><ol class="cmp-layers"></ol>`;
+    col.innerHTML = `<h3>${esc(compare.names[i])}</h3>` +
+      `<p class="cmp-answer">reads <b data-testid="compare-prediction">${a.label}</b> ` +
+      `${percent(a.probabilities[a.label])} sure</p><ol class="cmp-layers"></ol>`;
     col.querySelector('ol').append(...a.layers.filter((l) => l.data).map(layerRow));
     return col;
   }));

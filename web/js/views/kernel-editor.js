@@ -25,11 +25,19 @@ export function renderKernelEditor(box, { name, ch, shape, trained, current, bia
   const ed = { vals: Float64Array.from(current || trained), trained, onChange, kh, kw };
   editors.set(box, ed);
   const presets = I === 1 && kh === 3 && kw === 3;
-  box.innerHTML = `<h3>Edit filter ${ch}\u2019s kernel</h3><p class="muted">Change the weights and every map below ${name} follows: drag a number up or down, type one, or use the arrow keys. Red weights reward ink, blue ones penalise it.</p>` +
-    `<div class="kernel-grid kernel ke-grid" role="group" aria-label="Kernel weights of ${name} filter ${ch}"></div>` +
-    '<div class="legend"><span class="lg-lo"></span><span class="lg-bar" aria-hidden="true"></span><span class="lg-hi"></span></div>' +
-    `<div class="ke-tools" role="group" aria-label="Kernel presets">${presets ? Object.keys(PRESETS).map((p) => `<button type="button" class="btn" data-preset="${p}">${p}</button>`).join('') : ''}<button type="button" class="btn" data-preset="">Reset</button></div>` +
-    `<p class="muted ke-state" aria-live="polite"></p><p class="muted">Bias ${fmt(bias)} (kept).</p>`;
+  const presetButtons = presets ? Object.keys(PRESETS)
+    .map((p) => `<button type="button" class="btn" data-preset="${p}">${p}</button>`).join('') : '';
+  box.innerHTML = `<h3>Edit filter ${ch}\u2019s kernel</h3><p class="muted">Change the weights ` +
+    `and every map below ${name} follows: drag a number up or down, type one, or use the ` +
+    'arrow keys. Red weights reward ink, blue ones penalise it.</p>' +
+    '<div class="kernel-grid kernel ke-grid" role="group" ' +
+    `aria-label="Kernel weights of ${name} filter ${ch}"></div>` +
+    '<div class="legend"><span class="lg-lo"></span>' +
+    '<span class="lg-bar" aria-hidden="true"></span><span class="lg-hi"></span></div>' +
+    `<div class="ke-tools" role="group" aria-label="Kernel presets">${presetButtons}` +
+    '<button type="button" class="btn" data-preset="">Reset</button></div>' +
+    '<p class="muted ke-state" aria-live="polite"></p>' +
+    `<p class="muted">Bias ${fmt(bias)} (kept).</p>`;
   const grid = box.querySelector('.ke-grid');
   grid.style.gridTemplateColumns = `repeat(${kw}, 1fr)`;
   ed.vals.forEach((_, i) => {
@@ -38,7 +46,8 @@ export function renderKernelEditor(box, { name, ch, shape, trained, current, bia
     inp.step = '0.05';
     inp.dataset.i = String(i);
     const k = i % (kh * kw);
-    inp.setAttribute('aria-label', `${I > 1 ? `input ${Math.floor(i / (kh * kw))}, ` : ''}row ${Math.floor(k / kw) + 1}, column ${(k % kw) + 1}`);
+    inp.setAttribute('aria-label', `${I > 1 ? `input ${Math.floor(i / (kh * kw))}, ` : ''}` +
+      `row ${Math.floor(k / kw) + 1}, column ${(k % kw) + 1}`);
     grid.append(inp);
   });
   const emit = () => {
@@ -106,5 +115,6 @@ function paint(box, fresh) {
   box.querySelector('.lg-lo').textContent = fmt(-m);
   box.querySelector('.lg-hi').textContent = fmt(m);
   const edited = ed.vals.some((v, i) => v !== ed.trained[i]);
-  box.querySelector('.ke-state').textContent = edited ? 'Edited: the network uses these weights now.' : 'The trained weights.';
+  box.querySelector('.ke-state').textContent =
+    edited ? 'Edited: the network uses these weights now.' : 'The trained weights.';
 }

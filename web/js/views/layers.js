@@ -7,10 +7,13 @@ import { range, scale, isDivergingKind, paintCanvas, gradient, cssColor } from '
 import { esc, fmt, percent, thousands } from '../format.js';
 import { inkOn, rgbOf } from '../contrast.js';
 import { receptiveField } from '../receptive.js';
-import { tileLayout, columnsFor, tileOrigin, cellAt, paintTiles, moveCursor, placeBox } from '../tiles.js';
+import {
+  tileLayout, columnsFor, tileOrigin, cellAt, paintTiles, moveCursor, placeBox,
+} from '../tiles.js';
 
 const ABOUT = {
-  conv2d: 'Each filter slides over its input; a map lights up where the filter\u2019s pattern appears (red +, blue \u2212).',
+  conv2d: 'Each filter slides over its input; ' +
+    'a map lights up where the filter\u2019s pattern appears (red +, blue \u2212).',
   relu: 'ReLU keeps positive values and sets negatives to zero.',
   maxpool2d: 'Max-pooling keeps the largest value of each window, so the maps shrink.',
   avgpool2d: 'Average pooling keeps the mean of each window, so the maps shrink.',
@@ -24,15 +27,23 @@ const ABOUT = {
 };
 
 const times = (shape) => shape.join(' \u00d7 ');
+// the body of a panel of maps or a vector: its canvas, a ring round the current map, the cursor
+const TILES =
+  '<canvas></canvas><div class="tile-ring" hidden></div><div class="tile-cursor" hidden></div>';
 
-const KIND = { conv2d: 'Convolution', maxpool2d: 'Max-pool', avgpool2d: 'Average pool', batchnorm: 'Batch norm', relu: 'ReLU', tanh: 'Tanh', sigmoid: 'Sigmoid', dense: 'Dense', flatten: 'Flatten', dropout: 'Dropout', softmax: 'Softmax' };
+const KIND = {
+  conv2d: 'Convolution', maxpool2d: 'Max-pool', avgpool2d: 'Average pool', batchnorm: 'Batch norm',
+  relu: 'ReLU', tanh: 'Tanh', sigmoid: 'Sigmoid', dense: 'Dense', flatten: 'Flatten',
+  dropout: 'Dropout', softmax: 'Softmax',
+};
 
 /** "Convolution 3x3, stride 1, same" from a model layer's geometry. */
 function kindLabel({ kind, geo: g }) {
   const ks = g && g.kernel_size;
   if (ks == null) return KIND[kind] || kind;
   const k = Array.isArray(ks) ? ks.join('\u00d7') : `${ks}\u00d7${ks}`;
-  return `${KIND[kind] || kind} ${k}${g.stride != null ? `, stride ${g.stride}` : ''}${kind === 'conv2d' && g.padding ? `, ${g.padding}` : ''}`;
+  return `${KIND[kind] || kind} ${k}${g.stride != null ? `, stride ${g.stride}` : ''}` +
+    `${kind === 'conv2d' && g.padding ? `, ${g.padding}` : ''}`;
 }
 
 /** Layer list from the model description, else from a response. */
@@ -77,28 +88,43 @@ function buildPanel(spec, width) {
   sec.dataset.name = spec.name;
   const hid = `layer-h-${spec.name}`;
   sec.setAttribute('aria-labelledby', hid);
-  const params = spec.params != null ? `<span class="params">${thousands(spec.params)} params</span>` : '';
+  const params = spec.params != null
+    ? `<span class="params">${thousands(spec.params)} params</span>` : '';
   sec.innerHTML =
     `<header class="layer-head"><h3 id="${esc(hid)}">${esc(spec.name)}</h3>` +
     `<span class="chip" data-kind="${esc(spec.kind)}">${esc(kindLabel(spec))}</span>` +
     `<span class="shape">${times(spec.shape)}</span>${params}</header>` +
     `<p class="layer-about">${ABOUT[spec.kind] || ''}</p>` +
-    '<div class="legend" aria-hidden="true"><span class="lg-lo">\u2013</span><span class="lg-bar"></span>' +
-    '<span class="lg-hi">\u2013</span></div><p class="lg-range">No data yet</p>';
+    '<div class="legend" aria-hidden="true"><span class="lg-lo">\u2013</span>' +
+    '<span class="lg-bar"></span><span class="lg-hi">\u2013</span></div>' +
+    '<p class="lg-range">No data yet</p>';
   const maps = spec.shape.length === 3;
   const n = spec.shape.reduce((x, y) => x * y, 1);
   const [cols, rows] = vectorGrid(n);
   const kind = maps ? 'maps' : n <= 16 ? 'cells' : rows === 1 ? 'vector strip' : 'vector grid';
-  const what = maps ? `${spec.shape[0]} maps of ${spec.shape[1]} by ${spec.shape[2]}; arrow keys move, Shift+arrows jump a map` : `${n} ${spec.kind === 'softmax' ? 'probabilities' : 'units'}; arrow keys move`;
+  const what = maps
+    ? `${spec.shape[0]} maps of ${spec.shape[1]} by ${spec.shape[2]}; ` +
+      'arrow keys move, Shift+arrows jump a map'
+    : `${n} ${spec.kind === 'softmax' ? 'probabilities' : 'units'}; arrow keys move`;
   const q = (s) => sec.querySelector(s);
   sec.insertAdjacentHTML(
     'beforeend',
-    `<div class="${kind}" tabindex="0" role="application" aria-label="${esc(`${spec.name}: ${what}, Enter opens`)}">` +
-      (kind === 'cells' ? [...Array(n).keys()].map((i) => `<span class="cell" data-i="${i}"><b>${i}</b><i>\u2013</i></span>`).join('') : '<canvas></canvas><div class="tile-ring" hidden></div><div class="tile-cursor" hidden></div>') +
-      `</div><p class="readout" aria-live="polite" data-hint="Hover or focus ${maps ? 'a map to read values' : 'a unit to read its value'}; click it or press Enter to open it, X switches it off."></p>` +
-      (spec.kind === 'softmax' ? '' : `<button type="button" class="btn map-off" aria-pressed="false">Switch ${maps ? 'map' : 'unit'} 0 off</button>`),
+    `<div class="${kind}" tabindex="0" role="application" ` +
+      `aria-label="${esc(`${spec.name}: ${what}, Enter opens`)}">` +
+      (kind === 'cells'
+        ? [...Array(n).keys()]
+          .map((i) => `<span class="cell" data-i="${i}"><b>${i}</b><i>\u2013</i></span>`).join('')
+        : TILES) +
+      '</div><p class="readout" aria-live="polite" data-hint="Hover or focus ' +
+      `${maps ? 'a map to read values' : 'a unit to read its value'}; ` +
+      'click it or press Enter to open it, X switches it off."></p>' +
+      (spec.kind === 'softmax' ? '' : '<button type="button" class="btn map-off" ' +
+        `aria-pressed="false">Switch ${maps ? 'map' : 'unit'} 0 off</button>`),
   );
-  const p = { spec, sec, n, cursor: 0, target: 0, off: [], layer: null, body: q(`.${kind.split(' ')[0]}`), readout: q('.readout'), toggle: q('.map-off') };
+  const p = {
+    spec, sec, n, cursor: 0, target: 0, off: [], layer: null,
+    body: q(`.${kind.split(' ')[0]}`), readout: q('.readout'), toggle: q('.map-off'),
+  };
   p.canvas = q('canvas');
   p.ring = q('.tile-ring');
   p.box = q('.tile-cursor');
@@ -172,7 +198,8 @@ export function setupLayers(container, hooks) {
       if (cursor) placeBox(p.box, p.L, y0 + r, x0 + c);
       else p.box.hidden = true;
     } else {
-      p.body.querySelectorAll('.cell').forEach((el, k) => el.classList.toggle('current', cursor && k === i));
+      p.body.querySelectorAll('.cell')
+        .forEach((el, k) => el.classList.toggle('current', cursor && k === i));
     }
     const m = view.model;
     if (!m) hooks.onHover(null);
@@ -289,7 +316,8 @@ export function render(container, { model, result, ablated = {} }) {
     container.querySelector('.layers-empty').hidden = specs.length > 0;
     const flat = specs.length && !specs.some((sp) => sp.kind === 'conv2d');
     container.querySelector('.layers-note').textContent = flat
-      ? 'This network has no convolution: it reads the 784 pixels as one long row of numbers, so there are no maps to tile and no kernels to edit; its units can still be switched off.'
+      ? 'This network has no convolution: it reads the 784 pixels as one long row of numbers, ' +
+        'so there are no maps to tile and no kernels to edit; its units can still be switched off.'
       : '';
   }
   view.model = model;
@@ -312,7 +340,8 @@ function draw(p) {
   sec.querySelector('.lg-bar').style.background = gradient(sc.map);
   sec.querySelector('.lg-lo').textContent = fmt(sc.lo);
   sec.querySelector('.lg-hi').textContent = fmt(sc.hi);
-  sec.querySelector('.lg-range').textContent = `min ${fmt(sc.min)} \u00b7 max ${fmt(sc.max)}${sc.diverging ? ' \u00b7 0 is white' : ''}`;
+  sec.querySelector('.lg-range').textContent =
+    `min ${fmt(sc.min)} \u00b7 max ${fmt(sc.max)}${sc.diverging ? ' \u00b7 0 is white' : ''}`;
   if (spec.shape.length === 3) {
     const ctx = p.canvas.getContext('2d');
     p.img = p.img || ctx.createImageData(p.L.width, p.L.height);
@@ -349,7 +378,8 @@ function hatch(ctx, x, y, w, h) {
 function labelToggle(p) {
   if (!p.toggle) return;
   const off = p.off.includes(p.target);
-  p.toggle.textContent = `Switch ${p.spec.shape.length === 3 ? 'map' : 'unit'} ${p.target} ${off ? 'back on' : 'off'}`;
+  p.toggle.textContent =
+    `Switch ${p.spec.shape.length === 3 ? 'map' : 'unit'} ${p.target} ${off ? 'back on' : 'off'}`;
   p.toggle.setAttribute('aria-pressed', String(off));
 }
 

@@ -42,9 +42,13 @@ function chart(title, epochs, trainKey, valKey, asPercent) {
   const m = { l: 44, r: 10, t: 12, b: 30 };
   const fig = document.createElement('figure');
   fig.className = 'chart';
-  const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${title} per epoch, train and validation` });
+  const s = svg('svg', {
+    viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${title} per epoch, train and validation`,
+  });
   const xs = epochs.map((e, i) => Number(e.epoch ?? i + 1));
-  const series = SERIES.map((ser) => ({ ...ser, ys: epochs.map((e) => Number(e[ser.key === 'train' ? trainKey : valKey])) }));
+  const series = SERIES.map((ser) => ({
+    ...ser, ys: epochs.map((e) => Number(e[ser.key === 'train' ? trainKey : valKey])),
+  }));
   const all = series.flatMap((ser) => ser.ys).filter(Number.isFinite);
   const min = all.length ? Math.min(...all) : 0;
   const max = all.length ? Math.max(...all) : 1;
@@ -59,17 +63,21 @@ function chart(title, epochs, trainKey, valKey, asPercent) {
   const X = (x) => m.l + (x1 > x0 ? ((x - x0) / (x1 - x0)) * (W - m.l - m.r) : (W - m.l - m.r) / 2);
   const Y = (y) => m.t + (1 - (y - lo) / (hi - lo)) * (H - m.t - m.b);
   const decimals = (v) => Math.max(0, -Math.floor(Math.log10(v) + 1e-9));
-  const tickText = (y) => (asPercent ? `${(y * 100).toFixed(decimals(step * 100))}%` : y.toFixed(decimals(step)));
+  const tickText = (y) =>
+    (asPercent ? `${(y * 100).toFixed(decimals(step * 100))}%` : y.toFixed(decimals(step)));
   const f = (y) => (asPercent ? `${(y * 100).toFixed(2)}%` : y.toFixed(4));
   for (let i = 0; lo + i * step <= hi + step * 1e-6; i++) {
     const y = lo + i * step;
     svg('line', { x1: m.l, x2: W - m.r, y1: Y(y), y2: Y(y), class: 'grid' }, s);
-    svg('text', { x: m.l - 6, y: Y(y) + 4, 'text-anchor': 'end', class: 'tick y' }, s).textContent = tickText(y);
+    svg('text', { x: m.l - 6, y: Y(y) + 4, 'text-anchor': 'end', class: 'tick y' }, s)
+      .textContent = tickText(y);
   }
   for (const x of epochTicks(x0, x1)) {
-    svg('text', { x: X(x), y: H - m.b + 16, 'text-anchor': 'middle', class: 'tick x' }, s).textContent = x;
+    svg('text', { x: X(x), y: H - m.b + 16, 'text-anchor': 'middle', class: 'tick x' }, s)
+      .textContent = x;
   }
-  svg('text', { x: (W + m.l) / 2, y: H - 2, 'text-anchor': 'middle', class: 'axis' }, s).textContent = 'epoch';
+  svg('text', { x: (W + m.l) / 2, y: H - 2, 'text-anchor': 'middle', class: 'axis' }, s)
+    .textContent = 'epoch';
   for (const ser of series) {
     const pts = xs.map((x, i) => [x, ser.ys[i]]).filter(([, y]) => Number.isFinite(y));
     if (!pts.length) continue;
@@ -78,13 +86,17 @@ function chart(title, epochs, trainKey, valKey, asPercent) {
       fill: 'none', stroke: ser.color, 'stroke-width': 2, 'stroke-dasharray': ser.dash,
       'stroke-linejoin': 'round', 'stroke-linecap': 'round',
     }, s);
-    for (const [x, y] of pts) svg('circle', { cx: X(x), cy: Y(y), r: 2.5, fill: ser.color }, s).append(
-      Object.assign(svg('title', {}), { textContent: `${ser.label}, epoch ${x}: ${f(y)}` }),
-    );
+    for (const [x, y] of pts) {
+      svg('circle', { cx: X(x), cy: Y(y), r: 2.5, fill: ser.color }, s).append(
+        Object.assign(svg('title', {}), { textContent: `${ser.label}, epoch ${x}: ${f(y)}` }),
+      );
+    }
   }
   const cap = document.createElement('figcaption');
   cap.innerHTML = `<strong>${esc(title)}</strong>` + SERIES.map((ser) =>
-    `<span class="key"><svg width="22" height="8" aria-hidden="true"><line x1="1" x2="21" y1="4" y2="4" stroke="${ser.color}" stroke-width="2" stroke-dasharray="${ser.dash}"/></svg>${ser.label}</span>`).join('');
+    '<span class="key"><svg width="22" height="8" aria-hidden="true">' +
+    `<line x1="1" x2="21" y1="4" y2="4" stroke="${ser.color}" stroke-width="2" ` +
+    `stroke-dasharray="${ser.dash}"/></svg>${ser.label}</span>`).join('');
   fig.append(cap, s);
   return fig;
 }
@@ -95,15 +107,20 @@ function confusion(matrix) {
   const n = matrix.length;
   const t = document.createElement('table');
   t.className = 'confusion';
-  t.innerHTML = '<caption>Each number counts test images: the row is the digit it really shows, the column the digit the network predicted. The diagonal is right; everything else is a mistake.</caption>';
+  t.innerHTML = '<caption>Each number counts test images: the row is the digit it really shows, ' +
+    'the column the digit the network predicted. ' +
+    'The diagonal is right; everything else is a mistake.</caption>';
   const thead = document.createElement('thead');
-  thead.innerHTML = `<tr><td colspan="2" rowspan="2"></td><th colspan="${n}" scope="colgroup" class="axis-x">predicted digit</th></tr>` +
+  thead.innerHTML = '<tr><td colspan="2" rowspan="2"></td>' +
+    `<th colspan="${n}" scope="colgroup" class="axis-x">predicted digit</th></tr>` +
     `<tr>${Array.from({ length: n }, (_, j) => `<th scope="col">${j}</th>`).join('')}</tr>`;
   const tbody = document.createElement('tbody');
   matrix.forEach((row, i) => {
     const total = row.reduce((a, b) => a + Number(b), 0) || 1;
     const tr = document.createElement('tr');
-    tr.innerHTML = (i ? '' : `<th rowspan="${n}" scope="rowgroup" class="axis-y"><span>true digit</span></th>`) + `<th scope="row">${i}</th>`;
+    tr.innerHTML = (i ? ''
+      : `<th rowspan="${n}" scope="rowgroup" class="axis-y"><span>true digit</span></th>`) +
+      `<th scope="row">${i}</th>`;
     row.forEach((count, j) => {
       const td = document.createElement('td');
       const share = Number(count) / total;
@@ -125,7 +142,8 @@ function confusion(matrix) {
   t.append(thead, tbody);
   const key = document.createElement('p');
   key.className = 'conf-key';
-  key.innerHTML = '<span>Shading, the share of the row\u2019s images:</span><span>none</span><span class="lg-bar conf-bar" aria-hidden="true"></span><span>all</span>';
+  key.innerHTML = '<span>Shading, the share of the row\u2019s images:</span><span>none</span>' +
+    '<span class="lg-bar conf-bar" aria-hidden="true"></span><span>all</span>';
   const wrap = document.createElement('div');
   wrap.className = 'table-scroll';
   wrap.append(t);
@@ -138,7 +156,9 @@ export function render(container, { model, modelError }) {
   const body = container.querySelector('.model-body');
   if (!model) {
     body.innerHTML = `<p class="${modelError ? 'error-text' : 'muted'}"></p>`;
-    body.firstChild.textContent = modelError ? `Could not load the model description: ${modelError}` : 'Loading the model description\u2026';
+    body.firstChild.textContent = modelError
+      ? `Could not load the model description: ${modelError}`
+      : 'Loading the model description\u2026';
     return;
   }
   const layers = (model.layers || []).filter((l) => l && typeof l === 'object');
@@ -149,27 +169,40 @@ export function render(container, { model, modelError }) {
   const stats = document.createElement('dl');
   stats.className = 'stats';
   stats.innerHTML = (model.name ? `<div><dt>Model</dt><dd>${esc(model.name)}</dd></div>` : '') +
-    `<div><dt>Test accuracy</dt><dd>${Number.isFinite(acc) ? (acc * 100).toFixed(2) + '%' : '\u2013'}</dd></div>` +
+    '<div><dt>Test accuracy</dt>' +
+    `<dd>${Number.isFinite(acc) ? (acc * 100).toFixed(2) + '%' : '\u2013'}</dd></div>` +
     `<div><dt>Parameters</dt><dd>${thousands(model.total_parameters || 0)}</dd></div>` +
     `<div><dt>Layers</dt><dd>${layers.length}</dd></div>` +
     `<div><dt>Epochs</dt><dd>${epochs.length || '\u2013'}</dd></div>` +
-    `<div><dt>Weights</dt><dd><code>${esc(String(model.weights_sha256 || '').slice(0, 12) || '\u2013')}</code></dd></div>`;
+    '<div><dt>Weights</dt><dd><code>' +
+    `${esc(String(model.weights_sha256 || '').slice(0, 12) || '\u2013')}</code></dd></div>`;
 
   const arch = document.createElement('div');
   arch.className = 'arch';
   arch.innerHTML =
-    '<h3>Architecture</h3><div class="table-scroll"><table><thead><tr><th scope="col">Layer</th><th scope="col">Kind</th>' +
-    '<th scope="col">Output shape <span class="unit">(channels \u00d7 height \u00d7 width)</span></th><th scope="col" class="num">Params</th></tr></thead><tbody>' +
-    layers.map((l) => `<tr><th scope="row">${esc(l.name)}</th><td>${esc(kindLabel({ kind: l.kind, geo: l }))}</td>` +
-      `<td>${esc((l.output_shape || []).join(' \u00d7 '))}</td><td class="num">${thousands(l.parameters || 0)}</td></tr>`).join('') +
-    `</tbody><tfoot><tr><th scope="row" colspan="3">Total (input ${esc((model.input_shape || []).join(' \u00d7 '))})</th>` +
+    '<h3>Architecture</h3><div class="table-scroll"><table><thead><tr>' +
+    '<th scope="col">Layer</th><th scope="col">Kind</th>' +
+    '<th scope="col">Output shape ' +
+    '<span class="unit">(channels \u00d7 height \u00d7 width)</span></th>' +
+    '<th scope="col" class="num">Params</th></tr></thead><tbody>' +
+    layers.map((l) => `<tr><th scope="row">${esc(l.name)}</th>` +
+      `<td>${esc(kindLabel({ kind: l.kind, geo: l }))}</td>` +
+      `<td>${esc((l.output_shape || []).join(' \u00d7 '))}</td>` +
+      `<td class="num">${thousands(l.parameters || 0)}</td></tr>`).join('') +
+    '</tbody><tfoot><tr><th scope="row" colspan="3">' +
+    `Total (input ${esc((model.input_shape || []).join(' \u00d7 '))})</th>` +
     `<td class="num">${thousands(model.total_parameters || 0)}</td></tr></tfoot></table></div>`;
 
   const train = document.createElement('div');
   train.className = 'training';
-  train.innerHTML = '<h3>Training</h3><p class="help">Per epoch (one pass over the training images): the loss (how wrong it is; lower is better) and the accuracy, on the training images and on held-out validation images.</p>';
+  train.innerHTML = '<h3>Training</h3><p class="help">Per epoch (one pass over the training ' +
+    'images): the loss (how wrong it is; lower is better) and the accuracy, on the training ' +
+    'images and on held-out validation images.</p>';
   if (epochs.length) {
-    train.append(chart('Loss', epochs, 'train_loss', 'val_loss', false), chart('Accuracy', epochs, 'train_accuracy', 'val_accuracy', true));
+    train.append(
+      chart('Loss', epochs, 'train_loss', 'val_loss', false),
+      chart('Accuracy', epochs, 'train_accuracy', 'val_accuracy', true),
+    );
   } else {
     train.insertAdjacentHTML('beforeend', '<p class="muted">No training history was reported.</p>');
   }
@@ -177,8 +210,11 @@ export function render(container, { model, modelError }) {
   const conf = document.createElement('div');
   conf.className = 'conf';
   conf.innerHTML = '<h3>Where it goes wrong: the confusion matrix</h3>';
-  if (cm) conf.append(confusion(cm));
-  else conf.insertAdjacentHTML('beforeend', '<p class="muted">No confusion matrix was reported.</p>');
+  if (cm) {
+    conf.append(confusion(cm));
+  } else {
+    conf.insertAdjacentHTML('beforeend', '<p class="muted">No confusion matrix was reported.</p>');
+  }
 
   body.replaceChildren(stats, arch, train, conf);
 }

@@ -12,7 +12,9 @@ export function options(models, extra = []) {
   const list = (models || []).map((m) => [m.name, `${m.name}${m.default ? ' (default)' : ''}`]);
   for (const name of extra) {
     if (name && !list.some(([n]) => n === name)) {
-      list.push([name, `${name} (${name.startsWith('training:') ? 'a training run' : 'not on this server\u2019s list'})`]);
+      const what =
+        name.startsWith('training:') ? 'a training run' : 'not on this server\u2019s list';
+      list.push([name, `${name} (${what})`]);
     }
   }
   return list.map(([v, t]) => `<option value="${esc(v)}">${esc(t)}</option>`).join('');
@@ -34,7 +36,8 @@ function about(m) {
   const convs = (m.layers || []).filter((k) => k === 'conv2d').length;
   return [
     `${thousands(m.parameters || 0)} parameters`,
-    Number.isFinite(acc) && m.test_accuracy !== null ? `${percent(acc)} of MNIST\u2019s test digits right` : 'no test accuracy',
+    Number.isFinite(acc) && m.test_accuracy !== null
+      ? `${percent(acc)} of MNIST\u2019s test digits right` : 'no test accuracy',
     convs ? `${convs} convolution${convs > 1 ? 's' : ''}` : 'no convolution',
   ].join(' \u00b7 ');
 }
@@ -47,9 +50,13 @@ export function setupPicker(bar, { onPick, onCompare }) {
 export function render(bar, s) {
   const name = shownName(s);
   const models = s.models || [];
-  fill(bar.querySelector('select'), options(models, [name]) || '<option value="">the server\u2019s model</option>', name);
+  fill(bar.querySelector('select'),
+    options(models, [name]) || '<option value="">the server\u2019s model</option>', name);
   const entry = models.find((m) => m.name === name);
-  bar.querySelector('.model-about').textContent = s.models === null ? 'Loading the list of models\u2026' : entry ? about(entry) : models.length ? 'Not one of the served models.' : 'This server lists no other model.';
+  bar.querySelector('.model-about').textContent = s.models === null
+    ? 'Loading the list of models\u2026'
+    : entry ? about(entry)
+      : models.length ? 'Not one of the served models.' : 'This server lists no other model.';
   const toggle = bar.querySelector('[data-testid="compare-toggle"]');
   toggle.setAttribute('aria-pressed', String(!!s.compare));
   toggle.disabled = models.length < 2 && !s.compare;

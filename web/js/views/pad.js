@@ -187,7 +187,9 @@ export function setupPad(container, hooks) {
     pen.hidden = !on;
     if (!on) return;
     const d = `${brushWidth() * 100}%`;
-    Object.assign(pen.style, { left: `${kb.x * 100}%`, top: `${kb.y * 100}%`, width: d, height: d });
+    Object.assign(pen.style, {
+      left: `${kb.x * 100}%`, top: `${kb.y * 100}%`, width: d, height: d,
+    });
     pen.classList.toggle('down', active === 'keys');
   }
   canvas.addEventListener('focus', showPen);
@@ -255,11 +257,15 @@ export function setupPad(container, hooks) {
   document.addEventListener('keydown', (e) => {
     if (e.defaultPrevented || document.querySelector('dialog[open]')) return;
     const t = e.target;
-    if (t && (t.isContentEditable || (t.tagName === 'INPUT' && /^(text|search|email|number)$/.test(t.type)))) return;
+    const typing = t && (t.isContentEditable ||
+      (t.tagName === 'INPUT' && /^(text|search|email|number)$/.test(t.type)));
+    if (typing) return;
     if (e.key === 'Escape') {
       // only where the pad is the subject: not on a map the detail dialog just handed focus back to
       if (t === document.body || container.contains(t)) clear();
-    } else if ((e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && e.key.toLowerCase() === 'z') {
+    } else if (
+      (e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && e.key.toLowerCase() === 'z'
+    ) {
       e.preventDefault();
       undo();
     }

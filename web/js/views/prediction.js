@@ -20,7 +20,9 @@ function watchMini(container, mini) {
   }, options).observe(el);
   watch('pad', pad, 0, { threshold: 0 });
   // the digit counts as seen when it is whole and clear of the band the mini would cover
-  watch('digit', container.querySelector('.prediction-digit'), 0.99, { threshold: [0, 1], rootMargin: '0px 0px -72px 0px' });
+  watch('digit', container.querySelector('.prediction-digit'), 0.99, {
+    threshold: [0, 1], rootMargin: '0px 0px -72px 0px',
+  });
 }
 
 export function setupPrediction(container) {

@@ -27,8 +27,10 @@ export function renderKernels(fig, kernels, note) {
   const [lo, hi] = range(kernels.data);
   const sc = scale(lo, hi, true);
   paintGrid(canvas, kernels.data, [F * C, kh, kw], Math.min(F * C, 8), sc); // (F*C, kh, kw) tiles
-  canvas.setAttribute('aria-label', `The ${F} filters of ${kernels.name}, ${kh} by ${kw} weights each`);
-  cap.textContent = `${kernels.name}: ${F} filters of ${kh}\u00d7${kw}${C > 1 ? ` \u00d7 ${C} inputs` : ''}`;
+  canvas.setAttribute('aria-label',
+    `The ${F} filters of ${kernels.name}, ${kh} by ${kw} weights each`);
+  cap.textContent =
+    `${kernels.name}: ${F} filters of ${kh}\u00d7${kw}${C > 1 ? ` \u00d7 ${C} inputs` : ''}`;
   fig.querySelector('.lg-lo').textContent = fmt(sc.lo);
   fig.querySelector('.lg-hi').textContent = fmt(sc.hi);
 }
@@ -36,7 +38,9 @@ export function renderKernels(fig, kernels, note) {
 /** Build the reading's ten probability rows once (the page's .probs markup). */
 export function setupReading(box) {
   box.querySelector('.probs').innerHTML = [...Array(10).keys()]
-    .map((d) => `<li class="prob"><span class="prob-digit">${d}</span><span class="prob-track"><span class="prob-bar"></span></span><span class="prob-pct">\u2013</span></li>`)
+    .map((d) => `<li class="prob"><span class="prob-digit">${d}</span>` +
+      '<span class="prob-track"><span class="prob-bar"></span></span>' +
+      '<span class="prob-pct">\u2013</span></li>')
     .join('');
 }
 
@@ -64,7 +68,9 @@ export function renderReading(box, reading) {
     : [];
   if (maps.dataset.names !== layers.map((l) => l.name).join()) {
     maps.dataset.names = layers.map((l) => l.name).join();
-    maps.innerHTML = layers.map((l) => `<figure><canvas role="img" aria-label="${esc(l.name)}: ${l.shape[0]} maps"></canvas><figcaption>${esc(l.name)} \u00b7 ${l.shape[0]} maps</figcaption></figure>`).join('');
+    maps.innerHTML = layers.map((l) =>
+      `<figure><canvas role="img" aria-label="${esc(l.name)}: ${l.shape[0]} maps"></canvas>` +
+      `<figcaption>${esc(l.name)} \u00b7 ${l.shape[0]} maps</figcaption></figure>`).join('');
   }
   layers.forEach((l, i) => {
     const sc = layerScale(l.kind, l.data.data);

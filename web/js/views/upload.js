@@ -5,7 +5,8 @@ export function setupUpload({ input, dropZone, onFile, onError }) {
   function take(file) {
     if (!file) return;
     if (file.type && !file.type.startsWith('image/')) {
-      onError(`"${file.name}" is not an image (it is ${file.type}). Choose a PNG, JPEG, WebP, BMP or GIF.`);
+      onError(`"${file.name}" is not an image (it is ${file.type}). ` +
+        'Choose a PNG, JPEG, WebP, BMP or GIF.');
       return;
     }
     onFile(file);
@@ -14,7 +15,8 @@ export function setupUpload({ input, dropZone, onFile, onError }) {
   input.addEventListener('change', () => take(input.files && input.files[0]));
 
   let depth = 0; // dragenter/leave fire for children too
-  const hasFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files');
+  const hasFiles = (e) =>
+    e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files');
   dropZone.addEventListener('dragenter', (e) => {
     if (!hasFiles(e)) return;
     e.preventDefault();

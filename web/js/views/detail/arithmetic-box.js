@@ -30,7 +30,8 @@ export async function showArith(dialog) {
   } catch (err) {
     if (ui.arith !== mine) return;
     box.hidden = false;
-    box.textContent = `The arithmetic needs the exact values, which could not be loaded: ${err.message}`;
+    box.textContent =
+      `The arithmetic needs the exact values, which could not be loaded: ${err.message}`;
     return;
   }
   if (ui.arith !== mine) return;
@@ -42,7 +43,13 @@ export async function showArith(dialog) {
   const bias = w.bias ? w.bias.data[v.ch] : 0;
   if (v.vector) {
     const I = w.weight.shape[1];
-    renderDense(box, { x: prev.data.data, row: w.weight.data.subarray(v.ch * I, (v.ch + 1) * I), bias, value: out.data[v.ch], off, from: prev.name, where: `${name} unit ${v.ch}` });
+    renderDense(box, {
+      x: prev.data.data,
+      row: w.weight.data.subarray(v.ch * I, (v.ch + 1) * I),
+      bias,
+      value: out.data[v.ch],
+      off, from: prev.name, where: `${name} unit ${v.ch}`,
+    });
     return;
   }
   const [, I, kh, kw] = w.weight.shape;

@@ -13,26 +13,37 @@ import { syncEdit } from './edit-box.js';
 
 const KEYS = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
 
+// (a tag broken across lines breaks between its attributes, which adds nothing to the DOM)
 const TEMPLATE = `<form method="dialog" class="detail-head">
 <div><h2 id="detail-title"></h2><p class="detail-sub"></p></div>
-<div class="detail-nav"><button type="button" class="btn icon prev" aria-label="Previous channel">\u2039</button>
+<div class="detail-nav"><button type="button" class="btn icon prev"
+  aria-label="Previous channel">\u2039</button>
 <button type="button" class="btn icon next" aria-label="Next channel">\u203a</button>
 <button class="btn icon" value="close" aria-label="Close details">\u00d7</button></div></form>
 <div class="detail-body"><p class="detail-about"></p>
-<div class="detail-edit"><button type="button" class="btn off-toggle" aria-pressed="false" aria-keyshortcuts="x">Switch off</button>
-<p class="help off-help"></p><p class="detail-answer" aria-live="polite"></p></div><figure class="detail-map">
-<div class="stage big"><canvas class="map-canvas" tabindex="0"></canvas><div class="cursor" hidden></div></div>
+<div class="detail-edit"><button type="button" class="btn off-toggle" aria-pressed="false"
+  aria-keyshortcuts="x">Switch off</button>
+<p class="help off-help"></p><p class="detail-answer"
+  aria-live="polite"></p></div><figure class="detail-map">
+<div class="stage big"><canvas class="map-canvas"
+  tabindex="0"></canvas><div class="cursor" hidden></div></div>
 <div class="vec-labels" aria-hidden="true"></div>
-<div class="legend"><span class="lg-lo"></span><span class="lg-bar" aria-hidden="true"></span><span class="lg-hi"></span></div>
+<div class="legend"><span class="lg-lo"></span><span class="lg-bar"
+  aria-hidden="true"></span><span class="lg-hi"></span></div>
 <p class="lg-note"></p>
 <figcaption class="readout" aria-live="polite"></figcaption></figure>
-<figure class="detail-rf"><div class="stage"><canvas class="input-canvas"></canvas><div class="rf" hidden></div></div>
+<figure class="detail-rf"><div class="stage"><canvas class="input-canvas"></canvas><div class="rf"
+  hidden></div></div>
 <figcaption class="rf-text"></figcaption></figure>
-<section class="detail-extra" aria-live="polite"></section><section class="arith" data-testid="arithmetic" hidden></section></div>`;
+<section class="detail-extra" aria-live="polite"></section><section class="arith"
+  data-testid="arithmetic" hidden></section></div>`;
 
 export function setupDetail(dialog, { onClose, onChannel, loadWeights }) {
   dialog.innerHTML = TEMPLATE;
-  const ui = { cursor: null, loadWeights, onChannel, opener: null, key: '', view: null, incoming: null, sortBy: 'weight' };
+  const ui = {
+    cursor: null, loadWeights, onChannel, opener: null, key: '', view: null, incoming: null,
+    sortBy: 'weight',
+  };
   uis.set(dialog, ui);
   const q = (s) => dialog.querySelector(s);
   dialog.addEventListener('close', () => {
@@ -41,10 +52,12 @@ export function setupDetail(dialog, { onClose, onChannel, loadWeights }) {
   });
   dialog.addEventListener('click', (e) => e.target === dialog && dialog.close()); // backdrop
   // aria-disabled rather than disabled: a disabled button would drop focus to the page
-  const step = (d) => (e) => e.currentTarget.getAttribute('aria-disabled') !== 'true' && onChannel(d);
+  const step = (d) => (e) =>
+    e.currentTarget.getAttribute('aria-disabled') !== 'true' && onChannel(d);
   q('.prev').addEventListener('click', step(-1));
   q('.next').addEventListener('click', step(1));
-  const toggle = () => ui.view && ui.view.kind !== 'softmax' && (toggleChannel(ui.view.layer.name, ui.view.ch), syncEdit(dialog));
+  const toggle = () => ui.view && ui.view.kind !== 'softmax' &&
+    (toggleChannel(ui.view.layer.name, ui.view.ch), syncEdit(dialog));
   q('.off-toggle').addEventListener('click', toggle);
   const map = q('.map-canvas');
   const pointAt = (e) => {
@@ -59,9 +72,11 @@ export function setupDetail(dialog, { onClose, onChannel, loadWeights }) {
   };
   map.addEventListener('pointermove', pointAt);
   map.addEventListener('pointerdown', pointAt);
-  map.addEventListener('pointerleave', () => ui.view && ui.view.vector && showUnit(dialog, ui.view.ch));
+  map.addEventListener('pointerleave',
+    () => ui.view && ui.view.vector && showUnit(dialog, ui.view.ch));
   // a keyboard user starts at the first cell; a click or tap leaves the hint until they point
-  map.addEventListener('focus', () => map.matches(':focus-visible') && !ui.cursor && ui.view && !ui.view.vector && setCursor(dialog, [0, 0]));
+  map.addEventListener('focus', () => map.matches(':focus-visible') && !ui.cursor && ui.view &&
+    !ui.view.vector && setCursor(dialog, [0, 0]));
   map.addEventListener('keydown', (e) => {
     if (e.key.toLowerCase() === 'x' && !e.ctrlKey && !e.metaKey && !e.altKey) return toggle();
     const d = KEYS[e.key];

@@ -19,9 +19,14 @@ export function syncEdit(dialog) {
   const btn = q('.off-toggle');
   btn.setAttribute('aria-pressed', String(off));
   btn.textContent = `Switch this ${what} off`;
-  q('.off-help').textContent = `${off ? 'Switched off: it passes on only zeros' : touch() ? 'Switch it off and watch' : `Or press X on the ${what}`}; every layer after it and the answer update.`;
+  const how = off ? 'Switched off: it passes on only zeros'
+    : touch() ? 'Switch it off and watch' : `Or press X on the ${what}`;
+  q('.off-help').textContent = `${how}; every layer after it and the answer update.`;
   const r = ui.result;
+  const b = r && r.baseline;
+  const before = b
+    ? `; without your edits: ${b.label} (${percent(b.probabilities[b.label])})` : '';
   q('.detail-answer').textContent = r
-    ? `Answer now: ${r.label} (${percent(r.probabilities[r.label])})${r.baseline ? `; without your edits: ${r.baseline.label} (${percent(r.baseline.probabilities[r.baseline.label])})` : ''}`
+    ? `Answer now: ${r.label} (${percent(r.probabilities[r.label])})${before}`
     : '';
 }

@@ -13,14 +13,19 @@ export const touch = () => window.matchMedia('(hover: none)').matches;
 
 // the line under the title: what a layer kind does (logits and relu1d: the vector words for them)
 export const ABOUT = {
-  conv2d: 'Where this filter finds its pattern in the layer below: red where it matches, blue where the input looks like its opposite.',
+  conv2d: 'Where this filter finds its pattern in the layer below: red where it matches, ' +
+    'blue where the input looks like its opposite.',
   relu: 'The map before it with every negative value set to 0: what passes on to the next layer.',
   maxpool2d: 'Smaller than its input: each cell keeps the largest value of one window.',
-  avgpool2d: 'Smaller than its input: each cell is the mean of one window, so nothing is picked out.',
-  batchnorm: 'Each channel shifted and scaled by statistics learnt in training, so values sit around 0 (blue below, red above).',
-  tanh: 'The layer before squashed into \u22121 to 1: large values saturate, small ones pass almost unchanged.',
+  avgpool2d:
+    'Smaller than its input: each cell is the mean of one window, so nothing is picked out.',
+  batchnorm: 'Each channel shifted and scaled by statistics learnt in training, ' +
+    'so values sit around 0 (blue below, red above).',
+  tanh: 'The layer before squashed into \u22121 to 1: ' +
+    'large values saturate, small ones pass almost unchanged.',
   sigmoid: 'The layer before squashed into 0 to 1.',
-  flatten: 'All the maps of the layer before, laid out in one long row of numbers for the dense layers.',
+  flatten:
+    'All the maps of the layer before, laid out in one long row of numbers for the dense layers.',
   dense: 'Each unit weighs every value of the layer before and adds them up, plus a bias.',
   logits: 'The raw scores (logits): one per digit, before softmax turns them into probabilities.',
   relu1d: 'The dense layer\u2019s units with negatives set to 0.',
@@ -76,7 +81,8 @@ export function frame(q, { title, sub, about, pos, count, what, sc, note, input 
   q('#detail-title').textContent = title;
   q('.detail-sub').textContent = sub;
   q('.detail-about').textContent = about;
-  for (const [cls, off, word] of [['.prev', pos === 0, 'Previous'], ['.next', pos === count - 1, 'Next']]) {
+  const ends = [['.prev', pos === 0, 'Previous'], ['.next', pos === count - 1, 'Next']];
+  for (const [cls, off, word] of ends) {
     q(cls).setAttribute('aria-disabled', String(off));
     q(cls).setAttribute('aria-label', `${word} ${what}`);
   }

@@ -35,7 +35,11 @@ export async function renderKernel(dialog, name, ch) {
   }
   const bias = w.bias ? w.bias.data[ch] : null;
   const ms = Math.max(...Array.from(sum, Math.abs)) || 1;
-  extra.innerHTML = `${head}<p class="muted">${I === 1 ? `The ${kh}\u00d7${kw} weights it slides over the input` : `Summed over its ${I} input channels`}${bias != null ? `; bias ${esc(fmt(bias))}` : ''}. Red weights reward ink, blue ones penalise it.</p>`;
+  const what = I === 1 ? `The ${kh}\u00d7${kw} weights it slides over the input`
+    : `Summed over its ${I} input channels`;
+  extra.innerHTML = `${head}<p class="muted">${what}` +
+    `${bias != null ? `; bias ${esc(fmt(bias))}` : ''}. ` +
+    'Red weights reward ink, blue ones penalise it.</p>';
   const grid = document.createElement('div');
   grid.className = 'kernel-grid kernel';
   grid.style.gridTemplateColumns = `repeat(${kw}, 1fr)`;
@@ -43,9 +47,13 @@ export async function renderKernel(dialog, name, ch) {
   for (const val of sum) grid.append(colourCell('span', val, sc, fmt(val)));
   extra.append(grid);
   if (I > 1) {
-    extra.insertAdjacentHTML('beforeend', `<h4>Per input channel (${I} kernels, colour scale \u00b1${fmt(m)})</h4><div class="kernel-many"></div>`);
+    extra.insertAdjacentHTML('beforeend',
+      `<h4>Per input channel (${I} kernels, colour scale \u00b1${fmt(m)})</h4>` +
+      '<div class="kernel-many"></div>');
     const many = extra.lastChild;
-    for (let i = 0; i < I; i++) paintCanvas(canvasFor(many, '', kw, kh), all, base + i * n, scale(-m, m, true));
+    for (let i = 0; i < I; i++) {
+      paintCanvas(canvasFor(many, '', kw, kh), all, base + i * n, scale(-m, m, true));
+    }
   }
 }
 

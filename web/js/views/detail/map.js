@@ -31,19 +31,23 @@ export function setCursor(dialog, cell) {
   const rfText = q('.rf-text');
   let rf = null;
   if (!v || !cell) {
-    readout.textContent = !v ? '' : touch() ? 'Tap the map to read a cell.' : 'Hover the map, or focus it and use the arrow keys, to read a cell.';
+    readout.textContent = !v ? '' : touch() ? 'Tap the map to read a cell.'
+      : 'Hover the map, or focus it and use the arrow keys, to read a cell.';
     rfText.textContent = 'Receptive field on the 28\u00d728 input: the pixels one cell looks at.';
   } else {
     const [r, c] = cell;
     readout.textContent = `row ${r}, col ${c}: ${fmt(v.data[v.offset + r * v.W + c])}`;
     if (v.model) {
       rf = receptiveField(v.model.layers, v.index, r, c, r, c, v.model.input_shape);
-      rfText.textContent = `Receptive field: input rows ${rf.r0}\u2013${rf.r1}, cols ${rf.c0}\u2013${rf.c1} (${rf.r1 - rf.r0 + 1}\u00d7${rf.c1 - rf.c0 + 1} pixels), the part of the input this cell looks at.`;
+      rfText.textContent = `Receptive field: input rows ${rf.r0}\u2013${rf.r1}, ` +
+        `cols ${rf.c0}\u2013${rf.c1} (${rf.r1 - rf.r0 + 1}\u00d7${rf.c1 - rf.c0 + 1} pixels), ` +
+        'the part of the input this cell looks at.';
     } else {
       rfText.textContent = 'Receptive field unknown: the model description is not loaded.';
     }
   }
-  placeHighlight(q('.cursor'), v && cell ? { r0: cell[0], c0: cell[1], r1: cell[0], c1: cell[1] } : null, v && v.H, v && v.W);
+  const box = v && cell ? { r0: cell[0], c0: cell[1], r1: cell[0], c1: cell[1] } : null;
+  placeHighlight(q('.cursor'), box, v && v.H, v && v.W);
   placeHighlight(q('.detail-rf .rf'), rf);
   if (v && v.kind === 'maxpool2d') drawPool(dialog, cell);
   showArith(dialog);
@@ -64,18 +68,23 @@ export function renderMap(dialog, ctx, channel) {
   });
   frame(q, {
     title: `${layer.name} \u00b7 channel ${ch} of ${C}`,
-    sub: `${kindLabel({ kind: layer.kind, geo })} \u00b7 ${H}\u00d7${W} \u00b7 this map: min ${fmt(sc.min)}, max ${fmt(sc.max)}`,
+    sub: `${kindLabel({ kind: layer.kind, geo })} \u00b7 ${H}\u00d7${W} \u00b7 ` +
+      `this map: min ${fmt(sc.min)}, max ${fmt(sc.max)}`,
     about: ABOUT[layer.kind] || '',
     pos: ch, count: C, what: 'channel', sc, input: result.input,
-    note: `Colours span this map\u2019s own range${sc.diverging ? ' (0 is white)' : ''}; the small maps share one range for the whole layer, so the same colour can mean different values there.`,
+    note: `Colours span this map\u2019s own range${sc.diverging ? ' (0 is white)' : ''}; ` +
+      'the small maps share one range for the whole layer, ' +
+      'so the same colour can mean different values there.',
   });
   const map = q('.map-canvas');
   map.width = W;
   map.height = H;
-  map.setAttribute('aria-label', `${layer.name} channel ${ch}, ${H} by ${W}; arrow keys move the cursor`);
+  map.setAttribute('aria-label',
+    `${layer.name} channel ${ch}, ${H} by ${W}; arrow keys move the cursor`);
   paintCanvas(map, v.data, offset, sc);
 
-  const firstConv = model && (model.layers.find((l) => l && l.kind === 'conv2d') || {}).name === layer.name;
+  const firstConv = model &&
+    (model.layers.find((l) => l && l.kind === 'conv2d') || {}).name === layer.name;
   const editor = extra.querySelector('[data-testid="kernel-editor"]');
   if (firstConv && editor && !changed) {
     syncKernelEditor(editor, editedKernel(ui.kernels, layer.name, ch));
@@ -87,8 +96,11 @@ export function renderMap(dialog, ctx, channel) {
     buildPool(dialog, extra);
   } else if (BEFORE[layer.kind] && v.prev && v.prev.data.shape[0] === C) {
     const [, h, w] = v.prev.data.shape;
-    extra.innerHTML = `<h3>Before it (${esc(v.prev.name)})</h3><p class="muted">The same channel one layer earlier${BEFORE[layer.kind]}</p>`;
-    paintCanvas(canvasFor(extra, 'before', w, h), v.prev.data.data, ch * h * w, chScale(v.prev.kind, v.prev.data.data, ch * h * w, h * w));
+    extra.innerHTML = `<h3>Before it (${esc(v.prev.name)})</h3>` +
+      `<p class="muted">The same channel one layer earlier${BEFORE[layer.kind]}</p>`;
+    const before = v.prev.data.data;
+    paintCanvas(canvasFor(extra, 'before', w, h), before, ch * h * w,
+      chScale(v.prev.kind, before, ch * h * w, h * w));
   } else {
     extra.replaceChildren();
   }

@@ -10,7 +10,10 @@ export function buildPool(dialog, extra) {
   const v = uis.get(dialog).view;
   let cv = extra.querySelector('[data-testid="pool-overlay"]');
   if (!cv) {
-    extra.innerHTML = `<h3>Which input won each window</h3><p class="muted">The pool\u2019s input map. Outlined cells won their window (the pooling mask: the cell each window kept; all-zero windows have no real winner); the rest is dimmed. ${touch() ? 'Tap' : 'Hover'} a cell to see its window.</p>`;
+    extra.innerHTML = '<h3>Which input won each window</h3><p class="muted">The pool\u2019s ' +
+      'input map. Outlined cells won their window (the pooling mask: the cell each window kept; ' +
+      'all-zero windows have no real winner); the rest is dimmed. ' +
+      `${touch() ? 'Tap' : 'Hover'} a cell to see its window.</p>`;
     cv = canvasFor(extra, 'pool-overlay', 1, 1);
     cv.dataset.testid = 'pool-overlay';
     cv.setAttribute('role', 'img');
@@ -23,7 +26,8 @@ export function buildPool(dialog, extra) {
   v.S = Math.max(6, Math.floor(308 / v.inW));
   cv.width = v.inW * v.S;
   cv.height = v.inH * v.S;
-  cv.setAttribute('aria-label', `Pooling mask of ${v.layer.name} channel ${v.ch} over its ${v.inH} by ${v.inW} input`);
+  cv.setAttribute('aria-label',
+    `Pooling mask of ${v.layer.name} channel ${v.ch} over its ${v.inH} by ${v.inW} input`);
   v.src = document.createElement('canvas'); // the pool's input channel at native size
   v.src.width = v.inW;
   v.src.height = v.inH;
