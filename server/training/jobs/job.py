@@ -36,9 +36,9 @@ from server.training.jobs.messages import (
     Snapshot,
     State,
 )
-from server.training.jobs.request import JobConfig
-from server.training.jobs.runner import first_conv_kernels, run_job
-from server.training.train import copy_state, new_model
+from server.training.jobs.request import AnyJobConfig
+from server.training.jobs.runner import first_conv_kernels, initial_model, run_job
+from server.training.train import copy_state
 
 Status = Literal["queued", "running", "done", "cancelled", "failed"]
 ACTIVE: frozenset[str] = frozenset({"queued", "running"})  # a job that still holds its place
@@ -74,7 +74,7 @@ class Job:
 
     def __init__(
         self,
-        config: JobConfig,
+        config: AnyJobConfig,
         mnist_dir: Path,
         on_finish: Callable[[Job], None] | None = None,
         make_predictor: MakePredictor = Predictor,
@@ -105,7 +105,7 @@ class Job:
         self.position = 0  # place in the queue while queued (1: next to start), 0 once running
         self._mnist_dir = mnist_dir
 
-        initial = new_model(config.train_config())  # as the process starts, before any data
+        initial = initial_model(config)  # as the process starts, before any data
         self._template = initial  # copied, never run: deepcopy beats from_spec (docs/speed.md)
         self.state: State = copy_state(initial)  # the latest
         self.state_step = 0
@@ -203,7 +203,10 @@ class Job:
         elif isinstance(message, Evaluation):
             self.val_accuracy = message.val_accuracy
             data = {"step": message.step, "val_loss": message.val_loss}
-            self._add_event("evaluation", {**data, "val_accuracy": message.val_accuracy})
+            data["val_accuracy"] = message.val_accuracy
+            if message.examples_accuracy is not None:
+                data["examples_accuracy"] = message.examples_accuracy
+            self._add_event("evaluation", data)
         elif isinstance(message, Snapshot):
             self.snapshots.append((message.step, message.val_accuracy, message.state))
         elif isinstance(message, Done):
@@ -211,7 +214,7 @@ class Job:
             self.step = message.steps
             self.state, self.state_step = message.state, message.steps
             data = {"test_accuracy": message.test_accuracy, "seconds": message.seconds}
-            self._finish("done", "done", {**data, "steps": message.steps})
+            self._finish("done", "done", {**data, "steps": message.steps, **message.extra})
         elif isinstance(message, Cancelled):
             self._finish("cancelled", "cancelled", {"step": self.step})
         elif isinstance(message, Failed):
@@ -233,7 +236,7 @@ class Job:
                 "accuracy": self.accuracy,
                 "val_accuracy": self.val_accuracy,
                 "img_per_s": self.img_per_s,
-                "config": self.config,
+                "config": self.config.public(),
                 "error": self.error,
             }
 

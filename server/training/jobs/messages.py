@@ -31,6 +31,7 @@ class Evaluation:
     step: int
     val_loss: float
     val_accuracy: float
+    examples_accuracy: float | None = None  # a "teach it" job's: on the learner's drawings
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Done:
     steps: int
     state: State
     metadata: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # more for the `done` event (JSON)
 
 
 @dataclass(frozen=True)

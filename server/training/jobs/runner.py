@@ -8,6 +8,7 @@ request threads and event loop never wait on training. It stops at the next step
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import time
 from multiprocessing.connection import Connection
@@ -17,8 +18,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from server.cnn import Conv2D, Sequential
-from server.training.evaluation import evaluate
+from server.cnn import Conv2D, Sequential, load_model
+from server.inference import file_sha256
+from server.training.evaluation import evaluate, predict_logits
+from server.training.finetune import Finetune, blend_towards, filters_moved, weight_changes
 from server.training.jobs.messages import (
     Cancelled,
     Done,
@@ -28,11 +31,25 @@ from server.training.jobs.messages import (
     Progress,
     Snapshot,
 )
-from server.training.jobs.request import JobConfig
+from server.training.jobs.request import (
+    VALIDATION_IMAGES,
+    AnyJobConfig,
+    FinetuneJobConfig,
+    JobConfig,
+)
 from server.training.jobs.schedule import evaluation_steps, snapshot_steps
 from server.training.mnist import load_mnist
-from server.training.train import EpochResult, Run, copy_state, file_metadata, split
+from server.training.train import (
+    EpochResult,
+    Run,
+    StepResult,
+    copy_state,
+    file_metadata,
+    new_model,
+    split,
+)
 
+FINETUNE_SNAPSHOTS = 16  # a short run: fewer kept weights (each a copy of the model)
 PROGRESS_EVERY_S = 0.25  # the API promises a progress event at least every 0.5 s
 EVAL_BATCH = 200  # images a pass when evaluating: a 1,000-image batch's conv2 im2col alone is
 # 225 MB (1,000 x 14 x 14 x 288 float32), several times a training step's memory
@@ -72,6 +89,110 @@ class Reporter:
             raise StoppedError from None  # nobody is listening any more
 
 
+class ProgressWindow:
+    """Loss, accuracy and images a second since the last progress message."""
+
+    def __init__(self) -> None:
+        self.loss, self.correct, self.images, self.eval_s = 0.0, 0, 0, 0.0
+        self.since = time.perf_counter()
+
+    def add(self, result: StepResult) -> None:
+        self.loss += result.loss * result.images
+        self.correct += result.correct
+        self.images += result.images
+
+    def due(self, last: bool) -> bool:
+        return last or time.perf_counter() - self.since >= PROGRESS_EVERY_S
+
+    def progress(self, step: int, steps_total: int, epoch: int, model: Sequential) -> Progress:
+        """The message for this window (the caller starts a fresh one after it)."""
+        now = time.perf_counter()
+        rate = self.images / max(1e-9, now - self.since - self.eval_s)  # training time only
+        message = Progress(
+            step,
+            steps_total,
+            epoch,
+            self.loss / self.images,
+            self.correct / self.images,
+            rate,
+            first_conv_kernels(model),
+            copy_state(model),
+        )
+        return message
+
+
+def finetune_job(config: FinetuneJobConfig, mnist_dir: Path, reporter: Reporter) -> Done:
+    """Teach the served model the learner's drawings (server/training/finetune.py), reporting
+    as a training job does, and say at the end what changed: MNIST before and after, each
+    example's reading before and after, how far each layer and each first filter moved."""
+    started = time.perf_counter()
+    base = initial_model(config)
+    model = copy.deepcopy(base)
+    data = load_mnist(mnist_dir)
+    reporter.check()
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(data.train_images))
+    held, replay = order[:VALIDATION_IMAGES], order[VALIDATION_IMAGES:]
+    val_x, val_y = data.train_images[held], data.train_labels[held]
+    examples, labels = config.examples, np.asarray(config.labels, dtype=np.int64)
+    before = predict_logits(base, examples).argmax(axis=1)
+    base_test = evaluate(base, data.test_images, data.test_labels)[1]
+    run = Finetune(
+        model,
+        examples,
+        labels,
+        data.train_images[replay],
+        data.train_labels[replay],
+        config.recipe(),
+    )
+    steps_total = config.steps_total()
+    snapshots = set(snapshot_steps(steps_total, FINETUNE_SNAPSHOTS))
+    evaluations = set(evaluation_steps(steps_total, 1)) | snapshots
+    window = ProgressWindow()
+    for result in run.steps(rng):
+        reporter.check()
+        window.add(result)
+        if window.due(result.step == steps_total):
+            reporter.send(window.progress(result.step, steps_total, 1, model))
+            window = ProgressWindow()
+        if result.step in evaluations:
+            clock = time.perf_counter()
+            val_loss, val_accuracy = evaluate(model, val_x, val_y, EVAL_BATCH)
+            taught = float((predict_logits(model, examples).argmax(axis=1) == labels).mean())
+            window.eval_s += time.perf_counter() - clock
+            reporter.send(Evaluation(result.step, val_loss, val_accuracy, taught))
+            if result.step in snapshots:
+                reporter.send(Snapshot(result.step, val_accuracy, copy_state(model)))
+    reporter.check()
+    blend_towards(model, base, run.config.keep_base)
+    after = predict_logits(model, examples).argmax(axis=1)
+    test_accuracy = evaluate(model, data.test_images.astype(np.float32) / 255.0, data.test_labels)[
+        1
+    ]
+    layer, ranked = filters_moved(base, model)
+    extra = {
+        "base_test_accuracy": base_test,
+        "examples_before": readings(labels, before),
+        "examples_after": readings(labels, after),
+        "changed": {
+            "layers": weight_changes(base.state_dict(), model.state_dict()),
+            "filters": {"layer": layer, "ranked": ranked},
+        },
+    }
+    metadata = {
+        "test_accuracy": test_accuracy,
+        "finetuned_from": {"model": config.base_model, "sha256": config.base_sha256},
+        "finetune": config.public(),
+        "base_test_accuracy": base_test,
+    }
+    seconds = time.perf_counter() - started
+    return Done(test_accuracy, seconds, steps_total, copy_state(model), metadata, extra)
+
+
+def readings(labels: np.ndarray, predicted: np.ndarray) -> list[dict[str, int]]:
+    return [{"label": int(a), "predicted": int(b)} for a, b in zip(labels, predicted, strict=True)]
+
+
 def train_job(config: JobConfig, mnist_dir: Path, reporter: Reporter) -> Done:
     started = time.perf_counter()
     train_config = config.train_config()
@@ -88,42 +209,24 @@ def train_job(config: JobConfig, mnist_dir: Path, reporter: Reporter) -> Done:
     evaluations = set(evaluation_steps(run.steps_per_epoch, train_config.epochs)) | snapshots
 
     history: list[EpochResult] = []
-    last_report = time.perf_counter()
-    window_loss, window_correct, window_images = 0.0, 0, 0
-    window_eval_s = 0.0  # img_per_s counts training time only, as convscope train's bar does
+    window = ProgressWindow()  # img_per_s counts training time only, as convscope train's bar
     for epoch in range(1, train_config.epochs + 1):
         epoch_started = time.perf_counter()
         epoch_loss, epoch_correct, epoch_images = 0.0, 0, 0
         val_loss, val_accuracy = float("nan"), 0.0
         for result in run.epoch_steps(epoch, train_x, train_y, rng):
             reporter.check()
-            window_loss += result.loss * result.images
-            window_correct += result.correct
-            window_images += result.images
+            window.add(result)
             epoch_loss += result.loss * result.images
             epoch_correct += result.correct
             epoch_images += result.images
-            now = time.perf_counter()
-            if now - last_report >= PROGRESS_EVERY_S or result.step == steps_total:
-                reporter.send(
-                    Progress(
-                        result.step,
-                        steps_total,
-                        epoch,
-                        window_loss / window_images,
-                        window_correct / window_images,
-                        window_images / max(1e-9, now - last_report - window_eval_s),
-                        first_conv_kernels(model),
-                        copy_state(model),
-                    )
-                )
-                last_report = now
-                window_loss, window_correct, window_images = 0.0, 0, 0
-                window_eval_s = 0.0
+            if window.due(result.step == steps_total):
+                reporter.send(window.progress(result.step, steps_total, epoch, model))
+                window = ProgressWindow()
             if result.step in evaluations:
                 eval_started = time.perf_counter()
                 val_loss, val_accuracy = evaluate(model, val_x, val_y, EVAL_BATCH)
-                window_eval_s += time.perf_counter() - eval_started
+                window.eval_s += time.perf_counter() - eval_started
                 reporter.send(Evaluation(result.step, val_loss, val_accuracy))
                 if result.step in snapshots:
                     reporter.send(Snapshot(result.step, val_accuracy, copy_state(model)))
@@ -146,13 +249,31 @@ def train_job(config: JobConfig, mnist_dir: Path, reporter: Reporter) -> Done:
     return Done(metadata["test_accuracy"], seconds, steps_total, copy_state(model), metadata)
 
 
-def run_job(config: JobConfig, mnist_dir: Path, conn: Connection, cancel: Event) -> None:
+def initial_model(config: AnyJobConfig) -> Sequential:
+    """The network a job starts from: a fresh preset, or the served model a "teach it" job
+    fine-tunes (its file checked against the SHA-256 the server saw)."""
+    if isinstance(config, JobConfig):
+        return new_model(config.train_config())
+    path = Path(config.base_path)
+    if not path.is_file() or file_sha256(path) != config.base_sha256:
+        raise ValueError(
+            f"the model {config.base_model!r} is not here as the server served it ({path}): "
+            "every server and worker must hold the same weights files"
+        )
+    return load_model(path).model
+
+
+def run_job(config: AnyJobConfig, mnist_dir: Path, conn: Connection, cancel: Event) -> None:
     """The process's entry point; always ends with one Done, Cancelled or Failed message."""
     os.nice(NICENESS)
     final: Message
     try:
         with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-            final = train_job(config, mnist_dir, Reporter(conn, cancel))
+            reporter = Reporter(conn, cancel)
+            if isinstance(config, JobConfig):
+                final = train_job(config, mnist_dir, reporter)
+            else:
+                final = finetune_job(config, mnist_dir, reporter)
     except StoppedError:
         final = Cancelled()
     except Exception as error:  # reported to the client in words, not lost in a child's stderr
