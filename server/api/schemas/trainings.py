@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from server.cnn.architectures import PRESETS
 from server.training.jobs.job import Status
@@ -19,7 +19,9 @@ class TrainingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     architecture: str = Field(
-        default=DEFAULTS.architecture, description=f"a preset of convscope train: {sorted(PRESETS)}"
+        default=DEFAULTS.architecture,
+        description="a preset of convscope train",
+        json_schema_extra={"enum": list[JsonValue](sorted(PRESETS))},  # known_architecture checks
     )
     train_size: int = Field(
         default=MNIST_TRAIN_IMAGES,
