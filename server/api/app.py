@@ -25,6 +25,7 @@ from server.api.middleware.observe import ObservedRequests
 from server.api.middleware.request_id import request_id_middleware
 from server.api.middleware.security import SecurityHeaders
 from server.api.middleware.timeouts import BodyTimeout
+from server.api.openapi import install_openapi
 from server.api.prometheus import Metrics, TimedPredictor
 from server.api.registry import ModelRegistry
 from server.api.routes import (
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(docs.router)
     app.router.routes.append(docs.assets())
+    install_openapi(app, settings)
     if settings.web_dir.is_dir():
         front_end = CachedStaticFiles(directory=settings.web_dir, html=True)
         app.router.routes.append(FrontEnd("/", app=front_end, name="web"))

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.api.middleware.asgi import answer_unless_started, send_json
+from server.api.middleware.asgi import answer_unless_started, route_path, send_json
 from server.explain.edits import EditError
 from server.preprocess import (
     ImageTooLarge,
@@ -83,6 +86,18 @@ def describe_validation(errors: list[Any]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def path_methods(routes: Sequence[BaseRoute], path: str) -> list[str]:
+    """Every method `path` answers, whichever route has it: Starlette's 405 names only the
+    first route that matched the path (GET of /trainings/{id}, not its DELETE)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(routes):
+        if route.methods and route.path_format:
+            pattern, _, _ = compile_path(route.path_format)
+            if pattern.match(path):
+                methods |= route.methods
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """422 for schema errors, the preprocessing error's own status, JSON 500 for bugs."""
 
@@ -102,6 +117,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
             detail = "the body is not valid JSON (not UTF-8 text)"
             return JSONResponse({"detail": detail}, status_code=422)
+        if exc.status_code == 405:
+            allowed = ", ".join(path_methods(request.app.router.routes, route_path(request.scope)))
+            exc = StarletteHTTPException(405, exc.detail, headers={"Allow": allowed})
         return await http_exception_handler(request, exc)
 
     async def on_bad_input(_: Request, exc: Exception) -> JSONResponse:

@@ -267,3 +267,84 @@ def test_uint8_wire_models_are_documented_and_strict(
     ).json()
     body["layers"][2]["mask"]["dtype"] = "bool"  # a dtype no encoding sends
     assert not validator.is_valid(body)
+
+
+# --- the contract issue 23 asked for --------------------------------------------------------
+
+
+def test_every_error_answer_is_the_one_error_body_as_json(openapi: dict[str, Any]) -> None:
+    for path, item in openapi["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    schema = response["content"]["application/json"]["schema"]
+                    assert set(response["content"]) == {"application/json"}, (path, status)
+                    assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (path, status)
+            assert "500" in operation["responses"], (method, path)
+    assert "HTTPValidationError" not in openapi["components"]["schemas"]
+
+
+def test_a_validation_error_matches_the_error_body(
+    client: TestClient, validate: Callable[..., None]
+) -> None:
+    response = client.post("/api/v1/predict", json={"pixels": [[0.5] * 28] * 27, "colour": 1})
+    assert response.status_code == 422
+    assert len(response.json()["errors"]) == 2
+    validate("/api/v1/predict", "post", response)
+
+
+def test_503_and_429_document_retry_after(openapi: dict[str, Any]) -> None:
+    post = openapi["paths"]["/api/v1/trainings"]["post"]["responses"]
+    assert "Retry-After" in post["429"]["headers"]
+    assert "Retry-After" in post["503"]["headers"]
+    assert "503" not in openapi["paths"]["/healthz"]["get"]["responses"]  # never refused
+
+
+def test_405_allows_exactly_the_methods_of_the_path(
+    client: TestClient, openapi: dict[str, Any]
+) -> None:
+    for path, sent in [("/api/v1/trainings/0", "/api/v1/trainings/{job_id}"), ("/healthz", None)]:
+        response = client.request("OPTIONS", path)
+        assert response.status_code == 405
+        documented = sorted(m.upper() for m in openapi["paths"][sent or path])
+        assert response.headers["allow"].split(", ") == documented
+
+
+def test_post_trainings_links_to_every_route_that_takes_its_id(openapi: dict[str, Any]) -> None:
+    links = openapi["paths"]["/api/v1/trainings"]["post"]["responses"]["201"]["links"]
+    targets = set()
+    for link in links.values():
+        assert link["parameters"] == {"job_id": "$response.body#/id"}
+        pointer = link["operationRef"].removeprefix("#/paths/").replace("~1", "/")
+        path, method = pointer.rsplit("/", 1)
+        assert method in openapi["paths"][path], link
+        targets.add((path, method))
+    using_id = {(p, m) for p, item in openapi["paths"].items() for m in item if "{job_id}" in p}
+    assert targets == using_id
+
+
+def test_model_names_are_the_loaded_models_or_a_training_job(openapi: dict[str, Any]) -> None:
+    body = openapi["components"]["schemas"]["PredictRequest"]["properties"]["model"]
+    names, training, null = body["anyOf"]
+    assert names["enum"] == ["untrained"]  # the test server's one model, by its file stem
+    assert training["pattern"].startswith("^training:")
+    assert null == {"type": "null"}
+    query = openapi["paths"]["/api/v1/model"]["get"]["parameters"]
+    assert next(p for p in query if p["name"] == "model")["schema"]["anyOf"][0] == names
+
+
+def test_pixels_and_batches_state_their_bounds(openapi: dict[str, Any]) -> None:
+    schemas = openapi["components"]["schemas"]
+    pixels = schemas["PredictRequest"]["properties"]["pixels"]["anyOf"][0]
+    assert (pixels["minItems"], pixels["maxItems"]) == (28, 28)
+    assert (pixels["items"]["minItems"], pixels["items"]["maxItems"]) == (28, 28)
+    assert pixels["items"]["items"] == {"type": "number", "minimum": 0, "maximum": 1}
+    assert schemas["BatchRequest"]["properties"]["images"]["maxItems"] == 256
+    assert schemas["TrainingRequest"]["properties"]["architecture"]["enum"]
+
+
+def test_predict_file_describes_its_edits_field_as_json(openapi: dict[str, Any]) -> None:
+    media = openapi["paths"]["/api/v1/predict/file"]["post"]["requestBody"]["content"]
+    form = media["multipart/form-data"]
+    assert form["schema"]["properties"]["edits"]["$ref"] == "#/components/schemas/EditsIn"
+    assert form["encoding"] == {"edits": {"contentType": "application/json"}}

@@ -9,22 +9,18 @@ from fastapi import APIRouter, Response
 
 from server.api.compute.work import answer_counterfactual, class_means
 from server.api.deps import ComputeDep, SettingsDep
-from server.api.schemas.common import INPUT_ERRORS, ErrorResponse
+from server.api.schemas.common import INPUT_ERRORS, error
 from server.api.schemas.counterfactual import CounterfactualRequest, CounterfactualResponse
 
 router = APIRouter(prefix="/api/v1", tags=["explain"])
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     **INPUT_ERRORS,
-    422: {
-        "model": ErrorResponse,
-        "description": "bad input, no digit found, or the model already reads the target",
-    },
-    503: {
-        "model": ErrorResponse,
-        "description": "the class-means file is missing or corrupt, or too many searches "
-        "are running or waiting (with Retry-After)",
-    },
+    422: error("bad input, no digit found, or the model already reads the target"),
+    503: error(
+        "the class-means file is missing or corrupt, too many searches are running or waiting, "
+        "or too many requests are in progress (those two with Retry-After)"
+    ),
 }
 
 

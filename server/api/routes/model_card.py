@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from server.api.deps import ModelName, ModelQueryDep, ModelsDep
 from server.api.encoding import Encoding, ORJSONResponse, encode_array
-from server.api.schemas.common import ErrorResponse
+from server.api.schemas.common import error
 from server.api.schemas.model_card import LayerWeightsResponse, ModelResponse
 
 router = APIRouter(prefix="/api/v1/model", tags=["model"])
@@ -17,9 +17,7 @@ router = APIRouter(prefix="/api/v1/model", tags=["model"])
 METRIC_KEYS = ("test_accuracy", "best_epoch", "epochs", "confusion_matrix", "config", "created")
 
 
-UNKNOWN_MODEL: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "no model of that name"}
-}
+UNKNOWN_MODEL: dict[int | str, dict[str, Any]] = {404: error("no model of that name")}
 
 
 @router.get("", response_model=ModelResponse, responses=UNKNOWN_MODEL)
@@ -46,8 +44,8 @@ def model_card(
     "/layers/{name}/weights",
     response_model=LayerWeightsResponse,
     responses={
-        404: {"model": ErrorResponse, "description": "no model or no layer of that name"},
-        422: {"model": ErrorResponse, "description": "unknown encoding"},
+        404: error("no model or no layer of that name"),
+        422: error("unknown encoding"),
     },
 )
 def layer_weights(

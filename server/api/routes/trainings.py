@@ -17,7 +17,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from server.api.encoding import ORJSONResponse
 from server.api.event_feed import Feeds
-from server.api.schemas.common import ErrorResponse
+from server.api.schemas.common import error
 from server.api.schemas.trainings import (
     SnapshotList,
     TrainingCreated,
@@ -37,9 +37,24 @@ router = APIRouter(prefix="/api/v1/trainings", tags=["trainings"])
 
 REPEAT_AFTER_S = 0.4  # while the job evaluates or loads data, say where it is again
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+# OpenAPI links: what a client (or a stateful tester) can do with the id a POST answers
+JOB_ROUTES = {
+    "GetTraining": ("/api/v1/trainings/{job_id}", "get"),
+    "CancelTraining": ("/api/v1/trainings/{job_id}", "delete"),
+    "FollowTraining": ("/api/v1/trainings/{job_id}/events", "get"),
+    "TrainingSnapshots": ("/api/v1/trainings/{job_id}/snapshots", "get"),
+    "TrainingWeights": ("/api/v1/trainings/{job_id}/weights", "get"),
+}
+JOB_LINKS = {
+    name: {
+        "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + f"/{method}",
+        "parameters": {"job_id": "$response.body#/id"},
+    }
+    for name, (path, method) in JOB_ROUTES.items()
+}
 UNKNOWN: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "no such job (or it ended long ago)"},
-    503: {"model": ErrorResponse, "description": "the training broker cannot be reached"},
+    404: error("no such job (or it ended long ago)"),
+    503: error("the training broker cannot be reached"),
 }
 
 
@@ -94,16 +109,17 @@ def client_of(request: Request, client_id: str | None) -> str:
     status_code=201,
     response_model=TrainingCreated,
     responses={
-        403: {"model": ErrorResponse, "description": "training is switched off on this server"},
-        422: {"model": ErrorResponse, "description": "a bad field"},
-        429: {
-            "model": ErrorResponse,
-            "description": "the queue is full, or this client already has a job queued or running",
-        },
-        503: {
-            "model": ErrorResponse,
-            "description": "MNIST is missing and cannot be downloaded, or the broker is away",
-        },
+        403: error("training is switched off on this server"),
+        422: error("a bad field"),
+        429: error(
+            "the queue is full, or this client already has a job queued or running "
+            "(with Retry-After)"
+        ),
+        503: error(
+            "MNIST is missing and cannot be downloaded, the broker is away (with Retry-After), "
+            "or too many requests are in progress (with Retry-After)"
+        ),
+        201: {"links": JOB_LINKS},
     },
 )
 async def start_training(
@@ -242,7 +258,7 @@ async def training_snapshots(job_id: str, trainings: TrainingsDep) -> ORJSONResp
     responses={
         **UNKNOWN,
         200: {"content": {"application/octet-stream": {}}, "description": "the .npz file"},
-        409: {"model": ErrorResponse, "description": "the job has not finished"},
+        409: error("the job has not finished"),
     },
 )
 async def training_weights(job_id: str, trainings: TrainingsDep) -> Response:

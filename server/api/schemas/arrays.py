@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 SIDE = 28
-Pixels = list[list[float]]
+PIXELS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "minItems": SIDE,
+    "maxItems": SIDE,
+    "items": {
+        "type": "array",
+        "minItems": SIDE,
+        "maxItems": SIDE,
+        "items": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+    "description": "28 rows of 28 numbers in [0, 1], white ink on black (MNIST's convention)",
+}
+# Checked by check_pixels (schemas/predict.py), one message naming the first bad pixel; the
+# schema says the same to a client
+Pixels = Annotated[list[list[float]], WithJsonSchema(PIXELS_SCHEMA)]
 
 
 class EncodedArray(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -59,7 +59,10 @@ class AblationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     layer: str = Field(description="a layer name from /api/v1/model, e.g. conv1 or fc1")
-    channels: list[int] = Field(description="channel indices; repeats count once; at most 256")
+    channels: list[int] = Field(
+        description="channel indices of the layer's output; repeats count once; at most 256 "
+        "distinct; 422 when one is out of range"
+    )
 
 
 class KernelEditIn(BaseModel):
@@ -91,13 +94,31 @@ class EditsIn(BaseModel):
         )
 
 
+# A 28x28 PNG of a 7, as a canvas would send it: the examples of the schema
+EXAMPLE_IMAGE = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAAR0lEQVR42mNgGGSAEUr/"
+    "xybMhF3Pf3ySjCjGomnDaSxcDpexuCQRGknUiaSRNJ3IGknSiaKRFJ2oGknQiaaReJ3/sccgfQEAyUkLJcps4wQAAAAA"
+    "SUVORK5CYII="
+)
+# Exactly one of the two: `image` a string, or `pixels` an array (the other absent or null)
+EXACTLY_ONE_INPUT: dict[str, Any] = {
+    "oneOf": [
+        {"required": ["image"], "properties": {"image": {"type": "string"}}},
+        {"required": ["pixels"], "properties": {"pixels": {"type": "array"}}},
+    ]
+}
+
+
 class ImageOrPixels(BaseModel):
     """Exactly one of `image` or `pixels`: the input of every request that reads one digit."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=EXACTLY_ONE_INPUT)
 
     image: str | None = Field(
-        None, description="base64 or data URL of a PNG, JPEG, WebP, BMP or GIF"
+        None,
+        description="base64 or data URL of a PNG, JPEG, WebP, BMP or GIF; 422 when it is not "
+        "one or holds no digit",
+        examples=[EXAMPLE_IMAGE],
     )
     pixels: Pixels | None = Field(None, description="28x28 numbers in [0, 1], white ink on black")
 
@@ -124,14 +145,32 @@ class PredictRequest(PredictOptions, ImageOrPixels):
     )
 
 
+MAX_BATCH = 256  # the schema's maxItems; server/api/openapi.py states the configured one
+EXACTLY_ONE_BATCH: dict[str, Any] = {
+    "oneOf": [
+        {"required": ["images"], "properties": {"images": {"type": "array"}}},
+        {"required": ["pixels"], "properties": {"pixels": {"type": "array"}}},
+    ]
+}
+
+
 class BatchRequest(BaseModel):
     """Up to 256 images or pixel grids, classified in one forward pass."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=EXACTLY_ONE_BATCH)
 
     model: str | None = model_name_field()
-    images: list[str] | None = None
-    pixels: list[Pixels] | None = None
+    images: list[str] | None = Field(
+        None,
+        description="base64 or data URLs, as /predict's `image`",
+        json_schema_extra={"maxItems": MAX_BATCH},
+        examples=[[EXAMPLE_IMAGE]],
+    )
+    pixels: list[Pixels] | None = Field(
+        None,
+        description="28x28 grids, as /predict's `pixels`",
+        json_schema_extra={"maxItems": MAX_BATCH},
+    )
 
     @field_validator("pixels")
     @classmethod

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, field_validator
 
 from server.cnn.architectures import PRESETS
 from server.training.jobs.job import Status
@@ -13,32 +13,46 @@ from server.training.jobs.request import MNIST_TRAIN_IMAGES, JobConfig
 DEFAULTS = JobConfig()
 
 
+def not_a_bool(value: Any) -> Any:
+    """pydantic takes true and false for numbers; the schema says a number, and so does this."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+NotBool = BeforeValidator(not_a_bool)
+
+
 class TrainingRequest(BaseModel):
     """Every field optional; the defaults train the shipped architecture for one epoch."""
 
     model_config = ConfigDict(extra="forbid")
 
     architecture: str = Field(
-        default=DEFAULTS.architecture, description=f"a preset of convscope train: {sorted(PRESETS)}"
+        default=DEFAULTS.architecture,
+        description="a preset of convscope train",
+        json_schema_extra={"enum": list[JsonValue](sorted(PRESETS))},  # known_architecture checks
     )
-    train_size: int = Field(
+    train_size: Annotated[int, NotBool] = Field(
         default=MNIST_TRAIN_IMAGES,
         ge=1000,
         le=MNIST_TRAIN_IMAGES,
         description="MNIST training images to use (1,000 more are held out to evaluate, so at "
         "most 59,000 are trained on)",
     )
-    epochs: int = Field(default=DEFAULTS.epochs, ge=1, le=5)
-    batch_size: int = Field(default=DEFAULTS.batch_size, ge=16, le=512)
-    learning_rate: float = Field(
+    epochs: Annotated[int, NotBool] = Field(default=DEFAULTS.epochs, ge=1, le=5)
+    batch_size: Annotated[int, NotBool] = Field(default=DEFAULTS.batch_size, ge=16, le=512)
+    learning_rate: Annotated[float, NotBool] = Field(
         default=DEFAULTS.learning_rate,
         gt=0,
         le=1,
         allow_inf_nan=False,
         description="peak learning rate (Adam), after a half-epoch warm-up; cosine decay after",
     )
-    augment: bool = Field(default=DEFAULTS.augment, description="random shifts, rotations, ...")
-    seed: int = Field(default=DEFAULTS.seed, ge=0, le=2**32 - 1)
+    augment: bool = Field(
+        default=DEFAULTS.augment, strict=True, description="random shifts, rotations, ..."
+    )
+    seed: Annotated[int, NotBool] = Field(default=DEFAULTS.seed, ge=0, le=2**32 - 1)
 
     @field_validator("architecture")
     @classmethod
