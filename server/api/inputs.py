@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ from server.api.schemas.arrays import Pixels
 from server.api.schemas.predict import (
     EditsIn,
 )
+from server.api.schemas.trainings import TeachExample
 from server.config import Settings
 from server.explain.edits import Edits
 
@@ -96,3 +98,21 @@ def edits_from_form(text: str) -> Edits:
     except ValidationError as error:
         errors = [{**e, "loc": ("edits", *e["loc"])} for e in error.errors()]
         raise InputError(422, describe_validation(errors)) from None
+
+
+def teach_examples(
+    examples: Sequence[TeachExample], settings: Settings
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """A "teach it" job's drawings as the model reads them: (E, 28, 28) float32 and the labels;
+    InputError 422 naming the index of one that is not an image or holds no digit."""
+    images = []
+    for index, example in enumerate(examples):
+        try:
+            if example.image is not None:
+                data = decode_base64_image(example.image, field=f"examples[{index}].image")
+                images.append(image_from_bytes(data, settings))
+            else:
+                images.append(np.asarray(example.pixels, dtype=np.float32))  # (28, 28)
+        except preprocess.PreprocessError as error:
+            raise InputError(422, f"examples[{index}]: {error}") from None
+    return np.stack(images), tuple(example.label for example in examples)

@@ -44,6 +44,7 @@ class ModelRegistry:
         self.default = default
         self.sources: dict[str, Lookup] = {}
         self.problems: list[LoadProblem] = []
+        self.paths: dict[str, Path] = {}  # where each model loaded at start-up came from
 
     @classmethod
     def load(cls, folder: Path, default_path: Path, loader: Loader) -> ModelRegistry:
@@ -52,6 +53,7 @@ class ModelRegistry:
         name and kept in `problems`."""
         default = default_path.stem
         models = {default: loader(default_path)}
+        paths = {default: default_path.resolve()}
         problems = []
         candidates = sorted(folder.glob("*.npz")) if folder.is_dir() else []
         for path in candidates:
@@ -59,12 +61,23 @@ class ModelRegistry:
                 continue
             try:
                 models[path.stem] = loader(path)
+                paths[path.stem] = path.resolve()
             except ModelFileError as error:
                 problems.append(LoadProblem(path, error.problem))
                 logger.warning("skipped model %s: %s", path, error.problem)
         registry = cls(models, default)
         registry.problems = problems
+        registry.paths = paths
         return registry
+
+    def served_file(self, name: str) -> tuple[Path, Predictor]:
+        """A model loaded from a file at start-up (not a training job's): its file and itself;
+        UnknownModelError naming the ones there are."""
+        if name not in self.models or name not in self.paths:
+            raise UnknownModelError(
+                f"no served model named {name!r}; models are {list(self.models)}"
+            )
+        return self.paths[name], self.models[name]
 
     def add_source(self, prefix: str, lookup: Lookup) -> None:
         """Names "prefix:rest" are answered by lookup(rest) from now on."""

@@ -20,11 +20,13 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from server.api.app import create_app
 from server.cli.local_broker import local_redis, local_worker, redis_server_path
 from server.cli.local_server import LocalServer, local_server
 from server.cnn import load_model
+from server.synth import stroke_set
 from server.training.jobs import local as training_manager
 from server.training.mnist import MnistError, load_mnist
 from tests.api.sse import sse_events
@@ -397,3 +399,112 @@ def test_an_unknown_job_is_404_at_once(client: TestClient, path: str) -> None:
     assert answer.status_code == 404
     assert "another worker" in answer.json()["detail"]
     assert client.delete("/api/v1/trainings/nope").status_code == 404
+
+
+# --- teach it: a served model fine-tuned on a learner's drawings ----------------------------
+
+
+def teach_body(count: int = 20, steps: int = 30) -> dict[str, Any]:
+    """`count` stroke digits (not MNIST), two of each, as pixels, and their labels."""
+    drawn = stroke_set(count, seed=77, via_png=False)
+    examples = [
+        {"pixels": np.round(image, 4).tolist(), "label": int(label)}
+        for image, label in zip(drawn.images, drawn.labels, strict=True)
+    ]
+    return {"kind": "finetune", "base_model": "untrained", "examples": examples, "steps": steps}
+
+
+def test_a_fine_tune_teaches_the_examples_and_its_model_reads_by_name(setup: Setup) -> None:
+    """The served (untrained) model taught 20 drawings: they are read better after than
+    before, every layer moved and the first filters are ranked by it, and the taught model
+    answers by name; its status says what it was asked, without the drawings."""
+    url = setup.server.url
+    created = httpx.post(
+        f"{url}/api/v1/trainings", json=teach_body(), headers={"X-Client-Id": "teacher-1"}
+    )
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    events = read_events(f"{url}/api/v1/trainings/{job_id}/events").events
+    assert events[-1].name == "done", events[-1]
+    evaluations = [e.data for e in events if e.name == "evaluation"]
+    assert all(0 <= e["examples_accuracy"] <= 1 for e in evaluations)
+    done = events[-1].data
+    right = lambda rows: sum(r["label"] == r["predicted"] for r in rows)  # noqa: E731
+    assert right(done["examples_after"]) > right(done["examples_before"])
+    assert [r["label"] for r in done["examples_after"]] == [
+        e["label"] for e in teach_body()["examples"]
+    ]
+    assert 0 <= done["base_test_accuracy"] <= 1
+    assert 0 <= done["test_accuracy"] <= 1
+    changed = done["changed"]
+    assert set(changed["layers"]) >= {"conv1.weight", "fc2.weight"}
+    assert all(value > 0 for value in changed["layers"].values())
+    ranked = changed["filters"]["ranked"]
+    assert changed["filters"]["layer"] == "conv1"
+    assert len(ranked) == 32
+    assert [v for _, v in ranked] == sorted((v for _, v in ranked), reverse=True)
+    status = httpx.get(f"{url}/api/v1/trainings/{job_id}").json()
+    assert status["config"] == {
+        "kind": "finetune",
+        "base_model": "untrained",
+        "examples": 20,
+        "steps": 30,
+        "learning_rate": 0.001,
+        "seed": 0,
+    }
+    answer = httpx.post(
+        f"{url}/api/v1/predict",
+        json={"pixels": teach_body()["examples"][0]["pixels"], "model": f"training:{job_id}"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "words"),
+    [
+        ({"base_model": "nope"}, 404, "no served model named 'nope'"),
+        ({"base_model": "training:abc"}, 404, "no served model"),
+        ({"examples": []}, 422, "examples"),
+        ({"epochs": 2}, 422, "epochs"),
+        ({"steps": 5}, 422, "steps"),
+        ({"learning_rate": 0.5}, 422, "learning_rate"),
+    ],
+)
+def test_a_fine_tune_is_refused_in_words(
+    client: TestClient, change: dict[str, Any], status: int, words: str
+) -> None:
+    body = {**teach_body(count=2), **change}
+    body["base_model"] = change.get("base_model", client.get("/api/v1/models").json()[0]["name"])
+    answer = client.post("/api/v1/trainings", json=body)
+    assert answer.status_code == status, answer.text
+    assert words in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("example", "words"),
+    [
+        ({"pixels": [[0.0] * 28] * 28, "label": 10}, "examples.1.label"),
+        ({"image": "not base64!", "label": 3}, "examples[1].image: not valid base64"),
+        ({"image": "", "label": 3}, "examples[1]"),
+        ({"label": 3}, "exactly one of"),
+    ],
+)
+def test_a_bad_example_is_a_422_naming_its_index(
+    client: TestClient, example: dict[str, Any], words: str
+) -> None:
+    body = teach_body(count=1)
+    body["base_model"] = client.get("/api/v1/models").json()[0]["name"]
+    body["examples"].append(example)
+    answer = client.post("/api/v1/trainings", json=body)
+    assert answer.status_code == 422, answer.text
+    assert words in answer.json()["detail"]
+
+
+def test_an_example_with_no_digit_is_a_422_naming_its_index(client: TestClient, kit: Any) -> None:
+    body = teach_body(count=2)
+    body["base_model"] = client.get("/api/v1/models").json()[0]["name"]
+    blank = kit.png_b64(Image.new("L", (64, 64), 255))
+    body["examples"].insert(1, {"image": blank, "label": 4})
+    answer = client.post("/api/v1/trainings", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"].startswith("examples[1]: ")

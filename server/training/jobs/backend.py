@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from server.cnn import Sequential
 from server.inference import Predictor
-from server.training.jobs.request import JobConfig
+from server.training.jobs.request import AnyJobConfig
 
 ENDINGS = frozenset({"done", "cancelled", "failed"})
 
@@ -39,7 +39,7 @@ class WireEvent:
 class Trainings(Protocol):
     """Training jobs: start, look up, follow, stop, and predict with their weights."""
 
-    async def start(self, config: JobConfig, client: str) -> dict[str, Any]:
+    async def start(self, config: AnyJobConfig, client: str) -> dict[str, Any]:
         """The new job's status (queued or running), or TrainingError."""
         ...
 

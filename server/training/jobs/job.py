@@ -187,7 +187,7 @@ class Job:
             self._finish("failed", "failed", {"reason": self.error})
 
     def _finish(self, status: Status, event: str, data: dict[str, Any]) -> None:
-        self.status = status
+        self.status, self.position = status, 0
         self.finished_at = time.monotonic()
         self._add_event(event, data)
 
@@ -246,6 +246,10 @@ class Job:
 
     def latest_progress(self) -> JobEvent | None:
         return next((e for e in reversed(self.events) if e.name == "progress"), None)
+
+    def template_spec(self) -> dict[str, Any]:
+        """The job's architecture as a weights file stores it: how to rebuild its models."""
+        return self._template.spec()
 
     def snapshot_list(self) -> list[tuple[int, float]]:
         with self.lock:

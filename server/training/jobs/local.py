@@ -20,7 +20,7 @@ from server.training.jobs.backend import (
     parse_model_name,
 )
 from server.training.jobs.job import ACTIVE, Job, MakePredictor
-from server.training.jobs.request import DataSource, JobConfig
+from server.training.jobs.request import AnyJobConfig, DataSource
 from server.training.mnist import FILES, MnistError, download_mnist, find_file
 
 
@@ -109,7 +109,7 @@ class LocalTrainings:
 
     # --- the contract (server.training.jobs.backend.Trainings) -------------------------
 
-    async def start(self, config: JobConfig, client: str) -> dict[str, Any]:
+    async def start(self, config: AnyJobConfig, client: str) -> dict[str, Any]:
         job = await anyio.to_thread.run_sync(self.start_job, config, client)
         return job.status_data()
 
@@ -139,7 +139,7 @@ class LocalTrainings:
 
     # --- the jobs ------------------------------------------------------------------------
 
-    def start_job(self, config: JobConfig, client: str) -> Job:
+    def start_job(self, config: AnyJobConfig, client: str) -> Job:
         """A new job, running or in line; TrainingError (403 off, 429 one's own job or the queue
         full, 503 no data or shutting down)."""
         refuse_when_off(self.enabled)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -53,8 +52,7 @@ from server.training.jobs.broker import (
 )
 from server.training.jobs.job import MakePredictor, state_sha256
 from server.training.jobs.local import already_training, queue_full, refuse_when_off
-from server.training.jobs.request import JobConfig
-from server.training.train import new_model
+from server.training.jobs.request import AnyJobConfig
 
 logger = logging.getLogger("convscope")
 
@@ -89,7 +87,7 @@ def status_from_hash(job_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
         # taken by a worker and not begun yet: no longer in line, next to start all the same
         "queue_position": max(1, place) if value["status"] == "queued" else 0,
         "step": int(value.get("step") or 0),
-        "steps_total": JobConfig(**config).steps_total(),
+        "steps_total": int(value.get("steps_total") or 0),
         "epoch": int(value.get("epoch") or 1),
         "loss": number("loss"),
         "accuracy": number("accuracy"),
@@ -126,7 +124,7 @@ class SharedTrainings:
         self.announce = self.redis.register_script(ANNOUNCE)
         self.finish = self.redis.register_script(FINISH)
         self.predictors: OrderedDict[tuple[str, int], Predictor] = OrderedDict()
-        self.templates: dict[str, Sequential] = {}
+        self.templates: dict[bytes, Sequential] = {}
         self.lock = threading.Lock()
         self.sweeper: asyncio.Task[None] | None = None
 
@@ -140,10 +138,10 @@ class SharedTrainings:
 
     # --- the contract ------------------------------------------------------------------
 
-    async def start(self, config: JobConfig, client: str) -> dict[str, Any]:
+    async def start(self, config: AnyJobConfig, client: str) -> dict[str, Any]:
         refuse_when_off(self.enabled)
         job_id = new_job_id()
-        config_json = json.dumps(dataclasses.asdict(config))
+        config_json = json.dumps(config.public())
         created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
             answer = await self.admit(
@@ -155,11 +153,12 @@ class SharedTrainings:
                 raise already_training(str(verdict[1]), str(verdict[2]))
             if verdict[0] == "full":
                 raise queue_full(self.max_queued)
+            await self.redis.hset(job_key(job_id), "steps_total", str(config.steps_total()))
             await self.queue.enqueue(
                 "train",
                 key=job_id,
                 job_id=job_id,
-                config=dataclasses.asdict(config),
+                config=config.to_json(),
                 timeout=0,  # a run takes as long as it takes; a dead worker is found by heartbeat
                 heartbeat=HEARTBEAT_S,
                 retries=1,  # no retry: a run that lost its worker ends `failed`, in words
@@ -240,12 +239,15 @@ class SharedTrainings:
             raise ValueError(f"training {job_id} is {status['status']}; its weights come when done")
         try:
             data = await self.redis.get(weights_key(job_id, "latest"))
-            metadata = json.loads(await self.redis.hget(job_key(job_id), "metadata") or "{}")
+            metadata, architecture = await self.redis.hmget(
+                job_key(job_id), ["metadata", "architecture"]
+            )
         except RedisError:
             raise unreachable() from None
-        if data is None:
+        if data is None or architecture is None:
             raise UnknownJobError(f"training {job_id}: its weights have expired")
-        model = self._model(JobConfig(**status["config"]))
+        metadata = json.loads(metadata or "{}")
+        model = self._model(architecture)
         model.load_state_dict(state_from_bytes(data), source=f"training {job_id}")
         return model, metadata
 
@@ -254,13 +256,13 @@ class SharedTrainings:
         from the broker once per version and kept (the newest CACHED_PREDICTORS)."""
         job_id, step = parse_model_name(name)
         try:
-            config, latest, kept, metadata = self.sync.hmget(
-                job_key(job_id), ["config", "latest_step", "snapshots", "metadata"]
+            architecture, latest, kept, metadata = self.sync.hmget(
+                job_key(job_id), ["architecture", "latest_step", "snapshots", "metadata"]
             )
         except RedisError:
             raise KeyError(f"training:{name}: {BROKER_DOWN}") from None
-        if config is None:
-            raise KeyError(f"no training {job_id!r} (training:{name})")
+        if architecture is None:
+            raise KeyError(f"no training {job_id!r} with weights yet (training:{name})")
         steps = [int(s) for s, _ in json.loads(kept or "[]")]
         if step is None or not steps:
             key: int = int(latest or 0)
@@ -276,7 +278,7 @@ class SharedTrainings:
         if data is None:
             raise KeyError(f"training:{name}: no weights yet; the job has not started")
         state = state_from_bytes(data)
-        model = self._model(JobConfig(**json.loads(config)))
+        model = self._model(architecture)
         model.load_state_dict(state, source=f"training {job_id} step {key}")
         info: dict[str, Any] = {"training": job_id, "step": key}
         if metadata and stored == "latest":
@@ -299,12 +301,15 @@ class SharedTrainings:
 
     # --- upkeep ----------------------------------------------------------------------------
 
-    def _model(self, config: JobConfig) -> Sequential:
-        """A fresh model of the job's architecture (a copy of one built once per preset)."""
+    def _model(self, architecture: bytes) -> Sequential:
+        """A model of the job's architecture (the spec its worker stored), copied from one
+        built once per architecture."""
         with self.lock:
-            template = self.templates.get(config.architecture)
+            template = self.templates.get(architecture)
             if template is None:
-                template = self.templates[config.architecture] = new_model(config.train_config())
+                template = self.templates[architecture] = Sequential.from_spec(
+                    json.loads(architecture)
+                )
         return copy.deepcopy(template)
 
     async def _announce(self) -> None:

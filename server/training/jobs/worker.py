@@ -32,7 +32,7 @@ from server.training.jobs.broker import (
     weights_key,
 )
 from server.training.jobs.job import ACTIVE, Job
-from server.training.jobs.request import JobConfig
+from server.training.jobs.request import config_from_json
 from server.training.jobs.shared import LOST, SWEEP_S, sweep_lost_jobs
 
 logger = logging.getLogger("convscope")
@@ -131,7 +131,7 @@ class Trainer:
         # started on a thread (it spawns a process), and finished even if this task is
         # cancelled meanwhile: a job's process is never left behind without its Job
         starting = asyncio.ensure_future(
-            asyncio.to_thread(Job, JobConfig(**config), self.mnist_dir, job_id=job_id)
+            asyncio.to_thread(Job, config_from_json(config), self.mnist_dir, job_id=job_id)
         )
         try:
             job = await asyncio.shield(starting)
@@ -139,6 +139,8 @@ class Trainer:
             await asyncio.shield(self.wind_up(await asyncio.shield(starting), mirror))
             raise
         try:
+            architecture = json.dumps(job.template_spec())
+            await self.broker.hset(job_key(job_id), "architecture", architecture)
             return await self.follow(ctx, job, mirror)
         except asyncio.CancelledError:  # SAQ's abort, or this worker shutting down
             await asyncio.shield(self.wind_up(job, mirror))
