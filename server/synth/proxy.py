@@ -52,8 +52,9 @@ def stroke_sample(
     return image, label_of(style), style
 
 
-def font_sample(i: int, seed: int, *, via_png: bool = True) -> tuple[np.ndarray, int, str]:
-    """Sample i of a font set: (28x28 input, label, "fonts/<name>"); fonts and digits in turn."""
+def font_page(i: int, seed: int) -> tuple[np.ndarray, int, str]:
+    """Sample i of a font set as the page a writer hands in: (H, W) gray levels, label,
+    "fonts/<name>"; fonts and digits in turn."""
     fonts = available_fonts()
     if not fonts:
         raise LookupError("no handwriting fonts installed (see server/synth/fonts.py)")
@@ -61,9 +62,13 @@ def font_sample(i: int, seed: int, *, via_png: bool = True) -> tuple[np.ndarray,
     digit, name = i % 10, names[(i // 10) % len(names)]
     rng = np.random.default_rng([seed, FAMILY_IDS["fonts"], i])
     ink = ink_from_font(fonts[name], digit, int(rng.integers(24, 200)), rng)
-    levels = page(ink, rng)
-    image = digit_input(levels, via_png=via_png)
-    return image, digit, f"fonts/{name}"
+    return page(ink, rng), digit, f"fonts/{name}"
+
+
+def font_sample(i: int, seed: int, *, via_png: bool = True) -> tuple[np.ndarray, int, str]:
+    """Sample i of a font set: (28x28 input, label, "fonts/<name>")."""
+    levels, digit, style = font_page(i, seed)
+    return digit_input(levels, via_png=via_png), digit, style
 
 
 def stroke_set(
