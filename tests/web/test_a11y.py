@@ -137,9 +137,18 @@ def draw_with_finger(app: App) -> str:
 # ---- axe -----------------------------------------------------------------------------------
 
 
+def add_example(page: Page, label: int) -> None:
+    """Label the drawing under the prediction, so the Teach view's gallery has a tile."""
+    page.get_by_test_id(f"teach-label-{label}").click()
+    page.get_by_test_id("teach-examples").locator("li .te-read", has_text="reads").first.wait_for()
+    page.get_by_test_id("teach-view").scroll_into_view_if_needed()
+
+
 def test_axe_page_with_a_drawing(app: App) -> None:
     assert draw_and_wait(app.page, vertical_stroke()) == "1"
     assert serious_violations(app.page, "desktop page") == []
+    add_example(app.page, 7)  # the Teach view with an example (its result: test_teach_view.py)
+    assert serious_violations(app.page, "desktop page, Teach view") == []
 
 
 SCROLL_DIALOG_JS = """
@@ -187,6 +196,8 @@ def test_axe_phone(phone_app: App) -> None:
     page = phone_app.page
     assert draw_with_finger(phone_app) == "1"
     found = serious_violations(page, "phone page")
+    add_example(page, 1)
+    found += serious_violations(page, "phone page, Teach view")
     page.mouse.click(*map_point(page, "conv2", 0))
     page.locator("dialog#detail[open] .kernel-grid").wait_for()
     found += axe_through_dialog(page, "phone conv2 dialog")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 # What a visitor downloads: the server compresses every file, and readable code compresses ~3x.
-BUDGET_BYTES = 84 * 1000  # web/js + web/css, each file gzip-compressed (60 KB before the
+BUDGET_BYTES = 100 * 1000  # web/js + web/css, each file gzip-compressed (60 KB before the
 # model picker, compare mode and Train view; 80 KB before the detail view became nine modules,
-# which costs ~4 KB of per-file compression and import lines, not code)
+# which costs ~4 KB of per-file compression and import lines, not code; 84 KB before Teach it,
+# issue 19: its controller, three views and their styles, ~15 KB)
 
 
 def test_js_and_css_fit_in_the_budget() -> None:

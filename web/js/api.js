@@ -231,14 +231,28 @@ export function predictFile(file, { edits } = {}) {
   });
 }
 
+/**
+ * POST /api/v1/predict/batch: each image's reading by the current model (or the one named),
+ * [{ label, probability, isDigit }] in the images' order.
+ */
+export async function predictBatch(images, model = modelName) {
+  const b = await postJSON('/predict/batch', { images, ...(model && { model }) });
+  return b.labels.map((label, i) => ({
+    label, probability: b.probabilities[i][label], isDigit: b.is_digit[i] !== false,
+  }));
+}
+
 const weightCache = new Map();
 
-/** A layer's weights { name, kind, weight: {shape, data} | null, bias }, fetched once a model. */
-export function getWeights(name) {
-  const key = `${modelName}/${name}`;
+/**
+ * A layer's weights { name, kind, weight: {shape, data} | null, bias }, fetched once a model
+ * (the current model, or the one named).
+ */
+export function getWeights(name, model = modelName) {
+  const key = `${model}/${name}`;
   if (!weightCache.has(key)) {
-    const url =
-      `/model/layers/${encodeURIComponent(name)}/weights?encoding=base64${modelQuery('&')}`;
+    const url = `/model/layers/${encodeURIComponent(name)}/weights?encoding=base64` +
+      modelQuery('&', model);
     const p = request(url).then((b) => ({
       name: b.name,
       kind: b.kind,

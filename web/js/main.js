@@ -15,6 +15,9 @@ import { setupInterventions, predictLive, toggleChannel, sourceOf } from './inte
 import { setupModels } from './models.js';
 import * as training from './training-job.js';
 import { setupTrain, render as renderTrain } from './views/train.js';
+import * as teach from './teach.js';
+import { setupTeachView, render as renderTeach } from './views/teach.js';
+import { setupTeachAsk, render as renderTeachAsk } from './views/teach-ask.js';
 
 const $ = (sel) => document.querySelector(sel);
 const el = {
@@ -28,6 +31,8 @@ const el = {
   modelCard: $('[data-testid="model-card"]'),
   status: $('[data-testid="status"]'),
   train: $('[data-testid="train-view"]'),
+  teach: $('[data-testid="teach-view"]'),
+  teachAsk: $('[data-testid="teach-ask"]'),
 };
 
 const IDLE = 'Draw a digit in the black square: every view updates as you draw.';
@@ -154,6 +159,17 @@ setupTrain(el.train, {
   onUse: training.useJobModel,
 });
 
+// Teach it: the learner's labelled drawings, and a fine-tune of the page's model on them
+setupTeachAsk(el.teachAsk, { onLabel: teach.add });
+setupTeachView(el.teach, {
+  onTeach: teach.teach,
+  onStop: training.stop,
+  onRemove: teach.remove,
+  onExport: teach.exportText,
+  onImport: teach.importFile,
+  onUse: teach.useTaught,
+});
+
 // ---- views ------------------------------------------------------------------------------------
 
 // The layer explorer is the costly view: it draws at most once an animation frame, from the
@@ -202,6 +218,11 @@ subscribe((s, changed, prev) => {
   if (any('result', 'model', 'detail')) renderDetail(el.detail, s);
   if (any('model', 'modelError')) renderModelCard(el.modelCard, s);
   if (any('training', 'trainReading', 'modelName')) renderTrain(el.train, s, prev);
+  if (any('result', 'training', 'trainReading', 'modelName', 'teachNote')) {
+    renderTeachAsk(el.teachAsk, s);
+  }
+  const teachKeys = ['teachExamples', 'teachReadings', 'teachNote', 'teachJob', 'teachFilters'];
+  if (any('training', 'modelName', 'models', ...teachKeys)) renderTeach(el.teach, s, prev);
 });
 
 // ---- start --------------------------------------------------------------------------------------
@@ -224,12 +245,15 @@ setupModels({
   refresh: () => refresh((sourceOf(getState().result) || {}).file),
   reloadModel: loadModel,
 });
+teach.setupTeach(() => sourceOf(getState().result)); // (after the models: it reads with theirs)
 
 renderPrediction(el.prediction, null);
 renderInput(el.input, getState());
 renderLayers(el.layers, getState());
 renderModelCard(el.modelCard, getState());
 renderTrain(el.train, getState(), null);
+renderTeachAsk(el.teachAsk, getState());
+renderTeach(el.teach, getState(), null);
 setState({ message: IDLE });
 el.main.dataset.state = getState().status;
 loadModel();

@@ -24,6 +24,13 @@ let state = Object.freeze({
   counterfactual: null, // { target, busy, answer, error, source } "what would make it a ..."
   training: null, // the Train view's job: figures, curves, kernels, snapshots (training-job.js)
   trainReading: null, // { model, result, error } the drawing read by the job's weights
+  // Teach it (issue 19): the learner's labelled drawings, kept in localStorage (teach.js)
+  teachExamples: [], // [{ key, image: PNG data URL, label }] in the order they were added
+  teachReadings: null, // { model, byKey: { key: { label, probability } }, error } the page's
+  //                      model's reading of each example (model: the name asked, null: default)
+  teachNote: null, // { message, error } what became of the latest add, remove or import
+  teachJob: null, // { id, base, keys } the latest fine-tune: its base model, the examples sent
+  teachFilters: null, // { id, layer, shape, ranked: [[ch, change]], before, after } or error
 });
 
 export function getState() {

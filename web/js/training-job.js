@@ -129,7 +129,8 @@ function follow(id) {
     evaluation(d) {
       const t = getState().training;
       if (!mine(id) || t.val.some(([s]) => s === d.step)) return;
-      patch({ val: [...t.val, [d.step, d.val_accuracy, d.val_loss]] });
+      // (a fine-tune's evaluations also measure the learner's examples: examples_accuracy)
+      patch({ val: [...t.val, [d.step, d.val_accuracy, d.val_loss, d.examples_accuracy]] });
       loadSnapshots(id);
     },
     done(d) {
@@ -139,6 +140,7 @@ function follow(id) {
         testAccuracy: d.test_accuracy,
         message: `Done: ${percent(d.test_accuracy)} of the 10,000 test digits right after ` +
           `${Math.round(d.seconds)} s and ${d.steps} steps.`,
+        ...(d.examples_after && { finetune: finetuneOutcome(d) }),
       });
     },
     cancelled() {
@@ -182,8 +184,22 @@ function follow(id) {
   });
 }
 
-/** Start a job with the form's settings (only the fields given). */
-export async function start(config) {
+/** What a fine-tune's `done` says: MNIST before and after, each example's readings, what moved. */
+const finetuneOutcome = (d) => ({
+  testAccuracy: d.test_accuracy,
+  baseTestAccuracy: d.base_test_accuracy,
+  before: d.examples_before, // [{ label, predicted }] in the order the examples were sent
+  after: d.examples_after,
+  changed: d.changed, // { layers: { 'conv1.weight': change }, filters: { layer, ranked } }
+});
+
+/**
+ * Start a job with the form's settings (only the fields given), a fine-tune's examples too;
+ * its id, or null when the server refused it (the state says why).
+ */
+export async function start(body) {
+  // the state keeps the settings as the job's status tells them: the examples counted
+  const config = body.examples ? { ...body, examples: body.examples.length } : body;
   closeEvents();
   setState({
     training: {
@@ -192,12 +208,14 @@ export async function start(config) {
     trainReading: null,
   });
   try {
-    const { id, status, queue_position: position } = await api.startTraining(config);
+    const { id, status, queue_position: position } = await api.startTraining(body);
     remember(id);
     setState({ training: fresh(id, config, status, position) });
     follow(id);
+    return id;
   } catch (err) {
     patch({ status: 'error', error: true, message: `Could not start: ${words(err)}` });
+    return null;
   }
 }
 

@@ -1,5 +1,6 @@
 // The live training chart: training loss (left axis), training and validation accuracy (right
-// axis) against steps, on one canvas redrawn from the job's curves; the legend is HTML.
+// axis) against steps, and for a fine-tune the accuracy on the learner's own examples, on one
+// canvas redrawn from the job's curves; the legend is HTML.
 
 import { niceStep } from './model-card.js';
 
@@ -7,12 +8,16 @@ export const SERIES = [
   { key: 'loss', label: 'training loss (left axis)', color: '#0072b2', dash: [] },
   { key: 'acc', label: 'training accuracy', color: '#b34700', dash: [] },
   { key: 'val', label: 'validation accuracy', color: '#007a5a', dash: [5, 3] },
+  { key: 'ex', label: 'accuracy on your examples', color: '#a0357c', dash: [2, 2] },
 ];
 const INK = '#5a6376';
 
 const label = (v) => String(+v.toPrecision(3));
 
-/** Draw a job's curves ({ curve: [[step, loss, acc]], val: [[step, acc]], total }) on a canvas. */
+/**
+ * Draw a job's curves on a canvas: { curve: [[step, loss, acc]], total, val: [[step, acc,
+ * loss, examplesAcc]] } (examplesAcc: a fine-tune's only).
+ */
 export function drawChart(canvas, t) {
   const w = canvas.clientWidth || 320;
   const h = canvas.clientHeight || 200;
@@ -67,6 +72,7 @@ export function drawChart(canvas, t) {
     loss: curve.map(([s, loss]) => [s, loss / lossMax]),
     acc: curve.map(([s, , acc]) => [s, acc]),
     val: val.map(([s, acc]) => [s, acc]),
+    ex: val.map(([s, , , ex]) => [s, ex]),
   };
   ctx.lineWidth = 2;
   ctx.lineJoin = 'round';
@@ -78,6 +84,20 @@ export function drawChart(canvas, t) {
     pts.forEach(([s, f], i) => (i ? ctx.lineTo(X(s), Y(f)) : ctx.moveTo(X(s), Y(f))));
     ctx.stroke();
     ctx.setLineDash([]);
-    if (ser.key === 'val') for (const [s, f] of pts) ctx.fillRect(X(s) - 2.5, Y(f) - 2.5, 5, 5);
+    if (ser.key !== 'loss' && ser.key !== 'acc') {
+      for (const [s, f] of pts) ctx.fillRect(X(s) - 2.5, Y(f) - 2.5, 5, 5); // measured points
+    }
   }
+}
+
+/** The chart's legend items (HTML), one a series, each with its data-key. */
+export const legendItems = () =>
+  SERIES.map((s) => `<li data-key="${s.key}"><i></i>${s.label}</li>`).join('');
+
+/** Mark each legend item with its series' colour and dash. */
+export function markLegend(list) {
+  list.querySelectorAll('li').forEach((li) => {
+    const ser = SERIES.find((s) => s.key === li.dataset.key);
+    li.firstChild.style.borderTop = `3px ${ser.dash.length ? 'dashed' : 'solid'} ${ser.color}`;
+  });
 }

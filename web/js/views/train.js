@@ -2,7 +2,7 @@
 // the job's weights read it, the snapshot slider and "Use this model". It renders state.training
 // and state.trainReading; what the buttons do is the controller's (web/js/training-job.js).
 
-import { drawChart, SERIES } from './train-chart.js';
+import { drawChart, legendItems, markLegend } from './train-chart.js';
 import {
   renderKernels, renderNote, renderReading, setupKernels, setupReading,
 } from './train-maps.js';
@@ -24,7 +24,6 @@ const opts = (list, chosen) => list.map(([v, t]) =>
 const ABOUT = 'Train a new network on MNIST on the server and watch it learn: its loss and ' +
   'accuracy, its first filters, and how it reads your drawing as it goes.';
 const CHART_LABEL = 'Training loss, training accuracy and validation accuracy against steps';
-const LEGEND = SERIES.map((s) => `<li><i></i>${s.label}</li>`).join('');
 const SCALE = '<span class="lg-lo"></span><span class="lg-bar"></span><span class="lg-hi"></span>';
 const ANSWER = '<div class="prediction-digit"><output class="digit"></output>' +
   '<p class="tr-note prediction-note"></p></div>';
@@ -50,7 +49,7 @@ const MARKUP = `
   <figure class="tr-chart">
     <canvas data-testid="train-chart" role="img" aria-label="${CHART_LABEL}"
       aria-describedby="tr-summary"></canvas>
-    <figcaption><ul class="tr-legend">${LEGEND}</ul>
+    <figcaption><ul class="tr-legend">${legendItems()}</ul>
     <p class="help" id="tr-summary">No training yet.</p></figcaption>
   </figure>
   <figure class="tr-kernels" data-testid="train-kernels">
@@ -101,8 +100,7 @@ const sliderIndex = (t) =>
 export function setupTrain(container, { onStart, onStop, onScrub, onUse }) {
   container.innerHTML = MARKUP;
   const q = (s) => container.querySelector(s);
-  container.querySelectorAll('.tr-legend i').forEach((i, k) => (i.style.borderTop =
-    `3px ${SERIES[k].dash.length ? 'dashed' : 'solid'} ${SERIES[k].color}`));
+  markLegend(q('.tr-legend'));
   setupKernels(q('.tr-kernels'));
   setupReading(q('.tr-read'));
   q('.tr-form').addEventListener('submit', (e) => {
@@ -136,6 +134,8 @@ export function render(container, s, prev) {
   status.classList.toggle('busy', live && !(t && t.error));
 
   shown.t = t;
+  // (the learner's examples are a fine-tune's: a job from scratch has none)
+  q('.tr-legend [data-key="ex"]').hidden = !(t && t.config && t.config.kind === 'finetune');
   if (!p || !t || t.curve !== p.curve || t.val !== p.val || t.total !== p.total) {
     drawChart(q('[data-testid="train-chart"]'), t);
     q('#tr-summary').textContent = summary(t);
