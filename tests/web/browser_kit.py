@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from server.cli.local_server import local_server
+from server.training.mnist import FILES, MnistError, find_file
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
@@ -384,3 +387,27 @@ def map_point(page: Page, layer: str, channel: int) -> tuple[float, float]:
         page.wait_for_timeout(100)
     assert point is not None
     return point
+
+
+def mnist_dir() -> Path | None:
+    """MNIST's directory when its files are there ($CONVSCOPE_MNIST_DIR, then $MNIST_DIR)."""
+    for name in ("CONVSCOPE_MNIST_DIR", "MNIST_DIR"):
+        value = os.environ.get(name)
+        try:
+            if value and all(find_file(Path(value), f) for f in FILES):
+                return Path(value)
+        except MnistError:
+            pass
+    return None
+
+
+@contextmanager
+def training_server(why: str, **settings: str) -> Iterator[str]:
+    """A server of its own that may train on MNIST (the shared one serves every other browser
+    test), with CONVSCOPE_* `settings`; skips saying `why` MNIST is needed when it is not there."""
+    data = mnist_dir()
+    if data is None:
+        pytest.skip(f"{why}: set MNIST_DIR to a directory holding it")
+    env = {"CONVSCOPE_MNIST_DIR": str(data), "CONVSCOPE_MNIST_DOWNLOAD": "false", **settings}
+    with local_server(weights_file(), env=env) as server:
+        yield server.url

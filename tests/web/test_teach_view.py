@@ -22,7 +22,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from server.cli.local_server import local_server
 from tests.web.browser_kit import (
     DESKTOP,
     PHONE,
@@ -33,11 +32,11 @@ from tests.web.browser_kit import (
     ellipse,
     polyline,
     require_browser,
+    training_server,
     vertical_stroke,
-    weights_file,
 )
 from tests.web.test_a11y import serious_violations
-from tests.web.test_train_view import JOB_TIMEOUT_MS, mnist_dir, model_name, model_of
+from tests.web.test_train_view import JOB_TIMEOUT_MS, model_name, model_of
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, FilePayload, Page, Request
@@ -64,12 +63,8 @@ REMOVED = 3  # the fourth example is taken out again
 @pytest.fixture(scope="module")
 def teach_url() -> Iterator[str]:
     """A server of its own that may train (the shared one serves every other browser test)."""
-    data = mnist_dir()
-    if data is None:
-        pytest.skip("teaching fine-tunes on MNIST: set MNIST_DIR to a directory holding it")
-    env = {"CONVSCOPE_MNIST_DIR": str(data), "CONVSCOPE_MNIST_DOWNLOAD": "false"}
-    with local_server(weights_file(), env=env) as server:
-        yield server.url
+    with training_server("teaching fine-tunes on MNIST") as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,10 +9,8 @@ serious on the view. What the page shows is checked against what it asked the se
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -20,13 +18,13 @@ import httpx
 import pytest
 
 from server.cli.local_server import local_server
-from server.training.mnist import FILES, MnistError, find_file
 from tests.web.browser_kit import (
     DESKTOP,
     App,
     app_in,
     draw_and_wait,
     require_browser,
+    training_server,
     vertical_stroke,
     weights_file,
 )
@@ -68,27 +66,11 @@ RECORD_JS = """
 SEEN_JS = "() => Object.fromEntries(Object.entries(window.trainSeen).map(([k, v]) => [k, v.size]))"
 
 
-def mnist_dir() -> Path | None:
-    """MNIST's directory when its files are there ($CONVSCOPE_MNIST_DIR, then $MNIST_DIR)."""
-    for name in ("CONVSCOPE_MNIST_DIR", "MNIST_DIR"):
-        value = os.environ.get(name)
-        try:
-            if value and all(find_file(Path(value), f) for f in FILES):
-                return Path(value)
-        except MnistError:
-            pass
-    return None
-
-
 @pytest.fixture(scope="module")
 def train_url() -> Iterator[str]:
     """A server of its own that may train (the shared one serves every other browser test)."""
-    data = mnist_dir()
-    if data is None:
-        pytest.skip("the Train view trains on MNIST: set MNIST_DIR to a directory holding it")
-    env = {"CONVSCOPE_MNIST_DIR": str(data), "CONVSCOPE_MNIST_DOWNLOAD": "false"}
-    with local_server(weights_file(), env=env) as server:
-        yield server.url
+    with training_server("the Train view trains on MNIST") as url:
+        yield url
 
 
 @pytest.fixture
@@ -238,17 +220,10 @@ def test_a_refused_training_is_said_in_words(
 def test_a_waiting_job_says_how_many_are_ahead_and_a_reload_finds_it(browser: Browser) -> None:
     """One job trains at a time here; two other learners wait. The page's job waits behind
     them and says so, moves up when one leaves, is found again after a reload, and stops."""
-    data = mnist_dir()
-    if data is None:
-        pytest.skip("training jobs need MNIST: set MNIST_DIR to a directory holding it")
-    env = {
-        "CONVSCOPE_MNIST_DIR": str(data),
-        "CONVSCOPE_MNIST_DOWNLOAD": "false",
-        "CONVSCOPE_MAX_TRAININGS": "1",
-    }
     small = {"train_size": 1000}
-    with local_server(weights_file(), env=env) as server:
-        url = f"{server.url}/api/v1/trainings"
+    one_at_a_time = {"CONVSCOPE_MAX_TRAININGS": "1"}
+    with training_server("training jobs need MNIST", **one_at_a_time) as server_url:
+        url = f"{server_url}/api/v1/trainings"
         others = [
             httpx.post(url, json={"seed": 5}, headers={"X-Client-Id": "other-learner-1"}),
             httpx.post(url, json=small, headers={"X-Client-Id": "other-learner-2"}),
@@ -256,7 +231,7 @@ def test_a_waiting_job_says_how_many_are_ahead_and_a_reload_finds_it(browser: Br
         ]
         assert [o.json()["queue_position"] for o in others] == [0, 1, 2]
         try:
-            with app_in(browser, server.url, viewport=DESKTOP) as app:
+            with app_in(browser, server_url, viewport=DESKTOP) as app:
                 page = app.page
                 page.get_by_test_id("train-start").click()
                 status = page.get_by_test_id("train-status")
