@@ -24,5 +24,10 @@ export function percent(p) {
   return `${(tenths / 10).toFixed(1)}%`;
 }
 
-/** A whole number with thousands separators: 60,000. */
-export const thousands = (x) => Number(x).toLocaleString('en');
+/** A whole number with thousands separators: 60,000. (Not toLocaleString: its first call loads
+ * the locale data, a long task while the page starts.) */
+export function thousands(x) {
+  const n = Number(x);
+  if (!Number.isSafeInteger(n)) return n.toLocaleString('en');
+  return String(n).replace(/\B(?=(\d{3})+$)/g, ',');
+}

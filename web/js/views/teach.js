@@ -165,7 +165,7 @@ export function render(container, s, prev) {
   shown.t = t;
   if (!prev || (t !== p && (!p || !t || t.curve !== p.curve || t.val !== p.val ||
       t.total !== p.total))) {
-    drawChart(q('.te-chart canvas'), t);
+    if (prev) drawChart(q('.te-chart canvas'), t); // (the first: the ResizeObserver's, laid out)
     q('#te-summary').textContent = summary(t);
   }
   renderResult(q('.te-result'), s, prev);

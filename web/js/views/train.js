@@ -137,7 +137,9 @@ export function render(container, s, prev) {
   // (the learner's examples are a fine-tune's: a job from scratch has none)
   q('.tr-legend [data-key="ex"]').hidden = !(t && t.config && t.config.kind === 'finetune');
   if (!p || !t || t.curve !== p.curve || t.val !== p.val || t.total !== p.total) {
-    drawChart(q('[data-testid="train-chart"]'), t);
+    // (the first render leaves the empty chart to the ResizeObserver, which runs after layout:
+    // measuring the canvas here would lay the page out in the middle of its start)
+    if (prev) drawChart(q('[data-testid="train-chart"]'), t);
     q('#tr-summary').textContent = summary(t);
   }
   if (!p || !t || t.kernels !== p.kernels) {
