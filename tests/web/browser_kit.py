@@ -411,3 +411,82 @@ def training_server(why: str, **settings: str) -> Iterator[str]:
     env = {"CONVSCOPE_MNIST_DIR": str(data), "CONVSCOPE_MNIST_DOWNLOAD": "false", **settings}
     with local_server(weights_file(), env=env) as server:
         yield server.url
+
+
+# --- layout shift -------------------------------------------------------------------------
+
+# An init script: every layout shift the page makes that no input explains (hadRecentInput is
+# false), buffered from the first paint, with what moved and from where to where.
+LAYOUT_SHIFT_JS = """
+window.__shifts = [];
+new PerformanceObserver((list) => {
+  const name = (n) => {
+    if (!n) return '(gone)';
+    if (n.nodeType !== 1) return `text "${n.textContent.slice(0, 24)}"`;
+    const cls = typeof n.className === 'string' ? n.className.trim().split(/\\s+/) : [];
+    return n.tagName.toLowerCase() + (n.id ? `#${n.id}` : '') +
+      cls.filter(Boolean).map((c) => `.${c}`).join('') +
+      (n.dataset && n.dataset.testid ? `[data-testid=${n.dataset.testid}]` : '');
+  };
+  const box = (r) => [r.x, r.y, r.width, r.height].map(Math.round).join(' ');
+  for (const e of list.getEntries()) {
+    if (e.hadRecentInput) continue;
+    window.__shifts.push({
+      value: e.value, at: Math.round(e.startTime),
+      sources: e.sources.map((s) =>
+        `${name(s.node)}: x y w h ${box(s.previousRect)} -> ${box(s.currentRect)}`),
+    });
+  }
+}).observe({ type: 'layout-shift', buffered: true });
+"""
+MAX_LAYOUT_SHIFT = 0.05  # the page's budget, on load and while any view opens and fills
+
+
+@dataclass
+class Shifts:
+    """The layout shifts a page made while something happened (see watch_shifts)."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return float(sum(e["value"] for e in self.entries))
+
+    def report(self) -> str:
+        """What moved, a shift a line with its elements under it: for an assert's message."""
+        lines = [f"cumulative layout shift {self.total:.4f} in {len(self.entries)} shifts"]
+        for e in self.entries:
+            lines.append(f"  {e['value']:.4f} at {e['at']} ms:")
+            lines += [f"    {s}" for s in e["sources"]]
+        return "\n".join(lines)
+
+
+def settle(page: Page, quiet_ms: int = 400, limit_ms: int = 5000) -> None:
+    """Wait until the page has made no layout shift for `quiet_ms` (at most `limit_ms`)."""
+    page.wait_for_function(
+        """([quiet]) => {
+          const w = window.__shiftQuiet || (window.__shiftQuiet = { n: -1, since: 0 });
+          const now = performance.now();
+          const n = window.__shifts.length;
+          if (w.n !== n) Object.assign(w, { n, since: now });
+          return now - w.since >= quiet;
+        }""",
+        arg=[quiet_ms],
+        polling=100,
+        timeout=limit_ms + quiet_ms,
+    )
+
+
+@contextmanager
+def watch_shifts(page: Page, *, from_start: bool = False) -> Iterator[Shifts]:
+    """The layout shifts made while the body runs (or since the page began, `from_start`), and
+    until the page holds still after it. The body opens a view and waits for what it shows; then
+    read `.total` and `.report()`. LAYOUT_SHIFT_JS is installed here when no init script did (its
+    observer is buffered, so the shifts since the page began are still there)."""
+    if page.evaluate("window.__shifts === undefined"):
+        page.evaluate(LAYOUT_SHIFT_JS)
+    start = 0 if from_start else int(page.evaluate("window.__shifts.length"))
+    shifts = Shifts()
+    yield shifts
+    settle(page)
+    shifts.entries = list(page.evaluate("(n) => window.__shifts.slice(n)", start))

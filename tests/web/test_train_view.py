@@ -20,12 +20,14 @@ import pytest
 from server.cli.local_server import local_server
 from tests.web.browser_kit import (
     DESKTOP,
+    MAX_LAYOUT_SHIFT,
     App,
     app_in,
     draw_and_wait,
     require_browser,
     training_server,
     vertical_stroke,
+    watch_shifts,
     weights_file,
 )
 from tests.web.test_a11y import serious_violations
@@ -122,18 +124,21 @@ def test_train_from_the_page_and_scrub_through_it(train_app: App) -> None:
     page.evaluate(RECORD_JS)
 
     page.select_option('select[name="train_size"]', "1000")
-    page.get_by_test_id("train-start").click()
-    expect_disabled(page, "train-start")
-
-    # the chart and the kernels redraw as it learns, and the in-training weights read the
-    # drawing differently as they change
-    page.wait_for_function(
-        "() => trainSeen.chart.size >= 3 && trainSeen.kernels.size >= 2"
-        " && trainSeen.reading.size >= 2",
-        timeout=JOB_TIMEOUT_MS,
-    )
     status = page.locator(".tr-status")
-    status.filter(has_text="Done").wait_for(timeout=JOB_TIMEOUT_MS)
+    with watch_shifts(page) as shifts:  # the view fills as the job runs: nothing may jump
+        page.get_by_test_id("train-start").click()
+        expect_disabled(page, "train-start")
+
+        # the chart and the kernels redraw as it learns, and the in-training weights read the
+        # drawing differently as they change
+        page.wait_for_function(
+            "() => trainSeen.chart.size >= 3 && trainSeen.kernels.size >= 2"
+            " && trainSeen.reading.size >= 2",
+            timeout=JOB_TIMEOUT_MS,
+        )
+        status.filter(has_text="Done").wait_for(timeout=JOB_TIMEOUT_MS)
+    print(f"\nthe Train view during a job: {shifts.report()}")
+    assert shifts.total < MAX_LAYOUT_SHIFT, shifts.report()
     print("\ndistinct pictures and readings during the job:", page.evaluate(SEEN_JS))
     assert "test digits right" in status.inner_text()
     summary = page.locator("#tr-summary").inner_text()
