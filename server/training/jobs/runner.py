@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from server.cnn import Conv2D, Sequential, load_model
+from server.cnn import Conv2D, LoadedModel, Sequential, load_model
 from server.inference import file_sha256
 from server.training.evaluation import evaluate, predict_logits
 from server.training.finetune import Finetune, blend_towards, filters_moved, weight_changes
@@ -126,7 +126,8 @@ def finetune_job(config: FinetuneJobConfig, mnist_dir: Path, reporter: Reporter)
     as a training job does, and say at the end what changed: MNIST before and after, each
     example's reading before and after, how far each layer and each first filter moved."""
     started = time.perf_counter()
-    base = initial_model(config)
+    loaded = load_base(config)
+    base = loaded.model
     model = copy.deepcopy(base)
     data = load_mnist(mnist_dir)
     reporter.check()
@@ -136,7 +137,7 @@ def finetune_job(config: FinetuneJobConfig, mnist_dir: Path, reporter: Reporter)
     val_x, val_y = data.train_images[held], data.train_labels[held]
     examples, labels = config.examples, np.asarray(config.labels, dtype=np.int64)
     before = predict_logits(base, examples).argmax(axis=1)
-    base_test = base_test_accuracy(config, base, data)
+    base_test = base_test_accuracy(loaded, data)
     run = Finetune(
         model,
         examples,
@@ -189,13 +190,13 @@ def finetune_job(config: FinetuneJobConfig, mnist_dir: Path, reporter: Reporter)
     return Done(test_accuracy, seconds, steps_total, copy_state(model), metadata, extra)
 
 
-def base_test_accuracy(config: FinetuneJobConfig, base: Sequential, data: Mnist) -> float:
+def base_test_accuracy(base: LoadedModel, data: Mnist) -> float:
     """The served model's MNIST test accuracy: as its file states it (measured on the same
     10,000 images when it was trained), else measured now."""
-    stated = load_model(Path(config.base_path)).metadata.get("test_accuracy")
+    stated = base.metadata.get("test_accuracy")
     if isinstance(stated, float):
         return stated
-    return evaluate(base, data.test_images, data.test_labels)[1]
+    return evaluate(base.model, data.test_images, data.test_labels)[1]
 
 
 def readings(labels: np.ndarray, predicted: np.ndarray) -> list[dict[str, int]]:
@@ -260,16 +261,22 @@ def train_job(config: JobConfig, mnist_dir: Path, reporter: Reporter) -> Done:
 
 def initial_model(config: AnyJobConfig) -> Sequential:
     """The network a job starts from: a fresh preset, or the served model a "teach it" job
-    fine-tunes (its file checked against the SHA-256 the server saw)."""
+    fine-tunes."""
     if isinstance(config, JobConfig):
         return new_model(config.train_config())
+    return load_base(config).model
+
+
+def load_base(config: FinetuneJobConfig) -> LoadedModel:
+    """The served model a "teach it" job fine-tunes, its file checked against the SHA-256 the
+    server saw."""
     path = Path(config.base_path)
     if not path.is_file() or file_sha256(path) != config.base_sha256:
         raise ValueError(
             f"the model {config.base_model!r} is not here as the server served it ({path}): "
             "every server and worker must hold the same weights files"
         )
-    return load_model(path).model
+    return load_model(path)
 
 
 def run_job(config: AnyJobConfig, mnist_dir: Path, conn: Connection, cancel: Event) -> None:
