@@ -107,12 +107,22 @@ def teach_examples(
     InputError 422 naming the index of one that is not an image or holds no digit."""
     images = []
     for index, example in enumerate(examples):
+        if example.image is None:
+            images.append(np.asarray(example.pixels, dtype=np.float32))  # (28, 28)
+            continue
+        where = f"examples[{index}]"
         try:
-            if example.image is not None:
-                data = decode_base64_image(example.image, field=f"examples[{index}].image")
-                images.append(image_from_bytes(data, settings))
-            else:
-                images.append(np.asarray(example.pixels, dtype=np.float32))  # (28, 28)
+            images.append(digit_from_base64(example.image, settings, f"{where}.image", where))
         except preprocess.PreprocessError as error:
-            raise InputError(422, f"examples[{index}]: {error}") from None
+            raise InputError(422, str(error)) from None
     return np.stack(images), tuple(example.label for example in examples)
+
+
+def digit_from_base64(text: str, settings: Settings, field: str, where: str) -> np.ndarray:
+    """One base64 image of a list -> (28, 28) float32; a bad one's error names `where` (its type,
+    and so its status, kept), bad base64 names `field`."""
+    data = decode_base64_image(text, field=field)
+    try:
+        return image_from_bytes(data, settings)
+    except preprocess.PreprocessError as error:
+        raise type(error)(f"{where}: {error}") from error

@@ -16,7 +16,7 @@ from server.api.encoding import ORJSONResponse, encode_map, encode_mask
 from server.api.errors import InputError
 from server.api.inputs import (
     Clock,
-    decode_base64_image,
+    digit_from_base64,
     edits_from_form,
     image_from_bytes,
     image_or_pixels,
@@ -155,13 +155,8 @@ def answer_batch(
             {"labels": [], "probabilities": [], "digit_scores": [], "is_digit": []}
         )
     if request.images is not None:
-        images = []
-        for index, text in enumerate(request.images):
-            try:
-                data = decode_base64_image(text, field=f"images[{index}]")
-                images.append(image_from_bytes(data, settings))
-            except preprocess.PreprocessError as error:
-                raise type(error)(f"images[{index}]: {error}") from error
+        named = [(text, f"images[{index}]") for index, text in enumerate(request.images)]
+        images = [digit_from_base64(text, settings, at, at) for text, at in named]
         batch = np.stack(images)  # (N, 28, 28)
     else:
         batch = np.asarray(request.pixels, dtype=np.float32)  # (N, 28, 28)
