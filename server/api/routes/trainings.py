@@ -189,15 +189,10 @@ def finetune_config(
     )
 
 
-def status_body(status: dict[str, Any]) -> dict[str, Any]:
-    config = status["config"]
-    return {**status, "config": config if isinstance(config, dict) else dataclasses.asdict(config)}
-
-
 @router.get("/{job_id}", response_model=TrainingStatus, responses=UNKNOWN)
 async def training_status(job_id: str, trainings: TrainingsDep) -> ORJSONResponse:
     """Where the job is: status, place in line, step, latest loss and accuracies, settings."""
-    return ORJSONResponse(status_body(await job_status(trainings, job_id)))
+    return ORJSONResponse(await job_status(trainings, job_id))
 
 
 @router.delete("/{job_id}", response_model=TrainingStatus, responses=UNKNOWN)
@@ -206,7 +201,7 @@ async def cancel_training(job_id: str, trainings: TrainingsDep) -> ORJSONRespons
     it is. Answers the status after."""
     await job_status(trainings, job_id)
     try:
-        return ORJSONResponse(status_body(await trainings.cancel(job_id)))
+        return ORJSONResponse(await trainings.cancel(job_id))
     except UnknownJobError as error:
         raise HTTPException(404, str(error.args[0])) from None
     except TrainingError as error:
