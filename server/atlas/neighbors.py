@@ -46,12 +46,13 @@ class NeighborIndex:
     def nearest(self, vector: np.ndarray, count: int = COUNT) -> Neighbors:
         """The `count` held digits nearest to `vector` (D,), and its place on the map: their
         places weighted by 1 / distance."""
-        vector = vector.reshape(-1).astype(np.float32)
-        squared = self.squared_norms - 2.0 * (self.features @ vector) + float(vector @ vector)
+        vector = vector.reshape(-1)
+        squared = self.squared_norms - 2.0 * (self.features @ vector)  # (M,) minus |vector|^2
         count = min(count, len(squared))
         nearest = np.argpartition(squared, count - 1)[:count]
         nearest = nearest[np.argsort(squared[nearest], kind="stable")]
-        distances = np.sqrt(np.maximum(squared[nearest], 0.0)).astype(np.float32)
+        own = float(vector @ vector)
+        distances = np.sqrt(np.maximum(squared[nearest] + own, 0.0)).astype(np.float32)
         weights = 1.0 / (distances + 1e-6)
-        x, y = (weights[:, None] * self.xy[nearest]).sum(axis=0) / weights.sum()
+        x, y = weights @ self.xy[nearest] / weights.sum()
         return Neighbors(nearest, distances, float(x), float(y))

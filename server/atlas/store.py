@@ -8,6 +8,7 @@ import os
 import zipfile
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,9 @@ class Atlas:
     class_images: np.ndarray  # (10, 28, 28) float32 in [0, 1]
     class_probabilities: np.ndarray  # (10,) float32
 
-    @property
+    @cached_property
     def predicted(self) -> np.ndarray:
-        """(M,) the model's answer for each held digit."""
+        """(M,) the model's answer for each held digit (worked out once: requests read it)."""
         return self.probabilities.argmax(axis=1)
 
     def position(self, test_index: int) -> int | None:
