@@ -67,6 +67,8 @@ class Atlas:
 
     def position(self, test_index: int) -> int | None:
         """Where a test digit sits among the held ones; None if the atlas does not hold it."""
+        if not 0 <= test_index < len(self.test_labels):  # nor beyond what int32 holds
+            return None
         at = int(np.searchsorted(self.index, test_index))
         return at if at < len(self.index) and int(self.index[at]) == test_index else None
 

@@ -8,20 +8,20 @@ from pydantic import BaseModel, Field
 from server.api.schemas.arrays import MapOut
 
 
-class DigitOut(BaseModel):
-    """A test digit the atlas holds."""
+class HeldDigit(BaseModel):
+    """A test digit the atlas holds, wherever an answer names one."""
 
     index: int = Field(description="its index in MNIST's test set")
     label: int
     predicted: int = Field(description="what the model reads")
+
+
+class DigitOut(HeldDigit):
     probabilities: list[float]
     thumbnail: MapOut = Field(description="28x28 pixels in [0, 1], white ink on black")
 
 
-class NeighborOut(BaseModel):
-    index: int
-    label: int
-    predicted: int
+class NeighborOut(HeldDigit):
     distance: float = Field(description="Euclidean, between the embedded layer's vectors")
     thumbnail: MapOut
 
@@ -32,10 +32,7 @@ class PlaceOut(BaseModel):
     layer: str = Field(description="the embedded layer")
 
 
-class ExampleOut(BaseModel):
-    index: int
-    label: int
-    predicted: int
+class ExampleOut(HeldDigit):
     row: int = Field(description="where in the map the channel peaks on this digit")
     col: int
     value: float = Field(description="the map's value there")
@@ -63,12 +60,9 @@ class ClassesResponse(BaseModel):
     classes: list[ClassInput]
 
 
-class PointOut(BaseModel):
+class PointOut(HeldDigit):
     x: float
     y: float
-    index: int
-    label: int
-    predicted: int
 
 
 class EmbeddingResponse(BaseModel):
