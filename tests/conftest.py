@@ -1,16 +1,22 @@
-"""Shared fixtures: a seeded RNG, a generator of synthetic, digit-like images, and MNIST.
+"""Shared fixtures: a seeded RNG, a generator of synthetic, digit-like images, MNIST, and a
+synthetic MNIST directory.
 
 Nothing here changes global behaviour; every fixture is opt-in by name.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
+import struct
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import server.training.mnist
 from server.training.mnist import Mnist, MnistError, load_mnist
 
 # Seven-segment digits: a top, b top-right, c bottom-right, d bottom, e bottom-left,
@@ -93,3 +99,35 @@ def mnist() -> Mnist:
         return load_mnist(directory)
     except MnistError as error:
         pytest.fail(f"MNIST_DIR={directory} is set but MNIST cannot be loaded: {error}")
+
+
+def write_idx(path: Path, array: np.ndarray) -> str:
+    """A gzipped IDX file of uint8 `array`; the md5 of its uncompressed bytes."""
+    data = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data += array.tobytes()
+    path.write_bytes(gzip.compress(data))
+    return hashlib.md5(data).hexdigest()
+
+
+@pytest.fixture
+def synthetic_mnist_dir(
+    make_digits: Callable[..., tuple[np.ndarray, np.ndarray]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Path, dict[str, str]]:
+    """A synthetic MNIST directory (5040 training images: 5000 go to validation; 30 test ones),
+    and its md5s, which load_mnist checks against while the test runs."""
+    base_x, base_y = make_digits(200, seed=20)
+    pick = np.random.default_rng(0).integers(0, 200, 5040)  # repeats are fine for this test
+    train_x, train_y = base_x[pick], base_y[pick]
+    test_x, test_y = make_digits(30, seed=21)
+    data_dir = tmp_path / "mnist"
+    data_dir.mkdir()
+    sums = {
+        "train-images-idx3-ubyte": write_idx(data_dir / "train-images-idx3-ubyte.gz", train_x),
+        "train-labels-idx1-ubyte": write_idx(data_dir / "train-labels-idx1-ubyte.gz", train_y),
+        "t10k-images-idx3-ubyte": write_idx(data_dir / "t10k-images-idx3-ubyte.gz", test_x),
+        "t10k-labels-idx1-ubyte": write_idx(data_dir / "t10k-labels-idx1-ubyte.gz", test_y),
+    }
+    monkeypatch.setattr(server.training.mnist, "FILES", sums)
+    return data_dir, sums

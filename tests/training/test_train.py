@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gzip
-import hashlib
 import json
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +12,6 @@ import numpy as np
 import pytest
 
 import server.cli.train
-import server.training.mnist
 from server.cnn import load_model, save_model
 from server.cnn.architectures import PRESETS, build_preset, mnist_cnn
 from server.cnn.spec import build_from_spec
@@ -108,42 +104,14 @@ def test_training_learns_the_synthetic_digits(
     assert metadata["test_accuracy"] > 0.4  # chance is 0.1
 
 
-def write_idx(path: Path, array: np.ndarray) -> str:
-    data = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data += array.tobytes()
-    path.write_bytes(gzip.compress(data))
-    return hashlib.md5(data).hexdigest()
-
-
-@pytest.fixture
-def mnist_dir(
-    make_digits: Digits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Path, dict[str, str]]:
-    """A synthetic MNIST directory (5040 training images: 5000 go to validation), and its md5s."""
-    base_x, base_y = make_digits(200, seed=20)
-    pick = np.random.default_rng(0).integers(0, 200, 5040)  # repeats are fine for this test
-    train_x, train_y = base_x[pick], base_y[pick]
-    test_x, test_y = make_digits(30, seed=21)
-    data_dir = tmp_path / "mnist"
-    data_dir.mkdir()
-    sums = {
-        "train-images-idx3-ubyte": write_idx(data_dir / "train-images-idx3-ubyte.gz", train_x),
-        "train-labels-idx1-ubyte": write_idx(data_dir / "train-labels-idx1-ubyte.gz", train_y),
-        "t10k-images-idx3-ubyte": write_idx(data_dir / "t10k-images-idx3-ubyte.gz", test_x),
-        "t10k-labels-idx1-ubyte": write_idx(data_dir / "t10k-labels-idx1-ubyte.gz", test_y),
-    }
-    monkeypatch.setattr(server.training.mnist, "FILES", sums)
-    return data_dir, sums
-
-
 def test_main_cli_writes_model(
-    mnist_dir: tuple[Path, dict[str, str]],
+    synthetic_mnist_dir: tuple[Path, dict[str, str]],
     small_architecture: None,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`convscope train` on a synthetic MNIST directory."""
-    data_dir, sums = mnist_dir
+    data_dir, sums = synthetic_mnist_dir
     out = tmp_path / "weights" / "model.npz"
     argv = ["--data-dir", str(data_dir), "--epochs", "2", "--limit", "32", "--batch-size", "16"]
     argv += ["--seed", "1", "--out", str(out), "--quiet", "--no-augment"]
@@ -223,9 +191,11 @@ def strided_spec() -> dict:
 
 
 def test_cli_trains_any_network_from_an_arch_file(
-    mnist_dir: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    synthetic_mnist_dir: tuple[Path, dict[str, str]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    data_dir, _ = mnist_dir
+    data_dir, _ = synthetic_mnist_dir
     arch = write_spec(tmp_path / "net.json", strided_spec())
     out = tmp_path / "net.npz"
     argv = ["--arch-file", str(arch), "--data-dir", str(data_dir), "--epochs", "1"]
