@@ -15,7 +15,8 @@ import server.cli.train
 from server.cnn import load_model, save_model
 from server.cnn.architectures import PRESETS, build_preset, mnist_cnn
 from server.cnn.spec import build_from_spec
-from server.training.mnist import Mnist
+from server.inference import Predictor
+from server.training.mnist import Mnist, load_mnist
 from server.training.train import TrainConfig, train
 
 Digits = Callable[..., tuple[np.ndarray, np.ndarray]]
@@ -110,7 +111,7 @@ def test_main_cli_writes_model(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`convscope train` on a synthetic MNIST directory."""
+    """`convscope train` on a synthetic MNIST directory: the weights, and their atlas beside."""
     data_dir, sums = synthetic_mnist_dir
     out = tmp_path / "weights" / "model.npz"
     argv = ["--data-dir", str(data_dir), "--epochs", "2", "--limit", "32", "--batch-size", "16"]
@@ -123,6 +124,7 @@ def test_main_cli_writes_model(
         "out": str(out),
         "test_accuracy": metadata["test_accuracy"],
         "best_epoch": metadata["best_epoch"],
+        "atlas": str(out.parent / "atlas" / "model.npz"),
     }
     assert_metadata(metadata, test_n=30, epochs=2)
     assert metadata["data_checksums_md5"] == sums
@@ -135,7 +137,31 @@ def test_main_cli_writes_model(
     )
     assert config["augment"] is False
     assert loaded.model.output_shapes[-1] == (10,)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["model.npz"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["atlas", "model.npz"]
+    atlas = Predictor.from_file(out).atlas  # served: made for these very weights
+    assert atlas is not None
+    test_labels = load_mnist(data_dir).test_labels
+    np.testing.assert_array_equal(atlas.test_labels, test_labels)
+    np.testing.assert_array_equal(atlas.labels, test_labels[atlas.index])
+    counts = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(counts, (atlas.test_labels, atlas.test_predicted), 1)
+    np.testing.assert_array_equal(counts, metadata["confusion_matrix"])
+
+
+def test_no_atlas_skips_the_atlas(
+    synthetic_mnist_dir: tuple[Path, dict[str, str]],
+    small_architecture: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data_dir, _ = synthetic_mnist_dir
+    out = tmp_path / "model.npz"
+    argv = ["--data-dir", str(data_dir), "--epochs", "1", "--limit", "16", "--batch-size", "16"]
+    argv += ["--out", str(out), "--quiet", "--no-atlas"]
+    assert server.cli.train.main(argv) == 0
+    assert "atlas" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist", "model.npz"]
+    assert Predictor.from_file(out).atlas is None
 
 
 # --- presets and --arch-file ---------------------------------------------------------------
