@@ -12,7 +12,7 @@ import numpy as np
 
 from server.atlas.embedding import embed, held_digits
 from server.atlas.examples import read_test_set, top_examples
-from server.atlas.geometry import ConvGroup, conv_groups, embedded_layer
+from server.atlas.geometry import SIDE, ConvGroup, conv_groups, embedded_layer
 from server.atlas.ideal import AscentConfig, ascend, class_inputs, unit_objective
 from server.atlas.store import Atlas, ChannelAtlas, atlas_path, save_atlas
 from server.cnn import Sequential
@@ -29,16 +29,18 @@ class AtlasConfig:
 
 def paste(images: np.ndarray, group: ConvGroup, index: int, row: int, col: int) -> np.ndarray:
     """A blank image holding what unit (row, col) of the map saw of test digit `index`, moved to
-    the centre unit's field: the example as a start for the centre unit's ascent."""
+    the centre unit's field: the example as a start for the centre unit's ascent. A field wider
+    than the image around the centre loses what would land outside it."""
     field = group.field
     top, left, bottom, right = field.box(row, col)
-    centre_top = field.start + group.centre[0] * field.jump
-    centre_left = field.start + group.centre[1] * field.jump
-    down = centre_top - (field.start + row * field.jump)
-    across = centre_left - (field.start + col * field.jump)
-    image = np.zeros((28, 28), dtype=np.float32)
-    image[top + down : bottom + down, left + across : right + across] = (
-        images[index, top:bottom, left:right] / 255.0
+    down = (group.centre[0] - row) * field.jump
+    across = (group.centre[1] - col) * field.jump
+    to_top, to_left = max(top + down, 0), max(left + across, 0)
+    to_bottom, to_right = min(bottom + down, SIDE), min(right + across, SIDE)
+    image = np.zeros((SIDE, SIDE), dtype=np.float32)
+    image[to_top:to_bottom, to_left:to_right] = (
+        images[index, to_top - down : to_bottom - down, to_left - across : to_right - across]
+        / 255.0
     )
     return image
 
