@@ -23,8 +23,9 @@ class AscentConfig:
     step: float = 0.05  # mean change of a pixel a step
     blur_every: int = 4
     jitter: int = 1  # pixels the image moves at most a step, each way
-    polish: int = 32  # unjittered sign steps at the end
-    polish_step: float = 0.02
+    polish: int = 32  # unjittered sign steps at the end, from polish_step down to polish_last:
+    polish_step: float = 0.1  # together they can cross the whole range [0, 1], as a unit that
+    polish_last: float = 0.005  # is linear in its pixels needs to reach its corner optimum
     seed: int = 0
 
 
@@ -55,12 +56,14 @@ def ascend(
     kept = start_values > values
     x = np.where(kept[:, None, None], start, x)
     best, best_values = x.copy(), np.where(kept, start_values, values)
+    sizes = np.geomspace(config.polish_step, config.polish_last, config.polish)
     for step in range(config.polish + 1):
         values, grad = objective(x)
         if step:  # the first pass only gives the gradient at `best`
             better = values > best_values
             best[better], best_values = x[better], np.where(better, values, best_values)
-        x = np.clip(x + config.polish_step * np.sign(grad), 0.0, 1.0)
+        if step < config.polish:
+            x = np.clip(x + sizes[step] * np.sign(grad), 0.0, 1.0)
     return best, best_values
 
 
