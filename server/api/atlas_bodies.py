@@ -41,7 +41,7 @@ def digit_body(atlas: Atlas, position: int, encoding: PredictEncoding) -> dict[s
     return {
         "index": int(atlas.index[position]),
         "label": int(atlas.labels[position]),
-        "predicted": int(probabilities.argmax()),
+        "predicted": int(atlas.predicted[position]),
         "probabilities": probabilities.astype(np.float64).tolist(),
         "thumbnail": encode_map(thumbnail(atlas, position), encoding),
     }

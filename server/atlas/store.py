@@ -62,8 +62,9 @@ class Atlas:
 
     @cached_property
     def predicted(self) -> np.ndarray:
-        """(M,) the model's answer for each held digit (worked out once: requests read it)."""
-        return self.probabilities.argmax(axis=1)
+        """(M,) the model's answer for each held digit, as the confusion cells count it (not
+        an argmax of the float16 probabilities, where two close ones could swap)."""
+        return self.test_predicted[self.index]
 
     def position(self, test_index: int) -> int | None:
         """Where a test digit sits among the held ones; None if the atlas does not hold it."""

@@ -41,8 +41,8 @@ Digit = Annotated[int, Path(ge=0, le=9)]
     },
 )
 def channel(
-    layer: str,
-    c: int,
+    layer: Annotated[str, Path(examples=["conv1"])],
+    c: Annotated[int, Path(examples=[0])],
     models: ModelsDep,
     model: ModelName = None,
     encoding: EncodingQuery = "list",
@@ -147,7 +147,10 @@ def embedding(models: ModelsDep, model: ModelName = None) -> ORJSONResponse:
     },
 )
 def digit(
-    index: int, models: ModelsDep, model: ModelName = None, encoding: EncodingQuery = "list"
+    index: Annotated[int, Path(examples=[0], description="a test digit the atlas holds")],
+    models: ModelsDep,
+    model: ModelName = None,
+    encoding: EncodingQuery = "list",
 ) -> ORJSONResponse:
     """A test digit the atlas holds: its thumbnail, label and the model's reading."""
     atlas = atlas_of(models, model)

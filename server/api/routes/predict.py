@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from server.api.compute.work import answer_batch, answer_predict, answer_predict_file
 from server.api.deps import ComputeDep
-from server.api.schemas.common import INPUT_ERRORS
+from server.api.schemas.common import INPUT_ERRORS, error
 from server.api.schemas.predict import (
     BatchRequest,
     BatchResponse,
@@ -20,14 +20,22 @@ from server.api.schemas.predict import (
 
 router = APIRouter(prefix="/api/v1", tags=["predict"])
 
+PREDICT_ERRORS = {
+    **INPUT_ERRORS,
+    503: error(
+        "`neighbors` asked of a model without an atlas, or more requests in progress than the "
+        "server takes at once"
+    ),
+}
 
-@router.post("/predict", response_model=PredictResponse, responses=INPUT_ERRORS)
+
+@router.post("/predict", response_model=PredictResponse, responses=PREDICT_ERRORS)
 async def predict(request: PredictRequest, compute: ComputeDep) -> Response:
     """Classify one image (`image`, preprocessed like MNIST) or raw `pixels` (used as they are)."""
     return await compute.run(answer_predict, request, model=request.model, heavy=occludes(request))
 
 
-@router.post("/predict/file", response_model=PredictResponse, responses=INPUT_ERRORS)
+@router.post("/predict/file", response_model=PredictResponse, responses=PREDICT_ERRORS)
 async def predict_file(
     file: Annotated[UploadFile, File(description="an image file: PNG, JPEG, WebP, BMP or GIF")],
     options: Annotated[PredictOptions, Query()],
