@@ -46,12 +46,9 @@ export function setupEmbedding(card, { onLoadDigit }) {
     cursor: -1, hover: -1, shown: -1, result: null,
   };
   views.set(card, v);
-  const legend = q('.emb-legend');
-  legend.innerHTML = DIGIT_COLOURS.map((c, d) =>
-    `<button type="button" class="btn emb-key" data-digit="${d}" aria-pressed="false" ` +
-    `aria-label="Pick out the ${d}s"><span class="emb-swatch"></span>${d}</button>`).join('');
-  legend.querySelectorAll('.emb-swatch')
-    .forEach((sw, d) => (sw.style.background = DIGIT_COLOURS[d]));
+  const legend = q('.emb-legend'); // (its ten buttons and the neighbours' slots are in the HTML)
+  legend.querySelectorAll('[data-digit]').forEach((k) =>
+    (k.querySelector('.emb-swatch').style.background = DIGIT_COLOURS[Number(k.dataset.digit)]));
   legend.addEventListener('click', (e) => {
     const b = e.target.closest('[data-digit]');
     if (!b) return;
@@ -62,7 +59,6 @@ export function setupEmbedding(card, { onLoadDigit }) {
     v.base = null;
     draw(v);
   });
-  fillSlots(q('.emb-neighbors'), NEIGHBORS);
   q('.emb-neighbors').addEventListener('click', (e) => {
     const b = e.target.closest('.digit-btn[data-n]');
     const nb = v.result && v.result.neighbors;
@@ -246,7 +242,8 @@ function show(v, k) {
     v.tip.style.top = `${y}px`;
     const words = digitWords(p);
     v.readout.textContent = `${words[0].toUpperCase()}${words.slice(1)}` +
-      `${p.predicted !== p.label ? ' (a mistake)' : ''}; click or Enter puts it on the pad.`;
+      `${p.predicted !== p.label ? ' (a mistake)' : ''}` +
+      `${v.readout.dataset.touch ? ': on the pad now.' : '; click or Enter puts it on the pad.'}`;
   } else {
     v.readout.textContent = v.readout.dataset.hint || '';
   }
@@ -289,8 +286,11 @@ export function render(card, { model, embedding, result, atlasNote }) {
         'finds alike; arrow keys move from digit to digit, Enter puts it on the pad'
       : 'Map of the test digits (not loaded)');
   }
-  v.readout.dataset.hint = points
-    ? 'Hover a dot, or focus the map and use the arrow keys, to read its digit.' : '';
+  const touch = window.matchMedia('(hover: none)').matches;
+  v.readout.dataset.touch = touch ? '1' : '';
+  v.readout.dataset.hint = !points ? ''
+    : touch ? 'Tap a dot to read its digit and put it on the pad.'
+      : 'Hover a dot, or focus the map and use the arrow keys, to read its digit.';
   if (v.shown < 0) v.readout.textContent = v.readout.dataset.hint;
 
   v.result = result;
