@@ -18,8 +18,7 @@ const TEMPLATE = `<h3 id="fa-title">What this filter looks for</h3>
   hidden></div></div><figcaption class="fa-yours-text"></figcaption></figure>
 <figure class="fa-examples-fig"><ol class="digit-list fa-examples" data-testid="channel-examples"
   aria-label="The 9 test digits that excite it most, highest first"></ol>
-<figcaption>The 9 test digits that excite it most: the part of each it sees, the digit and
-  the value. Each goes on the pad.</figcaption></figure>
+<figcaption class="fa-ex-text"></figcaption></figure>
 <figure class="fa-ideal" data-testid="channel-ideal"><div class="stage"><canvas
   role="img" aria-label="The input made to excite it most"></canvas></div>
 <figcaption class="fa-ideal-text"></figcaption></figure></div>
@@ -107,6 +106,10 @@ export function render(dialog, s) {
   } else if (!list.querySelector('.slot')) {
     fillSlots(list, EXAMPLES);
   }
+  const patch = ready && ready.examples.length ? ready.examples[0].patch.shape : null;
+  q('.fa-ex-text').textContent = 'The 9 test digits that excite it most: the ' +
+    `${patch ? `${patch[0]}\u00d7${patch[1]} pixels` : 'part'} of each it sees, the digit and ` +
+    'the value. Each goes on the pad.';
   const ideal = q('[data-testid="channel-ideal"] canvas');
   if (ready && ready.ideal) paintGray(ideal, ready.ideal);
   else ideal.getContext('2d').clearRect(0, 0, ideal.width, ideal.height);
