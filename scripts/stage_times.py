@@ -6,6 +6,7 @@ of each over --runs repetitions as JSON: base64, decode, preprocess, trace, body
 CPU time of this thread, not wall time: on a shared machine it barely moves with the load.
 
     python scripts/stage_times.py --encoding uint8 --runs 300
+    python scripts/stage_times.py --encoding uint8 --runs 300 --neighbors  # with the atlas's
     python -m cProfile -s cumtime scripts/stage_times.py --runs 300 | head -40
 """
 
@@ -39,9 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT / "model_weights" / "mnist_cnn.npz"
 
 
-def stage_times(predictor: Predictor, encoding: str, runs: int, level: int) -> dict[str, float]:
+def stage_times(
+    predictor: Predictor, encoding: str, runs: int, level: int, neighbors: bool = False
+) -> dict[str, float]:
     """Median CPU ms per stage over `runs` requests for the same body."""
-    request = PredictRequest.model_validate(predict_body(encoding))
+    request = PredictRequest.model_validate({**predict_body(encoding), "neighbors": neighbors})
     assert request.image is not None
     compressor = zstandard.ZstdCompressor(level=level)
     laps: dict[str, list[float]] = {}
@@ -54,7 +57,11 @@ def stage_times(predictor: Predictor, encoding: str, runs: int, level: int) -> d
             "trace",
             lambda: state.update(
                 explained=predictor.explain(
-                    state["image"], activations=True, saliency=False, target=None
+                    state["image"],
+                    activations=True,
+                    saliency=False,
+                    target=None,
+                    neighbors=neighbors,
                 )
             ),
         ),
@@ -87,11 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--zstd-level", type=int, default=1, help="the server's is 1")
     parser.add_argument("--weights", type=Path, default=WEIGHTS)
+    parser.add_argument(
+        "--neighbors", action="store_true", help="ask for the 8 nearest atlas digits too"
+    )
     args = parser.parse_args(argv)
     with threadpool_limits(limits=1, user_api="blas"):  # as the server runs it
         predictor = Predictor.from_file(args.weights)
-        report = stage_times(predictor, args.encoding, args.runs, args.zstd_level)
-    print(json.dumps({"encoding": args.encoding, "runs": args.runs, "cpu_ms": report}, indent=2))
+        if args.neighbors:
+            predictor.neighbor_index  # noqa: B018 (computed once, as the compute process warms it)
+        report = stage_times(predictor, args.encoding, args.runs, args.zstd_level, args.neighbors)
+    summary = {"encoding": args.encoding, "runs": args.runs, "neighbors": args.neighbors}
+    print(json.dumps({**summary, "cpu_ms": report}, indent=2))
     return 0
 
 

@@ -7,12 +7,16 @@ request thread at once.
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from server.atlas.neighbors import NeighborIndex, Neighbors
+from server.atlas.store import Atlas, AtlasFileError, atlas_path, load_atlas
 from server.cnn import (
     Conv2D,
     Dense,
@@ -22,9 +26,12 @@ from server.cnn import (
     softmax,
 )
 from server.cnn.layers.windows import Pool2D
+from server.cnn.serialize import state_sha256
 from server.explain.edits import Edits, edited_model
 from server.explain.saliency import SaliencyMethod, saliency_for
 from server.ood.scorer import scorer_for
+
+logger = logging.getLogger("convscope")
 
 NUM_CLASSES = 10
 
@@ -64,6 +71,7 @@ class Explanation:
     baseline: np.ndarray | None = None  # (10,) the unedited network's probabilities, with edits
     digit_score: float = 0.0  # how much like the training digits (server.ood); higher = more
     is_digit: bool = True  # digit_score against the weights file's threshold
+    neighbors: Neighbors | None = None  # the atlas's digits nearest to it, when asked
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,23 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def atlas_beside(path: Path, model: Sequential) -> Atlas | None:
+    """The atlas `convscope atlas` wrote for this weights file, if there is one and it was
+    computed for these very weights; a stale or unreadable one is logged and not served."""
+    where = atlas_path(path)
+    if not where.is_file():
+        return None
+    try:
+        atlas = load_atlas(where)
+    except AtlasFileError as error:
+        logger.warning("skipped atlas: %s", error)
+        return None
+    if atlas.weights != state_sha256(model.state_dict()):
+        logger.warning("skipped atlas %s: computed for other weights than %s", where, path)
+        return None
+    return atlas
+
+
 class Predictor:
     """A loaded model and the questions the API asks of it."""
 
@@ -97,21 +122,41 @@ class Predictor:
         metadata: dict[str, Any],
         sha256: str,
         extras: dict[str, np.ndarray] | None = None,
+        atlas: Atlas | None = None,
     ) -> None:
         self.model = model
         self.metadata = metadata
         self.sha256 = sha256
         self.scorer = scorer_for(metadata, extras or {})  # ValueError: a malformed digit_score
         self.input_shape = model.input_shape  # (28, 28, 1)
+        self.atlas = atlas
+        self._neighbor_index: NeighborIndex | None = None
+        self._index_lock = threading.Lock()
 
     @classmethod
     def from_file(cls, path: Path) -> Predictor:
         """Load and rebuild; raises serialize.ModelFileError naming the file."""
         loaded = load_model(path)
         try:
-            return cls(loaded.model, loaded.metadata, file_sha256(path), loaded.extras)
+            return cls(
+                loaded.model,
+                loaded.metadata,
+                file_sha256(path),
+                loaded.extras,
+                atlas_beside(path, loaded.model),
+            )
         except ValueError as error:
             raise ModelFileError(path, str(error)) from error
+
+    @property
+    def neighbor_index(self) -> NeighborIndex:
+        """The atlas digits' vectors, computed by the first caller (a second or so) and shared
+        read-only afterwards; the model must have an atlas."""
+        assert self.atlas is not None, "neighbours need an atlas"
+        with self._index_lock:
+            if self._neighbor_index is None:
+                self._neighbor_index = NeighborIndex.of(self.model, self.atlas)
+            return self._neighbor_index
 
     def _batch(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) in [0, 1] -> (N, 28, 28, 1) float32."""
@@ -135,9 +180,11 @@ class Predictor:
         target: int | None,
         saliency_method: SaliencyMethod = "gradient",
         edits: Edits | None = None,
+        neighbors: bool = False,
     ) -> Explanation:
         """Forward one (28, 28) image with a trace, through the network as `edits` change it for
-        this request alone; the saliency explains that network. EditError for a bad edit."""
+        this request alone; the saliency explains that network, and `neighbors` (the model
+        must have an atlas) place it among the atlas's digits. EditError for a bad edit."""
         x = self._batch(image[None])
         model = self.model if edits is None else edited_model(self.model, edits)
         trace = model.trace(x)
@@ -161,6 +208,11 @@ class Predictor:
             saliency_map = saliency_for(model, trace, explained, saliency_method)
         baseline = None if edits is None else softmax(self.model.forward(x))[0]
         score = float(self.scorer.score_trace(trace)[0])  # the (edited) network's own features
+        near = None
+        if neighbors:
+            assert self.atlas is not None, "neighbours need an atlas"
+            vector = next(t.output[0] for t in trace.layers if t.name == self.atlas.layer)
+            near = self.neighbor_index.nearest(vector)
         return Explanation(
             label,
             probabilities,
@@ -170,6 +222,7 @@ class Predictor:
             baseline,
             score,
             bool(self.scorer.is_digit(np.array([score]))[0]),
+            near,
         )
 
     def architecture(self) -> list[LayerInfo]:

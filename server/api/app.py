@@ -29,6 +29,7 @@ from server.api.openapi import install_openapi
 from server.api.prometheus import Metrics, TimedPredictor
 from server.api.registry import ModelRegistry
 from server.api.routes import (
+    atlas,
     counterfactual,
     docs,
     health,
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(model_card.router)
+    app.include_router(atlas.router)
     app.include_router(predict.router)
     app.include_router(counterfactual.router)
     app.include_router(trainings.router)

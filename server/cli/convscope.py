@@ -1,4 +1,4 @@
-"""The `convscope` command: train, evaluate, bench, serve."""
+"""The `convscope` command: train, evaluate, calibrate, atlas, bench, serve, worker."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ COMMANDS = {
     "calibrate": (
         "server.cli.calibrate",
         "fit the digit_score statistics (is it a digit at all?) into a weights file",
+    ),
+    "atlas": (
+        "server.cli.atlas",
+        "what each filter looks for, and where the test digits sit (from MNIST's test set)",
     ),
     "bench": ("server.cli.bench", "time the engine (and PyTorch, when installed)"),
     "serve": ("server.cli.serve", "run the web app and REST API with uvicorn"),

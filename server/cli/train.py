@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from server.atlas.build import write_atlas
 from server.cnn import save_model
 from server.cnn.architectures import PRESETS
 from server.cnn.spec import SpecError, validate_spec
@@ -68,6 +69,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--init", default="", help="start from this weights file (same architecture): fine-tune"
     )
     parser.add_argument("--out", type=Path, default=Path("model_weights/mnist_cnn.npz"))
+    parser.add_argument(
+        "--no-atlas", action="store_true", help="skip the atlas (convscope atlas writes it later)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -119,11 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     calibration = fit_scorer(model, data.train_images, data.train_labels, fitting)
     digit_score, extras = stored(calibration, fitting)
     save_model(args.out, model, {**metadata, **digit_score}, extras=extras)
-    summary = {
+    summary: dict[str, Any] = {
         "out": str(args.out),
         "test_accuracy": metadata["test_accuracy"],
         "best_epoch": metadata["best_epoch"],
     }
+    if not args.no_atlas:  # as calibration: every trained model carries its atlas
+        summary["atlas"] = write_atlas(
+            args.out, model, data.test_images, data.test_labels, config.seed
+        )["atlas"]
     print(json.dumps(summary))
     return 0
 

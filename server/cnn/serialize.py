@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -48,8 +49,6 @@ def save_model(
 
     `extras`: float arrays stored under `extra/<key>` beside the parameters, as float32.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {
         PARAM_PREFIX + key: np.ascontiguousarray(value, dtype=np.float32)
         for key, value in model.state_dict().items()
@@ -59,6 +58,13 @@ def save_model(
     arrays["format_version"] = np.array(FORMAT_VERSION)
     arrays["architecture"] = np.array(json.dumps(model.spec()))
     arrays["metadata"] = np.array(json.dumps(metadata))
+    write_npz(path, arrays)
+
+
+def write_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
+    """A compressed .npz written atomically (temporary file, then rename), readable by all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -68,6 +74,16 @@ def save_model(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def state_sha256(state: dict[str, np.ndarray]) -> str:
+    """A fingerprint of a set of weights, as a weights file's SHA-256 names a shipped model:
+    what a training job's model is known by, and what an atlas belongs to."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(state[key], dtype=np.float32).tobytes())
+    return digest.hexdigest()
 
 
 def _read_json(archive: Any, key: str, path: Path) -> Any:

@@ -20,6 +20,7 @@ import pickle
 import signal
 import socket
 import struct
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -218,6 +219,7 @@ def serve(conn: Connection, settings: Settings) -> None:
         conn.send_bytes(pickle.dumps(str(error)))
         return
     conn.send_bytes(pickle.dumps({name: p.sha256 for name, p in models.models.items()}))
+    threading.Thread(target=warm_neighbors, args=(models,), daemon=True).start()
     while True:
         try:
             job = conn.recv_bytes()
@@ -229,6 +231,14 @@ def serve(conn: Connection, settings: Settings) -> None:
             conn.send_bytes(pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
         except OSError:  # the server is gone
             return
+
+
+def warm_neighbors(models: ModelRegistry) -> None:
+    """Compute each atlas's neighbour vectors now, the default model's first, so that the first
+    drawing asking for its neighbours does not wait a second or two for them."""
+    for name in sorted(models.models, key=lambda name: name != models.default):
+        if models.models[name].atlas is not None:
+            models.models[name].neighbor_index  # noqa: B018 (computed on first access)
 
 
 def answer_job(

@@ -12,6 +12,7 @@ import numpy as np
 from fastapi import HTTPException
 
 from server import preprocess
+from server.api.atlas_bodies import neighbors_body, require_atlas
 from server.api.encoding import ORJSONResponse, encode_map, encode_mask
 from server.api.errors import InputError
 from server.api.inputs import (
@@ -80,6 +81,9 @@ def explanation_body(
             "label": int(explained.baseline.argmax()),
             "probabilities": explained.baseline.astype(np.float64).tolist(),
         }
+    if explained.neighbors is not None:
+        assert predictor.atlas is not None, "neighbours come from the atlas"
+        body.update(neighbors_body(predictor.atlas, explained.neighbors, options.encoding))
     if steps is not None:
         body["steps"] = [
             {"name": s.name, "note": s.note, "image": encode_map(s.image, options.encoding)}
@@ -96,7 +100,10 @@ def predict_one(
     clock: Clock,
     edits: Edits | None = None,
     steps: list[Step] | None = None,
+    name: str = "",
 ) -> ORJSONResponse:
+    if options.neighbors:
+        require_atlas(predictor, name)
     explained = predictor.explain(
         image,
         activations=options.activations,
@@ -104,6 +111,7 @@ def predict_one(
         target=options.target,
         saliency_method=options.saliency_method,
         edits=edits,
+        neighbors=options.neighbors,
     )
     clock.lap("forward")
     return ORJSONResponse(explanation_body(explained, image, options, predictor, clock, steps))
@@ -123,7 +131,8 @@ def answer_predict(
     elif request.steps:
         steps = pixels_step(image)
     edits = None if request.edits is None else request.edits.to_edits()
-    return predict_one(image, request, predictor, clock, edits, steps)
+    name = request.model or models.default
+    return predict_one(image, request, predictor, clock, edits, steps, name)
 
 
 def answer_predict_file(
@@ -138,7 +147,8 @@ def answer_predict_file(
     clock = Clock()
     parsed = None if edits is None else edits_from_form(edits)
     image = image_from_bytes(data, settings, clock)
-    return predict_one(image, options, predictor, clock, parsed)
+    name = options.model or models.default
+    return predict_one(image, options, predictor, clock, parsed, name=name)
 
 
 def answer_batch(

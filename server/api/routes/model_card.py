@@ -35,6 +35,7 @@ def model_card(
         "layers": layers,
         "total_parameters": sum(row["parameters"] for row in layers),
         "weights_sha256": predictor.sha256,
+        "atlas": predictor.atlas is not None,
         "metrics": {k: predictor.metadata[k] for k in METRIC_KEYS if k in predictor.metadata},
     }
     return ORJSONResponse(body)

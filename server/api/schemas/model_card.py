@@ -37,6 +37,7 @@ class ModelResponse(BaseModel):
     layers: list[LayerInfoOut]
     total_parameters: int
     weights_sha256: str
+    atlas: bool = Field(description="whether the atlas routes answer for this model")
     metrics: dict[str, Any]
 
 

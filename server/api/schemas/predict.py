@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.api.schemas.arrays import SIDE, ArrayOut, MapOut, MaskOut, Pixels
+from server.api.schemas.atlas import NeighborOut, PlaceOut
 from server.api.schemas.common import model_name_field
 from server.explain.edits import Ablation, Edits, KernelEdit
 
@@ -37,6 +38,11 @@ class PredictOptions(BaseModel):
     model: str | None = model_name_field()
 
     activations: bool = Field(False, description="every layer's output, and pooling masks")
+    neighbors: bool = Field(
+        False,
+        description="the 8 atlas digits nearest to the input in the layer before the output, "
+        "and its place on the atlas's 2-D map (a model with an atlas only: 503 without)",
+    )
     saliency: bool = Field(False, description="a 28x28 map of what drove the target's score")
     saliency_method: Literal["gradient", "occlusion"] = Field(
         "gradient",
@@ -232,6 +238,8 @@ class PredictResponse(BaseModel):
     target: int | None = None
     baseline: Baseline | None = Field(None, description="with edits: the unedited prediction")
     steps: list[StepOut] | None = Field(None, description="with steps: the preprocessing stages")
+    neighbors: list[NeighborOut] | None = Field(None, description="with neighbors: nearest first")
+    embedding: PlaceOut | None = Field(None, description="with neighbors: where it lands")
 
 
 class BatchResponse(BaseModel):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import copy
-import hashlib
 import multiprocessing
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from server.cnn import Sequential
+from server.cnn.serialize import state_sha256
 from server.inference import Predictor
 from server.processes import end
 from server.training.jobs.backend import WireEvent
@@ -58,15 +58,6 @@ class JobEvent:
 
     def wire(self) -> WireEvent:
         return WireEvent(self.id, self.name, self.json)
-
-
-def state_sha256(state: State) -> str:
-    """A fingerprint of a set of weights, as a weights file's SHA-256 names a shipped model."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        digest.update(key.encode())
-        digest.update(state[key].tobytes())
-    return digest.hexdigest()
 
 
 class Job:

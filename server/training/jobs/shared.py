@@ -29,6 +29,7 @@ from saq.job import Status as SaqStatus
 from saq.queue.redis import RedisQueue
 
 from server.cnn import Sequential
+from server.cnn.serialize import state_sha256
 from server.inference import Predictor
 from server.training.jobs.backend import (
     TrainingError,
@@ -50,7 +51,7 @@ from server.training.jobs.broker import (
     text,
     weights_key,
 )
-from server.training.jobs.job import MakePredictor, state_sha256
+from server.training.jobs.job import MakePredictor
 from server.training.jobs.local import already_training, queue_full, refuse_when_off
 from server.training.jobs.request import AnyJobConfig
 
