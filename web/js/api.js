@@ -121,14 +121,15 @@ export function decodeArray(x) {
   return { shape: x.shape.slice(), data };
 }
 
-/** A predict answer's `neighbors` (the atlas digits nearest the drawing), decoded. */
+/** Atlas digits (a predict answer's `neighbors`, a confusion cell's), decoded; `image` is the
+ * 28x28 `thumbnail`. */
 const decodeDigits = (list) => list.map((d) => ({
   index: d.index,
   label: d.label,
   predicted: d.predicted,
   distance: d.distance ?? null,
   probabilities: d.probabilities ? Float32Array.from(d.probabilities) : null,
-  image: decodeArray(d.image),
+  image: decodeArray(d.thumbnail),
 }));
 
 function decodePrediction(body) {

@@ -32,8 +32,9 @@ export function fillDigitButtons(list, digits, { image, caption, label }) {
   digits.forEach((d, n) => {
     const button = items[n].firstChild;
     button.dataset.n = String(n);
-    button.setAttribute('aria-label', label(d));
     button.lastChild.innerHTML = caption(d);
+    // the name starts with the words the button shows, as speech input expects
+    button.setAttribute('aria-label', `${button.lastChild.textContent}: ${label(d)}`);
     const pixels = image(d);
     if (pixels) paintGray(button.firstChild, pixels);
   });

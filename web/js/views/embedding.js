@@ -219,7 +219,7 @@ function draw(v) {
       ctx.stroke();
       ring(ctx, x, y, DOT + 1.5, '#1b2130', 1.2);
     }
-    ring(ctx, mx, my, 7, '#fff', 5);
+    ring(ctx, mx, my, 7, '#fff', 7); // a dark ring on a white band: seen on any colour
     ring(ctx, mx, my, 7, '#1b2130', 2.5);
   }
   const k = v.shown;
