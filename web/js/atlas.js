@@ -7,20 +7,19 @@
 import { getState, setState, subscribe } from './state.js';
 import * as api from './api.js';
 
-// layers that keep the channels of the map before them: the atlas of a conv serves them too
-const FOLLOWS = new Set(['batchnorm', 'relu', 'tanh', 'sigmoid', 'maxpool2d', 'avgpool2d',
-  'dropout']);
-
 /** Whether the page's model has an atlas (false while its description is loading). */
 export const hasAtlas = ({ model }) => !!model && model.atlas === true;
 
-/** The conv layer whose channels a map layer shows (itself, or the conv it follows), or null. */
+/**
+ * The conv layer whose channels a map layer shows, or null: the layer itself, or the last conv
+ * before it with only maps between (batch norm, activation, pooling keep its channels).
+ */
 export function convOf(model, name) {
   const layers = (model && model.layers) || [];
+  const isMap = (l) => !!l && (l.output_shape || []).length === 3;
   let i = layers.findIndex((l) => l && l.name === name);
-  if (i < 0 || (layers[i].output_shape || []).length !== 3) return null;
-  while (i >= 0 && FOLLOWS.has(layers[i].kind)) i--;
-  return i >= 0 && layers[i].kind === 'conv2d' ? layers[i] : null;
+  while (i >= 0 && isMap(layers[i]) && layers[i].kind !== 'conv2d') i--;
+  return i >= 0 && isMap(layers[i]) ? layers[i] : null;
 }
 
 /** The state key of the filter open in the detail view: 'model|layer|channel', or ''. */

@@ -84,8 +84,13 @@ export function render(dialog, s) {
   const has = hasAtlas(s);
   q('.fa-row').hidden = !has;
   q('.fa-none').hidden = has;
-  const follows = layer !== conv ? ` (${esc(detail.name)} passes on what it finds)` : '';
-  q('.fa-about').innerHTML = `What makes channel ${detail.channel} of ${esc(conv.name)} ` +
+  const ready = has && atlas && atlas.key === channelKey(s) && !atlas.busy && !atlas.error
+    ? atlas : null;
+  const ranked = ready ? ready.map : conv.name; // (a conv's batch norm, where it has one)
+  const follows = detail.name === ranked ? ''
+    : detail.name === conv.name ? ` (${esc(conv.name)}\u2019s values after its batch norm)`
+      : ` (${esc(detail.name)} passes on what it finds)`;
+  q('.fa-about').innerHTML = `What makes channel ${detail.channel} of ${esc(ranked)} ` +
     `high${follows}: the nine test-digit patches that excite it most, an image optimised to ` +
     'excite it even more, and the part of your drawing that excites it most.';
   if (!has) {
@@ -95,7 +100,6 @@ export function render(dialog, s) {
   }
   yours(sec, { ...s, layer });
   const list = q('[data-testid="channel-examples"]');
-  const ready = atlas && atlas.key === channelKey(s) && !atlas.busy && !atlas.error ? atlas : null;
   list.examples = ready ? ready.examples : null;
   if (ready) {
     fillDigitButtons(list, ready.examples, {
