@@ -553,9 +553,20 @@ def test_a_confusion_cell_shows_its_digits_and_puts_one_on_the_pad(
     truth, predicted = (int(k) for k in np.unravel_index(int(off.argmax()), off.shape))
     cell = page.get_by_test_id(f"confusion-cell-{truth}-{predicted}")
     assert cell.inner_text() == str(matrix[truth, predicted])
-    cell.scroll_into_view_if_needed()
-    cell.click()
-    assert cell.get_attribute("aria-pressed") == "true"
+    # every count is a button; the matrix is one tab stop and the arrow keys move in it
+    assert page.locator(".conf-cell").count() == matrix.size
+    assert page.locator('.conf-cell[tabindex="0"]').count() == 1
+    page.locator('.conf-cell[tabindex="0"]').focus()
+    for key in ["Home"] + ["ArrowDown"] * truth + ["ArrowRight"] * predicted:
+        page.keyboard.press(key)
+    assert page.evaluate("document.activeElement.dataset.testid") == cell.get_attribute(
+        "data-testid"
+    )
+    assert page.locator('.conf-cell[tabindex="0"]').count() == 1
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "b => b.getAttribute('aria-pressed') === 'true'", arg=cell.element_handle()
+    )
     answer = api_get(server_url, f"/model/confusion/{truth}/{predicted}")
     assert answer["count"] == matrix[truth, predicted]
     panel = page.get_by_test_id("confusion-digits")
@@ -586,6 +597,14 @@ def test_a_confusion_cell_shows_its_digits_and_puts_one_on_the_pad(
     )
     input_after = canvas_grey(page.locator('[data-testid="input-view"] .input-canvas'))
     assert np.abs(input_after - input_before).max() > 100, "the input the network sees is the same"
+    # a count of none says so, and asks the server nothing
+    zero = next((i, j) for i in range(10) for j in range(10) if matrix[i, j] == 0)
+    asked_before = len(asked(page))
+    page.get_by_test_id(f"confusion-cell-{zero[0]}-{zero[1]}").click()
+    article = "an" if zero[0] == 8 else "a"
+    panel.get_by_text(f"it never read {article} {zero[0]} as").wait_for()
+    assert digits.count() == 0
+    assert not [u for u, _ in asked(page)[asked_before:] if "/confusion/" in u]
     # another cell: the diagonal's surest ones
     page.get_by_test_id(f"confusion-cell-{truth}-{truth}").click()
     diag = api_get(server_url, f"/model/confusion/{truth}/{truth}")

@@ -42,7 +42,8 @@ async function fill(key, tag, ask, still) {
 
 /**
  * Wire the atlas: pad is the drawing pad (its loadPixels puts a digit on it). Returns
- * { openCell(truth, predicted), loadDigit(digit, { focusPad }) } for the views' callbacks.
+ * { openCell(truth, predicted, count), loadDigit(digit, { where, focusPad }) } for the views'
+ * callbacks.
  */
 export function setupAtlas({ pad }) {
   const sameModel = (model) => () => getState().modelName === model && hasAtlas(getState());
@@ -70,11 +71,13 @@ export function setupAtlas({ pad }) {
     fill('channelAtlas', { key }, ask, () => channelKey(getState()) === key);
   }
 
-  function openCell(truth, predicted) {
+  /** A cell of the confusion matrix: its digits (none to ask for where it counts none). */
+  function openCell(truth, predicted, count) {
     const s = getState();
     if (!hasAtlas(s)) return;
     const model = s.modelName;
     const tag = { model, truth, predicted };
+    if (count === 0) return setState({ confusionCell: { ...tag, count: 0, digits: [] } });
     setState({ confusionCell: { ...tag, busy: true } });
     const still = () => {
       const c = getState().confusionCell;

@@ -38,7 +38,9 @@ export function render(card, { confusionCell: cell, atlasNote }) {
       list.digits = null;
     } else {
       const shown = cell.digits.length;
-      text.textContent = shown < cell.count
+      text.textContent = !cell.count
+        ? `None: it never read ${aDigit(truth)} as ${aDigit(predicted)}.`
+        : shown < cell.count
         ? `The ${thousands(shown)} it was surest of, of ${thousands(cell.count)}; ` +
           'the percentage is how sure it was.'
         : `All ${thousands(cell.count)} of them; the percentage is how sure it was` +

@@ -112,7 +112,8 @@ function confusion(matrix, atlas) {
   t.innerHTML = '<caption>Each number counts test images: the row is the digit it really shows, ' +
     'the column the digit the network predicted. ' +
     'The diagonal is right; everything else is a mistake.' +
-    `${atlas ? ' Press a number to see those digits.' : ''}</caption>`;
+    `${atlas ? ' Press a number to see those digits (arrow keys move between them).' : ''}` +
+    '</caption>';
   const thead = document.createElement('thead');
   thead.innerHTML = '<tr><td colspan="2" rowspan="2"></td>' +
     `<th colspan="${n}" scope="colgroup" class="axis-x">predicted digit</th></tr>` +
@@ -135,10 +136,15 @@ function confusion(matrix, atlas) {
         td.style.background = `rgb(${rgb.join(',')})`;
         td.style.color = inkOn(rgb);
       }
-      if (atlas && count > 0) {
+      if (atlas) {
+        // one tab stop for the whole matrix: the arrow keys move between its cells
         const b = document.createElement('button');
-        Object.assign(b, { type: 'button', className: 'conf-cell', textContent: count });
-        Object.assign(b.dataset, { testid: `confusion-cell-${i}-${j}`, truth: i, predicted: j });
+        Object.assign(b, {
+          type: 'button', className: 'conf-cell', textContent: count, tabIndex: i || j ? -1 : 0,
+        });
+        Object.assign(b.dataset, {
+          testid: `confusion-cell-${i}-${j}`, truth: i, predicted: j, count,
+        });
         b.setAttribute('aria-label', `${count}: true ${i}, predicted ${j}; show these digits`);
         b.setAttribute('aria-pressed', 'false');
         td.append(b);
@@ -165,10 +171,29 @@ function confusion(matrix, atlas) {
 }
 
 /** Wire the matrix's buttons: onCell(truth, predicted) when one is pressed. */
+const STEPS = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+
+/** Wire the matrix's buttons: onCell(truth, predicted, count) when one is pressed; the arrow
+ * keys (Home, End) move the focus from cell to cell. */
 export function setupModelCard(container, { onCell }) {
+  const cell = (b) => [Number(b.dataset.truth), Number(b.dataset.predicted)];
   container.addEventListener('click', (e) => {
     const b = e.target.closest('.conf-cell');
-    if (b) onCell(Number(b.dataset.truth), Number(b.dataset.predicted));
+    if (b) onCell(...cell(b), Number(b.dataset.count));
+  });
+  container.addEventListener('keydown', (e) => {
+    const b = e.target.closest('.conf-cell');
+    const step = STEPS[e.key];
+    if (!b || e.altKey || e.ctrlKey || e.metaKey || !(step || /^(Home|End)$/.test(e.key))) return;
+    e.preventDefault();
+    const n = container.querySelectorAll('.confusion tbody tr').length;
+    const [i, j] = cell(b);
+    const [r, c] = step ? [i + step[0], j + step[1]] : [i, e.key === 'Home' ? 0 : n - 1];
+    const next = container.querySelector(`[data-testid="confusion-cell-${r}-${c}"]`);
+    if (!next) return;
+    b.tabIndex = -1;
+    next.tabIndex = 0;
+    next.focus();
   });
 }
 
