@@ -144,9 +144,29 @@ def add_example(page: Page, label: int) -> None:
     page.get_by_test_id("teach-view").scroll_into_view_if_needed()
 
 
+def atlas_digits(page: Page, testid: str, count: int) -> None:
+    """Wait until an atlas view (neighbors, channel-examples, confusion-digits) shows `count`
+    digit buttons."""
+    page.get_by_test_id(testid).locator(".digit-btn[data-n]").nth(count - 1).wait_for()
+
+
+def open_confusion_cell(page: Page, truth: int, predicted: int) -> None:
+    cell = page.get_by_test_id(f"confusion-cell-{truth}-{predicted}")
+    cell.scroll_into_view_if_needed()
+    cell.click()
+    page.get_by_test_id("confusion-digits").locator(".digit-btn[data-n]").first.wait_for()
+
+
 def test_axe_page_with_a_drawing(app: App) -> None:
     assert draw_and_wait(app.page, vertical_stroke()) == "1"
+    atlas_digits(app.page, "neighbors", 8)  # where the drawing sits, with its neighbours
     assert serious_violations(app.page, "desktop page") == []
+    app.page.get_by_test_id("embedding-map").locator(".emb-stage").focus()
+    app.page.keyboard.press("ArrowRight")  # a dot read out, its tip shown
+    app.page.get_by_test_id("embedding-map").locator(".emb-key").nth(4).click()  # the 4s picked
+    open_confusion_cell(app.page, 4, 9)
+    app.page.locator(".ci-p", has_text="sure").first.wait_for()  # the class inputs
+    assert serious_violations(app.page, "desktop page, the atlas's views") == []
     add_example(app.page, 7)  # the Teach view with an example (its result: test_teach_view.py)
     assert serious_violations(app.page, "desktop page, Teach view") == []
 
@@ -178,11 +198,13 @@ def test_axe_detail_dialog_scrolled_through(app: App) -> None:
     # a conv map: the kernel's numbers on coloured cells were the failing case
     page.mouse.click(*map_point(page, "conv1", 0))
     page.locator("dialog#detail[open] .kernel-grid").wait_for()
+    atlas_digits(page, "channel-examples", 9)  # what the filter looks for
     found += axe_through_dialog(page, "conv1 dialog")
     page.keyboard.press("Escape")
     page.locator("dialog#detail[open]").wait_for(state="detached")
     page.mouse.click(*map_point(page, "pool1", 0))
     page.get_by_test_id("pool-overlay").wait_for()
+    atlas_digits(page, "channel-examples", 9)
     found += axe_through_dialog(page, "pool1 dialog")
     page.keyboard.press("Escape")
     # a dense unit: its weight table on coloured cells
@@ -200,7 +222,13 @@ def test_axe_phone(phone_app: App) -> None:
     found += serious_violations(page, "phone page, Teach view")
     page.mouse.click(*map_point(page, "conv2", 0))
     page.locator("dialog#detail[open] .kernel-grid").wait_for()
+    atlas_digits(page, "channel-examples", 9)
     found += axe_through_dialog(page, "phone conv2 dialog")
+    page.keyboard.press("Escape")
+    page.locator("dialog#detail[open]").wait_for(state="detached")
+    atlas_digits(page, "neighbors", 8)
+    open_confusion_cell(page, 4, 9)
+    found += serious_violations(page, "phone page, the atlas's views")
     assert found == []
 
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 # What a visitor downloads: the server compresses every file, and readable code compresses ~3x.
-BUDGET_BYTES = 100 * 1000  # web/js + web/css, each file gzip-compressed (60 KB before the
+BUDGET_BYTES = 120 * 1000  # web/js + web/css, each file gzip-compressed (60 KB before the
 # model picker, compare mode and Train view; 80 KB before the detail view became nine modules,
 # which costs ~4 KB of per-file compression and import lines, not code; 84 KB before Teach it,
-# issue 19: its controller, three views and their styles, ~15 KB)
+# issue 19: its controller, three views and their styles, ~15 KB; 100 KB before the atlas,
+# issue 20: its controller, five views and their styles, ~14 KB, and ~3 KB more in api.js,
+# main.js and the model card)
 
 
 def test_js_and_css_fit_in_the_budget() -> None:

@@ -115,6 +115,33 @@ def open_compare(page: Page) -> None:
     page.locator(".cmp-cols .cmp-col").nth(1).wait_for()
 
 
+def open_embedding(page: Page) -> None:
+    """Where the drawing sits: the map of test digits, the drawing's ring and its neighbours."""
+    draw(page)
+    page.get_by_test_id("embedding-map").locator(".emb-stage").scroll_into_view_if_needed()
+    page.get_by_test_id("neighbors").locator(".digit-btn[data-n]").nth(7).wait_for()
+
+
+def open_filter_atlas(page: Page) -> None:
+    """What a filter looks for: conv2's kernel and its examples both arrive after it opens."""
+    draw(page)
+    open_detail(page, "conv2", 3)
+    page.locator("dialog#detail[open] .kernel-grid").wait_for()
+    page.get_by_test_id("channel-examples").locator(".digit-btn[data-n]").nth(8).wait_for()
+
+
+def open_confusion_cell(page: Page) -> None:
+    open_model_card(page)
+    page.get_by_test_id("confusion-cell-4-9").dispatch_event("click")
+    page.get_by_test_id("confusion-digits").locator(".digit-btn[data-n]").first.wait_for()
+
+
+def open_class_inputs(page: Page) -> None:
+    open_model_card(page)
+    page.get_by_test_id("class-inputs").scroll_into_view_if_needed()
+    page.locator(".ci-p", has_text="sure").nth(9).wait_for()
+
+
 # each view: how it opens on a loaded desktop page, and what shows once it has filled
 OPENERS: dict[str, Callable[[Page], None]] = {
     "a drawing": draw,
@@ -125,6 +152,10 @@ OPENERS: dict[str, Callable[[Page], None]] = {
     "the detail dialog of a dense unit": open_unit_detail,
     "a model switch": switch_model,
     "compare mode": open_compare,
+    "the map of digits and a drawing's neighbours": open_embedding,
+    "the detail dialog's filter atlas": open_filter_atlas,
+    "a confusion cell's digits": open_confusion_cell,
+    "the class inputs": open_class_inputs,
 }
 
 

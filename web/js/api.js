@@ -121,6 +121,17 @@ export function decodeArray(x) {
   return { shape: x.shape.slice(), data };
 }
 
+/** Atlas digits (a predict answer's `neighbors`, a confusion cell's), decoded; `image` is the
+ * 28x28 `thumbnail`. */
+const decodeDigits = (list) => list.map((d) => ({
+  index: d.index,
+  label: d.label,
+  predicted: d.predicted,
+  distance: d.distance ?? null,
+  probabilities: d.probabilities ? Float32Array.from(d.probabilities) : null,
+  image: decodeArray(d.thumbnail),
+}));
+
 function decodePrediction(body) {
   return {
     label: body.label,
@@ -147,6 +158,10 @@ function decodePrediction(body) {
       : null,
     steps: body.steps
       ? body.steps.map((st) => ({ name: st.name, note: st.note, image: decodeArray(st.image) }))
+      : null,
+    neighbors: Array.isArray(body.neighbors) ? decodeDigits(body.neighbors) : null,
+    embedding: body.embedding
+      ? { x: body.embedding.x, y: body.embedding.y, layer: body.embedding.layer }
       : null,
   };
 }
@@ -193,9 +208,15 @@ function postJSON(path, body) {
   });
 }
 
+// whether a model has an atlas, as its description said ('' is the server's default), so the
+// live predictions ask for the drawing's neighbours only where the server can answer them
+const atlasOf = new Map();
+
 /** GET /api/v1/model for the current model (or the one named). */
-export function getModel(name = modelName) {
-  return request(`/model${modelQuery('?', name)}`);
+export async function getModel(name = modelName) {
+  const body = await request(`/model${modelQuery('?', name)}`);
+  atlasOf.set(name || '', body && body.atlas === true);
+  return body;
 }
 
 /** GET /api/v1/models: [{ name, default, sha256, parameters, test_accuracy, layers }]. */
@@ -203,14 +224,24 @@ export function getModels() {
   return request('/models');
 }
 
-/** A prediction request made with the options; once more with "base64" if "uint8" is refused. */
+/**
+ * A prediction request made with the options (and `neighbors` where the model has an atlas);
+ * once more with "base64" if "uint8" is refused, or without neighbours if the atlas is gone.
+ */
 async function predict(send) {
+  const key = modelName || '';
+  const options = () =>
+    ({ ...PREDICT_OPTIONS, encoding, ...(atlasOf.get(key) && { neighbors: true }) });
   try {
-    return decodePrediction(await send({ ...PREDICT_OPTIONS, encoding }));
+    return decodePrediction(await send(options()));
   } catch (err) {
-    if (!(err.status === 422 && encoding !== 'base64' && /encoding/i.test(err.message))) throw err;
-    encoding = 'base64';
-    return decodePrediction(await send({ ...PREDICT_OPTIONS, encoding }));
+    const noAtlas = err.status === 503 && atlasOf.get(key) && /atlas/i.test(err.message);
+    const oldEncoding =
+      err.status === 422 && encoding !== 'base64' && /encoding/i.test(err.message);
+    if (!noAtlas && !oldEncoding) throw err;
+    if (noAtlas) atlasOf.set(key, false);
+    else encoding = 'base64';
+    return decodePrediction(await send(options()));
   }
 }
 
@@ -242,27 +273,91 @@ export async function predictBatch(images, model = modelName) {
   }));
 }
 
-const weightCache = new Map();
+const cache = new Map(); // key -> promise of an answer that does not change for its model
+
+/** make() once a key; a failure is forgotten, so a later attempt retries. */
+function once(key, make) {
+  if (!cache.has(key)) {
+    const p = make();
+    p.catch(() => cache.delete(key));
+    cache.set(key, p);
+  }
+  return cache.get(key);
+}
 
 /**
  * A layer's weights { name, kind, weight: {shape, data} | null, bias }, fetched once a model
  * (the current model, or the one named).
  */
 export function getWeights(name, model = modelName) {
-  const key = `${model}/${name}`;
-  if (!weightCache.has(key)) {
-    const url = `/model/layers/${encodeURIComponent(name)}/weights?encoding=base64` +
-      modelQuery('&', model);
-    const p = request(url).then((b) => ({
-      name: b.name,
-      kind: b.kind,
-      weight: decodeArray(b.weight),
-      bias: decodeArray(b.bias),
-    }));
-    p.catch(() => weightCache.delete(key)); // let a later attempt retry
-    weightCache.set(key, p);
-  }
-  return weightCache.get(key);
+  const url = `/model/layers/${encodeURIComponent(name)}/weights?encoding=base64` +
+    modelQuery('&', model);
+  return once(`weights|${model}|${name}`, async () => {
+    const b = await request(url);
+    return { name: b.name, kind: b.kind, weight: decodeArray(b.weight), bias: decodeArray(b.bias) };
+  });
+}
+
+// ---- the atlas (issue 20) ------------------------------------------------------------------
+// Computed from MNIST's test set when a model was trained; 503 (in words) for a model without
+// one, which GET /api/v1/model says beforehand ("atlas": false).
+
+const atlasGet = (path, model) =>
+  request(`/model/${path}?encoding=uint8${modelQuery('&', model)}`);
+
+/**
+ * GET /model/layers/{layer}/channels/{c}: the 9 test digits that excite the channel most (each
+ * patch its receptive field) and the input optimised to excite it, once a model.
+ */
+export function getChannel(layer, channel, model = modelName) {
+  const path = `layers/${encodeURIComponent(layer)}/channels/${channel}`;
+  return once(`channel|${model}|${layer}|${channel}`, async () => {
+    const b = await atlasGet(path, model);
+    return {
+      layer: b.layer,
+      map: b.map,
+      channel: b.channel,
+      examples: b.examples.map((e) => ({
+        index: e.index, label: e.label, predicted: e.predicted ?? null, row: e.row, col: e.col,
+        value: e.value, box: e.box, patch: decodeArray(e.patch),
+      })),
+      ideal: decodeArray(b.ideal),
+      idealBox: b.ideal_box || null,
+      idealValue: b.ideal_value,
+    };
+  });
+}
+
+/** GET /model/classes: for each digit, the input optimised to make the model answer it. */
+export function getClassInputs(model = modelName) {
+  return once(`classes|${model}`, async () => (await atlasGet('classes', model)).classes.map(
+    (c) => ({ label: c.label, probability: c.probability, image: decodeArray(c.image) }),
+  ));
+}
+
+/** GET /model/embedding: { layer, method, points: [{ x, y, index, label, predicted }] }. */
+export function getEmbedding(model = modelName) {
+  return once(`embedding|${model}`, async () => {
+    const b = await atlasGet('embedding', model);
+    return { layer: b.layer, method: b.method, points: b.points };
+  });
+}
+
+/** GET /model/digits/{index}: a test digit the atlas holds, with its 28x28 image. */
+export function getDigit(index, model = modelName) {
+  return once(`digit|${model}|${index}`, async () => {
+    const [d] = decodeDigits([await atlasGet(`digits/${index}`, model)]);
+    return d;
+  });
+}
+
+/** GET /model/confusion/{true}/{predicted}: { count, digits } of that cell of the matrix. */
+export function getConfusionCell(truth, predicted, model = modelName) {
+  return once(`confusion|${model}|${truth}|${predicted}`, async () => {
+    const b = await atlasGet(`confusion/${truth}/${predicted}`, model);
+    const digits = decodeDigits(b.digits);
+    return { truth: b.true, predicted: b.predicted, count: b.count, digits };
+  });
 }
 
 // ---- interventions (issue 9) ----------------------------------------------------------------

@@ -103,3 +103,10 @@ export function cssColor(value, sc) {
 export function gradient(map) {
   return `linear-gradient(to right, ${map.stops.map((h) => '#' + h).join(', ')})`;
 }
+
+// One colour a digit, for plots of labelled digits: Paul Tol's muted scheme (made to stay apart
+// for the common kinds of colour blindness) with dark grey as a tenth, ordered so the pairs
+// networks confuse (4 and 9, 3 and 5, 7 and 1) get far-apart colours. Never the only cue: the
+// views that use them say the digit in words too.
+export const DIGIT_COLOURS = ['#cc6677', '#332288', '#ddcc77', '#117733', '#88ccee', '#aa4499',
+  '#44aa99', '#882255', '#999933', '#555555'];

@@ -9,7 +9,7 @@ import { setupPrediction, render as renderPrediction } from './views/prediction.
 import { setupInput, render as renderInput } from './views/input.js';
 import { setupLayers, render as renderLayers } from './views/layers.js';
 import { setupDetail, open as openDetail, render as renderDetail } from './views/detail/dialog.js';
-import { render as renderModelCard } from './views/model-card.js';
+import { setupModelCard, render as renderModelCard } from './views/model-card.js';
 import { render as renderStatus } from './views/status.js';
 import { setupInterventions, predictLive, toggleChannel, sourceOf } from './interventions.js';
 import { setupModels } from './models.js';
@@ -18,6 +18,13 @@ import { setupTrain, render as renderTrain } from './views/train.js';
 import * as teach from './teach.js';
 import { setupTeachView, render as renderTeach } from './views/teach.js';
 import { setupTeachAsk, render as renderTeachAsk } from './views/teach-ask.js';
+import { setupAtlas } from './atlas.js';
+import { setupEmbedding, render as renderEmbedding } from './views/embedding.js';
+import { setupFilterAtlas, render as renderFilterAtlas } from './views/detail/filter-atlas.js';
+import {
+  setupConfusionDigits, render as renderConfusionDigits,
+} from './views/confusion-digits.js';
+import { render as renderClassInputs } from './views/class-inputs.js';
 
 const $ = (sel) => document.querySelector(sel);
 const el = {
@@ -33,6 +40,7 @@ const el = {
   train: $('[data-testid="train-view"]'),
   teach: $('[data-testid="teach-view"]'),
   teachAsk: $('[data-testid="teach-ask"]'),
+  embedding: $('[data-testid="embedding-map"]'),
 };
 
 const IDLE = 'Draw a digit in the black square: every view updates as you draw.';
@@ -204,6 +212,16 @@ setupDetail(el.detail, {
   loadWeights: api.getWeights,
 });
 
+// the atlas (issue 20): what a filter looks for, where the drawing sits among the test digits,
+// the digits behind the confusion matrix; any of them can be put on the pad
+const atlas = setupAtlas({ pad });
+const loadFrom = (where, focusPad = false) => (digit) =>
+  atlas.loadDigit(digit, { where, focusPad });
+setupFilterAtlas(el.detail, { onLoadDigit: loadFrom('detail') });
+setupEmbedding(el.embedding, { onLoadDigit: loadFrom('embedding') });
+setupModelCard(el.modelCard, { onCell: atlas.openCell });
+setupConfusionDigits(el.modelCard, { onLoadDigit: loadFrom('confusion', true) });
+
 subscribe((s, changed, prev) => {
   const any = (...keys) => keys.some((k) => changed.has(k));
   if (any('status')) el.main.dataset.state = s.status;
@@ -216,7 +234,17 @@ subscribe((s, changed, prev) => {
   if (any('result', 'model', 'ablated')) drawLayersNextFrame();
   if (any('result', 'saliency', 'highlight')) renderInput(el.input, s);
   if (any('result', 'model', 'detail')) renderDetail(el.detail, s);
+  if (any('result', 'model', 'detail', 'channelAtlas', 'atlasNote')) {
+    renderFilterAtlas(el.detail, s);
+  }
+  if (any('result', 'model', 'embedding', 'atlasNote')) renderEmbedding(el.embedding, s);
   if (any('model', 'modelError')) renderModelCard(el.modelCard, s);
+  if (any('model', 'modelError', 'confusionCell', 'atlasNote')) {
+    renderConfusionDigits(el.modelCard, s);
+  }
+  if (any('model', 'modelError', 'classInputs')) {
+    renderClassInputs(el.modelCard.querySelector('.class-inputs'), s);
+  }
   if (any('training', 'trainReading', 'modelName')) renderTrain(el.train, s, prev);
   if (any('result', 'training', 'trainReading', 'modelName', 'teachNote')) {
     renderTeachAsk(el.teachAsk, s);
@@ -227,19 +255,23 @@ subscribe((s, changed, prev) => {
 
 // ---- start --------------------------------------------------------------------------------------
 
-let modelAsked = null; // { name } while GET /api/v1/model for that model is out
-async function loadModel() {
+let modelAsked = null; // { name, done } while GET /api/v1/model for that model is out
+/** Load the description of the page's model; resolves once it is in the state (or failed). */
+function loadModel() {
   const name = getState().modelName;
-  if (modelAsked && modelAsked.name === name) return;
+  if (modelAsked && modelAsked.name === name) return modelAsked.done;
   const mine = (modelAsked = { name });
-  try {
-    const model = await api.getModel(name);
-    if (modelAsked === mine) setState({ model, modelError: '' });
-  } catch (err) {
-    if (modelAsked === mine) setState({ modelError: err.message || String(err) });
-  } finally {
-    if (modelAsked === mine) modelAsked = null;
-  }
+  mine.done = (async () => {
+    try {
+      const model = await api.getModel(name);
+      if (modelAsked === mine) setState({ model, modelError: '' });
+    } catch (err) {
+      if (modelAsked === mine) setState({ modelError: err.message || String(err) });
+    } finally {
+      if (modelAsked === mine) modelAsked = null;
+    }
+  })();
+  return mine.done;
 }
 setupModels({
   refresh: () => refresh((sourceOf(getState().result) || {}).file),
@@ -251,6 +283,7 @@ renderPrediction(el.prediction, null);
 renderInput(el.input, getState());
 renderLayers(el.layers, getState());
 renderModelCard(el.modelCard, getState());
+renderEmbedding(el.embedding, getState());
 renderTrain(el.train, getState(), null);
 renderTeachAsk(el.teachAsk, getState());
 renderTeach(el.teach, getState(), null);

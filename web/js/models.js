@@ -19,7 +19,8 @@ function syncUrl({ modelName, compare }) {
   if (url.href !== location.href) history.replaceState(history.state, '', url);
 }
 
-/** refresh(): read the shown drawing again; reloadModel(): GET /api/v1/model for modelName. */
+/** refresh(): read the shown drawing again; reloadModel(): GET /api/v1/model for modelName
+ * (a promise of its landing). */
 export function setupModels({ refresh, reloadModel }) {
   const $ = (s) => document.querySelector(s);
   const bar = $('.model-bar');
@@ -82,10 +83,11 @@ export function setupModels({ refresh, reloadModel }) {
       if (Object.keys(s.ablated).length) reset.ablated = {};
       if (Object.keys(s.kernels).length) reset.kernels = {};
       asked = '';
+      // the drawing is read again once the description is in: it says whether the model has
+      // an atlas, and so whether the prediction can ask for the drawing's neighbours
       queueMicrotask(() => {
         setState(reset);
-        reloadModel();
-        refresh();
+        Promise.resolve(reloadModel()).finally(refresh);
       });
     }
     if (any('modelName', 'compare')) syncUrl(s);

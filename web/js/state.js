@@ -31,6 +31,14 @@ let state = Object.freeze({
   teachNote: null, // { message, error } what became of the latest add, remove or import
   teachJob: null, // { id, base, keys } the latest fine-tune: its base model, the examples sent
   teachFilters: null, // { id, layer, shape, ranked: [[ch, change]], before, after } or error
+  // the atlas (issue 20), for a model whose description says "atlas": true (atlas.js); each is
+  // { ..., busy } while asked for, { ..., error } if it failed; null before, or without an atlas
+  embedding: null, // { model, layer, method, points: [{ x, y, index, label, predicted }] }
+  classInputs: null, // { model, classes: [{ label, probability, image }] }
+  confusionCell: null, // { model, truth, predicted, count, digits } the model card's chosen cell
+  channelAtlas: null, // { key: 'model|layer|channel', examples, ideal, idealValue, ... } for the
+  //                     map open in the detail view
+  atlasNote: null, // { where, message, error } what became of putting an atlas digit on the pad
 });
 
 export function getState() {

@@ -1,5 +1,7 @@
 // Model card: architecture table, parameter count, test accuracy, training curves (SVG) and the
-// confusion matrix (a shaded table), from GET /api/v1/model.
+// confusion matrix (a shaded table), from GET /api/v1/model. Where the model has an atlas, each
+// count of the matrix is a button that shows its digits (confusion-digits.js fills the panel
+// beside it), and the ten class inputs follow (class-inputs.js).
 
 import { esc, percent, thousands } from '../format.js';
 import { kindLabel } from './layers.js';
@@ -103,13 +105,15 @@ function chart(title, epochs, trainKey, valKey, asPercent) {
 
 const ACCENT = [37, 84, 199];
 
-function confusion(matrix) {
+function confusion(matrix, atlas) {
   const n = matrix.length;
   const t = document.createElement('table');
   t.className = 'confusion';
   t.innerHTML = '<caption>Each number counts test images: the row is the digit it really shows, ' +
     'the column the digit the network predicted. ' +
-    'The diagonal is right; everything else is a mistake.</caption>';
+    'The diagonal is right; everything else is a mistake.' +
+    `${atlas ? ' Press a number to see those digits (arrow keys move between them).' : ''}` +
+    '</caption>';
   const thead = document.createElement('thead');
   thead.innerHTML = '<tr><td colspan="2" rowspan="2"></td>' +
     `<th colspan="${n}" scope="colgroup" class="axis-x">predicted digit</th></tr>` +
@@ -132,7 +136,21 @@ function confusion(matrix) {
         td.style.background = `rgb(${rgb.join(',')})`;
         td.style.color = inkOn(rgb);
       }
-      td.textContent = count;
+      if (atlas) {
+        // one tab stop for the whole matrix: the arrow keys move between its cells
+        const b = document.createElement('button');
+        Object.assign(b, {
+          type: 'button', className: 'conf-cell', textContent: count, tabIndex: i || j ? -1 : 0,
+        });
+        Object.assign(b.dataset, {
+          testid: `confusion-cell-${i}-${j}`, truth: i, predicted: j, count,
+        });
+        b.setAttribute('aria-label', `${count}: true ${i}, predicted ${j}; show these digits`);
+        b.setAttribute('aria-pressed', 'false');
+        td.append(b);
+      } else {
+        td.textContent = count;
+      }
       td.title = `true ${i}, predicted ${j}: ${count} (${percent(share)} of ${i}s)`;
       if (i === j) td.classList.add('diag');
       tr.append(td);
@@ -150,6 +168,33 @@ function confusion(matrix) {
   const frag = document.createDocumentFragment();
   frag.append(wrap, key);
   return frag;
+}
+
+/** Wire the matrix's buttons: onCell(truth, predicted) when one is pressed. */
+const STEPS = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+
+/** Wire the matrix's buttons: onCell(truth, predicted, count) when one is pressed; the arrow
+ * keys (Home, End) move the focus from cell to cell. */
+export function setupModelCard(container, { onCell }) {
+  const cell = (b) => [Number(b.dataset.truth), Number(b.dataset.predicted)];
+  container.addEventListener('click', (e) => {
+    const b = e.target.closest('.conf-cell');
+    if (b) onCell(...cell(b), Number(b.dataset.count));
+  });
+  container.addEventListener('keydown', (e) => {
+    const b = e.target.closest('.conf-cell');
+    const step = STEPS[e.key];
+    if (!b || e.altKey || e.ctrlKey || e.metaKey || !(step || /^(Home|End)$/.test(e.key))) return;
+    e.preventDefault();
+    const n = container.querySelectorAll('.confusion tbody tr').length;
+    const [i, j] = cell(b);
+    const [r, c] = step ? [i + step[0], j + step[1]] : [i, e.key === 'Home' ? 0 : n - 1];
+    const next = container.querySelector(`[data-testid="confusion-cell-${r}-${c}"]`);
+    if (!next) return;
+    b.tabIndex = -1;
+    next.tabIndex = 0;
+    next.focus();
+  });
 }
 
 export function render(container, { model, modelError }) {
@@ -207,14 +252,29 @@ export function render(container, { model, modelError }) {
     train.insertAdjacentHTML('beforeend', '<p class="muted">No training history was reported.</p>');
   }
 
+  const atlas = model.atlas === true;
   const conf = document.createElement('div');
   conf.className = 'conf';
   conf.innerHTML = '<h3>Where it goes wrong: the confusion matrix</h3>';
   if (cm) {
-    conf.append(confusion(cm));
+    const matrix = document.createElement('div');
+    matrix.className = 'conf-matrix';
+    matrix.append(confusion(cm, atlas));
+    conf.append(matrix);
+    if (atlas) {
+      conf.classList.add('with-digits');
+      conf.insertAdjacentHTML('beforeend', '<div class="conf-digits" ' +
+        'data-testid="confusion-digits" aria-live="polite"></div>');
+    } else {
+      conf.insertAdjacentHTML('beforeend', '<p class="help">This model has no atlas, so the ' +
+        'test digits behind each number are not at hand here.</p>');
+    }
   } else {
     conf.insertAdjacentHTML('beforeend', '<p class="muted">No confusion matrix was reported.</p>');
   }
+  const classes = document.createElement('div');
+  classes.className = 'class-inputs';
+  classes.dataset.testid = 'class-inputs';
 
-  body.replaceChildren(stats, arch, train, conf);
+  body.replaceChildren(stats, arch, train, conf, classes);
 }

@@ -35,7 +35,8 @@ const TEMPLATE = `<form method="dialog" class="detail-head">
 <figure class="detail-rf"><div class="stage"><canvas class="input-canvas"></canvas><div class="rf"
   hidden></div></div>
 <figcaption class="rf-text"></figcaption></figure>
-<section class="detail-extra" aria-live="polite"></section><section class="arith"
+<section class="detail-extra" aria-live="polite"></section><section class="filter-atlas"
+  data-testid="filter-atlas" aria-labelledby="fa-title" hidden></section><section class="arith"
   data-testid="arithmetic" hidden></section></div>`;
 
 export function setupDetail(dialog, { onClose, onChannel, loadWeights }) {
