@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from server.cnn import Adam, Sequential, load_model, softmax_cross_entropy
-from server.cnn.architectures import mnist_cnn
+from server.cnn.architectures import build_preset, mnist_cnn
 
 Workload = dict[str, Callable[[], object]]
 
@@ -212,6 +212,103 @@ def run(weights: Path | None, seconds: float, rounds: int, torch_threads: int) -
     return result
 
 
+class Stopwatch:
+    """Times blocks by column and layer index: `with watch("train_forward", 3): ...`."""
+
+    def __init__(self, columns: Sequence[str], layers: int, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.times: dict[str, list[list[float]]] = {c: [[] for _ in range(layers)] for c in columns}
+        self.column, self.index, self.start = "", 0, 0.0
+
+    def __call__(self, column: str, index: int) -> Stopwatch:
+        self.column, self.index = column, index
+        return self
+
+    def __enter__(self) -> None:
+        self.start = self.clock()
+
+    def __exit__(self, *exc: object) -> None:
+        self.times[self.column][self.index].append(self.clock() - self.start)
+
+    def medians_ms(self, column: str) -> list[float]:
+        return [1000 * statistics.median(t) if t else 0.0 for t in self.times[column]]
+
+
+LAYER_COLUMNS = ("train_forward", "train_backward", "forward_b256", "trace_b1")
+
+
+def layer_breakdown(
+    model: Sequential,
+    seconds: float,
+    clock: Callable[[], float] = time.perf_counter,
+    batch: int = 64,
+) -> list[dict[str, Any]]:
+    """Median milliseconds of each layer in a training step (forward in training mode, then
+    backward as `parameter_gradients` runs it), in an inference forward of 256 images and in
+    the trace of one image. Every layer is timed inside whole passes, so drift hits all alike.
+
+    `clock`: wall time, or with one BLAS thread `time.process_time`, the CPU time this
+    process spent, which other processes on a shared machine barely move."""
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, *model.input_shape), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    x256 = rng.random((256, *model.input_shape), dtype=np.float32)
+    x1 = rng.random((1, *model.input_shape), dtype=np.float32)
+    layers = model.layers
+    first = next((i for i, layer in enumerate(layers) if layer.params), len(layers))
+
+    def one_round(watch: Stopwatch) -> None:
+        h, caches = x, []
+        for i, layer in enumerate(layers):
+            with watch("train_forward", i):
+                h, cache = layer.forward(h, training=True, rng=rng)
+            caches.append(cache)
+        _, grad = softmax_cross_entropy(h, y)
+        for i in range(len(layers) - 1, first - 1, -1):
+            with watch("train_backward", i):
+                if i == first:
+                    layers[i].parameter_gradients(grad, caches[i])
+                else:
+                    grad, _ = layers[i].backward(grad, caches[i])
+        h = x256
+        for i, layer in enumerate(layers):
+            with watch("forward_b256", i):
+                h, _ = layer.forward(h)
+        h = x1
+        for i, layer in enumerate(layers):
+            with watch("trace_b1", i):
+                h, cache = layer.forward(h)
+                layer.mask(cache)
+
+    one_round(Stopwatch(LAYER_COLUMNS, len(layers), clock))  # warm-up
+    watch = Stopwatch(LAYER_COLUMNS, len(layers), clock)
+    deadline = time.perf_counter() + seconds
+    while len(watch.times["trace_b1"][0]) < 5 or time.perf_counter() < deadline:
+        one_round(watch)
+    medians = {column: watch.medians_ms(column) for column in LAYER_COLUMNS}
+    return [
+        {
+            "layer": layer.name,
+            "kind": layer.kind,
+            **{f"{column}_ms": medians[column][i] for column in LAYER_COLUMNS},
+        }
+        for i, layer in enumerate(layers)
+    ]
+
+
+def layer_table(rows: list[dict[str, Any]]) -> str:
+    """The breakdown as a Markdown table, with the totals."""
+    columns = [key for key in rows[0] if key.endswith("_ms")]
+    header = "| layer | " + " | ".join(c.removesuffix("_ms") + " ms" for c in columns) + " |"
+    lines = [header, "|---" * (len(columns) + 1) + "|"]
+    for row in rows:
+        cells = " | ".join(f"{row[c]:.3f}" for c in columns)
+        lines.append(f"| {row['layer']} ({row['kind']}) | {cells} |")
+    totals = " | ".join(f"{sum(row[c] for row in rows):.3f}" for c in columns)
+    lines.append(f"| total | {totals} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="convscope bench", description=__doc__)
     parser.add_argument(
@@ -221,7 +318,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6, help="alternations per figure")
     parser.add_argument("--torch-threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="time each layer instead (forward and backward of a training step of 64, "
+        "forward of 256, trace of 1); no PyTorch",
+    )
+    parser.add_argument("--arch", default=None, help="with --layers: time this preset instead")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="with --layers: CPU time, not wall time (steadier on a busy machine; use it with "
+        "--blas-threads 1, since BLAS threads waiting for work count too)",
+    )
+    parser.add_argument(
+        "--blas-threads", type=int, default=None, help="NumPy's BLAS threads (default: as set)"
+    )
     args = parser.parse_args(argv)
+    if args.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=args.blas_threads, user_api="blas")
+    if args.layers:
+        model = (
+            build_preset(args.arch)
+            if args.arch
+            else load_model(args.weights).model
+            if args.weights
+            else mnist_cnn()
+        )
+        clock = time.process_time if args.cpu_time else time.perf_counter
+        rows = layer_breakdown(model, args.seconds, clock)
+        print(json.dumps(rows) if args.json else layer_table(rows))
+        return 0
     result = run(args.weights, args.seconds, args.rounds, args.torch_threads)
     if args.json:
         print(json.dumps(result))
