@@ -19,6 +19,7 @@ import numpy as np
 
 from server.cnn import Adam, Sequential, load_model, softmax_cross_entropy
 from server.cnn.architectures import build_preset, mnist_cnn
+from server.cnn.fusion import plan
 
 Workload = dict[str, Callable[[], object]]
 
@@ -243,9 +244,11 @@ def layer_breakdown(
     clock: Callable[[], float] = time.perf_counter,
     batch: int = 64,
 ) -> list[dict[str, Any]]:
-    """Median milliseconds of each layer in a training step (forward in training mode, then
-    backward as `parameter_gradients` runs it), in an inference forward of 256 images and in
-    the trace of one image. Every layer is timed inside whole passes, so drift hits all alike.
+    """Median milliseconds of each step of a training step (forward in training mode, then
+    backward as `parameter_gradients` runs it), of an inference forward of 256 images and of
+    the trace of one image. A step is a layer, or the layers a pass runs fused
+    (server/cnn/fusion.py), whose backward still runs layer by layer and is summed here; a
+    trace runs nothing fused. Every step is timed inside whole passes, so drift hits all alike.
 
     `clock`: wall time, or with one BLAS thread `time.process_time`, the CPU time this
     process spent, which other processes on a shared machine barely move."""
@@ -255,44 +258,56 @@ def layer_breakdown(
     x256 = rng.random((256, *model.input_shape), dtype=np.float32)
     x1 = rng.random((1, *model.input_shape), dtype=np.float32)
     layers = model.layers
+    steps = plan(layers, model.output_shapes, ())
+    step_of = [index for index, step in enumerate(steps) for _ in step.layers]  # layer -> step
     first = next((i for i, layer in enumerate(layers) if layer.params), len(layers))
 
     def one_round(watch: Stopwatch) -> None:
         h, caches = x, []
-        for i, layer in enumerate(layers):
-            with watch("train_forward", i):
-                h, cache = layer.forward(h, training=True, rng=rng)
-            caches.append(cache)
+        for index, step in enumerate(steps):
+            with watch("train_forward", index):
+                h, step_caches = step.forward(h, True, rng)
+            caches += step_caches
         _, grad = softmax_cross_entropy(h, y)
         for i in range(len(layers) - 1, first - 1, -1):
-            with watch("train_backward", i):
+            with watch("train_backward", step_of[i]):
                 if i == first:
                     layers[i].parameter_gradients(grad, caches[i])
                 else:
                     grad, _ = layers[i].backward(grad, caches[i])
         h = x256
-        for i, layer in enumerate(layers):
-            with watch("forward_b256", i):
-                h, _ = layer.forward(h)
+        for index, step in enumerate(steps):
+            with watch("forward_b256", index):
+                h, _ = step.forward(h, False, None)
         h = x1
         for i, layer in enumerate(layers):
-            with watch("trace_b1", i):
+            with watch("trace_b1", step_of[i]):
                 h, cache = layer.forward(h)
                 layer.mask(cache)
 
-    one_round(Stopwatch(LAYER_COLUMNS, len(layers), clock))  # warm-up
-    watch = Stopwatch(LAYER_COLUMNS, len(layers), clock)
+    def sums_ms(watch: Stopwatch, column: str) -> list[float]:
+        """Per step: the median over rounds of the sum of its timings in each round."""
+        rounds = len(watch.times["forward_b256"][0])
+        totals = [[0.0] * rounds for _ in steps]
+        for index, timings in enumerate(watch.times[column]):
+            per_round = len(timings) // rounds
+            for r in range(rounds):
+                totals[index][r] = sum(timings[r * per_round : (r + 1) * per_round])
+        return [1000 * statistics.median(t) if any(t) else 0.0 for t in totals]
+
+    one_round(Stopwatch(LAYER_COLUMNS, len(steps), clock))  # warm-up
+    watch = Stopwatch(LAYER_COLUMNS, len(steps), clock)
     deadline = time.perf_counter() + seconds
-    while len(watch.times["trace_b1"][0]) < 5 or time.perf_counter() < deadline:
+    while len(watch.times["forward_b256"][0]) < 5 or time.perf_counter() < deadline:
         one_round(watch)
-    medians = {column: watch.medians_ms(column) for column in LAYER_COLUMNS}
+    medians = {column: sums_ms(watch, column) for column in LAYER_COLUMNS}
     return [
         {
-            "layer": layer.name,
-            "kind": layer.kind,
-            **{f"{column}_ms": medians[column][i] for column in LAYER_COLUMNS},
+            "layer": step.name,
+            "kind": "+".join(layer.kind for layer in step.layers),
+            **{f"{column}_ms": medians[column][index] for column in LAYER_COLUMNS},
         }
-        for i, layer in enumerate(layers)
+        for index, step in enumerate(steps)
     ]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from server.cnn.fusion import plan
 from server.cnn.layers import LAYER_KINDS, Layer
 
 Params = dict[str, np.ndarray]
@@ -91,10 +92,10 @@ class Sequential:
         caches (what a digit score reads beside the answer)."""
         self._check_input(x)
         kept = {}
-        for layer in self.layers:
-            x, _ = layer.forward(x, training=training, rng=rng)
-            if layer.name in names:
-                kept[layer.name] = x
+        for step in plan(self.layers, self.output_shapes, names):
+            x, _ = step.forward(x, training, rng)
+            if step.layers[-1].name in names:  # inner layers are fused only when not kept
+                kept[step.layers[-1].name] = x
         return x, kept
 
     def forward_train(
@@ -103,13 +104,14 @@ class Sequential:
         """Logits plus the per-layer caches that `backward` consumes."""
         self._check_input(x)
         caches = []
-        for layer in self.layers:
-            x, cache = layer.forward(x, training=training, rng=rng)
-            caches.append(cache)
+        for step in plan(self.layers, self.output_shapes, ()):
+            x, step_caches = step.forward(x, training, rng)
+            caches += step_caches
         return x, caches
 
     def trace(self, x: np.ndarray) -> Trace:
-        """Inference pass that keeps every layer's output and every pooling mask."""
+        """Inference pass that keeps every layer's output and every pooling mask: layer by
+        layer, nothing fused."""
         self._check_input(x)
         inputs, layers, caches = x, [], []
         for layer in self.layers:
