@@ -25,25 +25,35 @@ from server.training.memory import keep_freed_memory
 Workload = dict[str, Callable[[], object]]
 
 
-def sample(fn: Callable[[], object], seconds: float) -> list[float]:
-    """Wall times of repeated calls to fn for about `seconds` (at least 3 calls)."""
+Clock = Callable[[], float]
+
+
+def sample(
+    fn: Callable[[], object], seconds: float, clock: Clock = time.perf_counter
+) -> list[float]:
+    """Times (by `clock`) of repeated calls to fn for about `seconds` (at least 3 calls)."""
     times: list[float] = []
     deadline = time.perf_counter() + seconds
     while len(times) < 3 or time.perf_counter() < deadline:
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return times
 
 
-def interleaved(workloads: list[Callable[[], object]], seconds: float, rounds: int) -> list[float]:
+def interleaved(
+    workloads: list[Callable[[], object]],
+    seconds: float,
+    rounds: int,
+    clock: Clock = time.perf_counter,
+) -> list[float]:
     """Median seconds per call of each workload, measured in alternating rounds."""
     for fn in workloads:  # warm-up: allocations, BLAS threads, torch's kernel choice
         sample(fn, min(0.2, seconds / rounds))
     times: list[list[float]] = [[] for _ in workloads]
     for _ in range(rounds):
         for fn, bucket in zip(workloads, times, strict=True):
-            bucket.extend(sample(fn, seconds / rounds))
+            bucket.extend(sample(fn, seconds / rounds, clock))
     return [statistics.median(bucket) for bucket in times]
 
 
@@ -163,7 +173,15 @@ def blas_info() -> dict[str, Any]:
     return {}
 
 
-def run(weights: Path | None, seconds: float, rounds: int, torch_threads: int) -> dict[str, Any]:
+def run(
+    weights: Path | None,
+    seconds: float,
+    rounds: int,
+    torch_threads: int,
+    clock: Clock = time.perf_counter,
+) -> dict[str, Any]:
+    """Every figure, ours and PyTorch's; with `clock` time.process_time, CPU time, which on a
+    busy machine measures one thread a side (--blas-threads 1 --torch-threads 1) steadily."""
     model = load_model(weights).model if weights else mnist_cnn()
     ours = numpy_workloads(model, np.random.default_rng(0))
     try:
@@ -182,7 +200,7 @@ def run(weights: Path | None, seconds: float, rounds: int, torch_threads: int) -
         if "train_b64" in mine:  # last: the forward figures keep malloc's defaults, as the server
             keep_freed_memory()  # a training process's malloc (server/training/memory.py)
         workloads = [ours[name] for name in mine] + ([theirs[other]] if theirs else [])
-        timed = interleaved(workloads, seconds, rounds)
+        timed = interleaved(workloads, seconds, rounds, clock)
         medians.update(zip(mine, timed, strict=False))
         if theirs:
             torch_medians[other] = timed[-1]
@@ -347,13 +365,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cpu-time",
         action="store_true",
-        help="with --layers: CPU time, not wall time (steadier on a busy machine; use it with "
-        "--blas-threads 1, since BLAS threads waiting for work count too)",
+        help="CPU time, not wall time: steadier on a busy machine, but only meaningful with one "
+        "thread a side (--blas-threads 1 --torch-threads 1), since threads waiting count too",
     )
     parser.add_argument(
         "--blas-threads", type=int, default=None, help="NumPy's BLAS threads (default: as set)"
     )
     args = parser.parse_args(argv)
+    clock = time.process_time if args.cpu_time else time.perf_counter
     if args.blas_threads is not None:
         from threadpoolctl import threadpool_limits
 
@@ -367,11 +386,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.weights
             else mnist_cnn()
         )
-        clock = time.process_time if args.cpu_time else time.perf_counter
         rows = layer_breakdown(model, args.seconds, clock)
         print(json.dumps(rows) if args.json else layer_table(rows))
         return 0
-    result = run(args.weights, args.seconds, args.rounds, args.torch_threads)
+    result = run(args.weights, args.seconds, args.rounds, args.torch_threads, clock)
+    result["clock"] = "cpu" if args.cpu_time else "wall"
     if args.json:
         print(json.dumps(result))
     else:
