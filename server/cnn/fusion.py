@@ -78,8 +78,8 @@ class PooledConv(Step):
         if self.activation is not None and not self.relu_after_pool:
             values, activation_cache = self.activation.forward_in_place(values)
             caches.append(activation_cache)
-        out_h, out_w, channels = self.conv.output_shape(x.shape[1:])
-        out_shape = (len(x), out_h // p, out_w // p, channels)
+        n, out_h, out_w = conv_cache.out_shape
+        out_shape = (n, out_h // p, out_w // p, self.conv.out_channels)
         if isinstance(self.pool, MaxPool2D):
             out, pool_cache = self.pool.forward_rows(values, out_shape, self.relu_after_pool)
             if self.relu_after_pool:

@@ -25,6 +25,7 @@ class ConvCache:
     cols: Array  # (N*oh*ow, kh*kw*C [+ 1 with a bias]), rows in `columns`' order for `pool`
     padded_shape: tuple[int, ...]  # (N, Hp, Wp, C)
     crop: tuple[int, int, int, int]  # top, left, H, W of the input inside the padded one
+    out_shape: tuple[int, int, int]  # N, oh, ow
     pool: int = 1  # > 1: rows (and so the output and its gradient) pool-window-offset first
 
 
@@ -74,10 +75,8 @@ class Conv2D(Layer):
     def forward(
         self, x: Array, *, training: bool = False, rng: np.random.Generator | None = None
     ) -> tuple[Array, Any]:
-        n, _, _, _ = x.shape
         rows, cache = self._rows(x, pool=1)  # (N*oh*ow, F)
-        out_h, out_w, f = self.output_shape(x.shape[1:])
-        return rows.reshape(n, out_h, out_w, f), cache
+        return rows.reshape(*cache.out_shape, self.out_channels), cache
 
     def forward_pooled(self, x: Array, pool: int) -> tuple[Array, ConvCache]:
         """The output as (p*p, N*oh/p*ow/p, F): for each offset in a (p, p) pooling window, the
@@ -96,7 +95,8 @@ class Conv2D(Layer):
         # (N*oh*ow, kh*kw*C + 1): with a bias, a column of 1s that the bias row multiplies
         cols = columns(x_padded, k, k, self.stride, out_h, out_w, ones=self.bias, pool=pool)
         out = cols @ self._matrix()  # (N*oh*ow, F)
-        return out, ConvCache(cols, x_padded.shape, (top, left, h, w), pool)
+        shape = (len(x), out_h, out_w)
+        return out, ConvCache(cols, x_padded.shape, (top, left, h, w), shape, pool)
 
     def _matrix(self) -> Array:
         """The weight as (kh*kw*C, F), with the bias as one more row if there is one."""
@@ -120,8 +120,7 @@ class Conv2D(Layer):
         top, left, h, w = c.crop
         grads = self.parameter_gradients(grad_out, c)
         if c.pool > 1:  # back from pool-window order: (N, oh, ow, F)
-            out_h, out_w, _ = self.output_shape((h, w, self.in_channels))
-            grad_out = spatial_order(grad_out, c.padded_shape[0], out_h, out_w, c.pool)
+            grad_out = spatial_order(grad_out, *c.out_shape, c.pool)
         grad_padded = col2im_product(grad_out, self.params["weight"], c.padded_shape, self.stride)
         return grad_padded[:, top : top + h, left : left + w, :], grads
 
