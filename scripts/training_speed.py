@@ -18,12 +18,14 @@ import numpy as np
 
 from server.training.jobs.local import LocalTrainings
 from server.training.jobs.request import DataSource, JobConfig
+from server.training.memory import keep_freed_memory
 from server.training.mnist import default_data_dir, load_mnist
 from server.training.train import Run, split
 
 
 def loop_alone(config: JobConfig, data_dir: Path) -> float:
     """Images a second of convscope train's loop on these settings, one epoch, nothing else."""
+    keep_freed_memory()  # as train() does
     train_config = config.train_config()
     rng = np.random.default_rng(train_config.seed)
     train_x, train_y, _, _ = split(load_mnist(data_dir), train_config, rng)

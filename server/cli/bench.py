@@ -18,30 +18,42 @@ from typing import Any
 import numpy as np
 
 from server.cnn import Adam, Sequential, load_model, softmax_cross_entropy
-from server.cnn.architectures import mnist_cnn
+from server.cnn.architectures import build_preset, mnist_cnn
+from server.cnn.fusion import plan
+from server.training.memory import keep_freed_memory
 
 Workload = dict[str, Callable[[], object]]
 
 
-def sample(fn: Callable[[], object], seconds: float) -> list[float]:
-    """Wall times of repeated calls to fn for about `seconds` (at least 3 calls)."""
+Clock = Callable[[], float]
+
+
+def sample(
+    fn: Callable[[], object], seconds: float, clock: Clock = time.perf_counter
+) -> list[float]:
+    """Times (by `clock`) of repeated calls to fn for about `seconds` (at least 3 calls)."""
     times: list[float] = []
     deadline = time.perf_counter() + seconds
     while len(times) < 3 or time.perf_counter() < deadline:
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return times
 
 
-def interleaved(workloads: list[Callable[[], object]], seconds: float, rounds: int) -> list[float]:
+def interleaved(
+    workloads: list[Callable[[], object]],
+    seconds: float,
+    rounds: int,
+    clock: Clock = time.perf_counter,
+) -> list[float]:
     """Median seconds per call of each workload, measured in alternating rounds."""
     for fn in workloads:  # warm-up: allocations, BLAS threads, torch's kernel choice
         sample(fn, min(0.2, seconds / rounds))
     times: list[list[float]] = [[] for _ in workloads]
     for _ in range(rounds):
         for fn, bucket in zip(workloads, times, strict=True):
-            bucket.extend(sample(fn, seconds / rounds))
+            bucket.extend(sample(fn, seconds / rounds, clock))
     return [statistics.median(bucket) for bucket in times]
 
 
@@ -161,7 +173,15 @@ def blas_info() -> dict[str, Any]:
     return {}
 
 
-def run(weights: Path | None, seconds: float, rounds: int, torch_threads: int) -> dict[str, Any]:
+def run(
+    weights: Path | None,
+    seconds: float,
+    rounds: int,
+    torch_threads: int,
+    clock: Clock = time.perf_counter,
+) -> dict[str, Any]:
+    """Every figure, ours and PyTorch's; with `clock` time.process_time, CPU time, which on a
+    busy machine measures one thread a side (--blas-threads 1 --torch-threads 1) steadily."""
     model = load_model(weights).model if weights else mnist_cnn()
     ours = numpy_workloads(model, np.random.default_rng(0))
     try:
@@ -177,8 +197,10 @@ def run(weights: Path | None, seconds: float, rounds: int, torch_threads: int) -
     medians: dict[str, float] = {}
     torch_medians: dict[str, float] = {}
     for mine, other in groups:
+        if "train_b64" in mine:  # last: the forward figures keep malloc's defaults, as the server
+            keep_freed_memory()  # a training process's malloc (server/training/memory.py)
         workloads = [ours[name] for name in mine] + ([theirs[other]] if theirs else [])
-        timed = interleaved(workloads, seconds, rounds)
+        timed = interleaved(workloads, seconds, rounds, clock)
         medians.update(zip(mine, timed, strict=False))
         if theirs:
             torch_medians[other] = timed[-1]
@@ -189,6 +211,7 @@ def run(weights: Path | None, seconds: float, rounds: int, torch_threads: int) -
         "train_b64_img_per_s": 64 / medians["train_b64"],
         "numpy": np.__version__,
         "blas": blas_info(),
+        "malloc_kept_for_training": keep_freed_memory(),
         "torch": None,
     }
     if theirs is None:
@@ -212,6 +235,117 @@ def run(weights: Path | None, seconds: float, rounds: int, torch_threads: int) -
     return result
 
 
+class Stopwatch:
+    """Times blocks by column and layer index: `with watch("train_forward", 3): ...`."""
+
+    def __init__(self, columns: Sequence[str], layers: int, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.times: dict[str, list[list[float]]] = {c: [[] for _ in range(layers)] for c in columns}
+        self.column, self.index, self.start = "", 0, 0.0
+
+    def __call__(self, column: str, index: int) -> Stopwatch:
+        self.column, self.index = column, index
+        return self
+
+    def __enter__(self) -> None:
+        self.start = self.clock()
+
+    def __exit__(self, *exc: object) -> None:
+        self.times[self.column][self.index].append(self.clock() - self.start)
+
+    def medians_ms(self, column: str) -> list[float]:
+        return [1000 * statistics.median(t) if t else 0.0 for t in self.times[column]]
+
+
+LAYER_COLUMNS = ("train_forward", "train_backward", "forward_b256", "trace_b1")
+
+
+def layer_breakdown(
+    model: Sequential,
+    seconds: float,
+    clock: Callable[[], float] = time.perf_counter,
+    batch: int = 64,
+) -> list[dict[str, Any]]:
+    """Median milliseconds of each step of a training step (forward in training mode, then
+    backward as `parameter_gradients` runs it), of an inference forward of 256 images and of
+    the trace of one image. A step is a layer, or the layers a pass runs fused
+    (server/cnn/fusion.py), whose backward still runs layer by layer and is summed here; a
+    trace runs nothing fused. Every step is timed inside whole passes, so drift hits all alike.
+
+    `clock`: wall time, or with one BLAS thread `time.process_time`, the CPU time this
+    process spent, which other processes on a shared machine barely move."""
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, *model.input_shape), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    x256 = rng.random((256, *model.input_shape), dtype=np.float32)
+    x1 = rng.random((1, *model.input_shape), dtype=np.float32)
+    layers = model.layers
+    steps = plan(layers, model.output_shapes, ())
+    step_of = [index for index, step in enumerate(steps) for _ in step.layers]  # layer -> step
+    first = next((i for i, layer in enumerate(layers) if layer.params), len(layers))
+
+    def one_round(watch: Stopwatch) -> None:
+        h, caches = x, []
+        for index, step in enumerate(steps):
+            with watch("train_forward", index):
+                h, step_caches = step.forward(h, True, rng)
+            caches += step_caches
+        _, grad = softmax_cross_entropy(h, y)
+        for i in range(len(layers) - 1, first - 1, -1):
+            with watch("train_backward", step_of[i]):
+                if i == first:
+                    layers[i].parameter_gradients(grad, caches[i])
+                else:
+                    grad, _ = layers[i].backward(grad, caches[i])
+        h = x256
+        for index, step in enumerate(steps):
+            with watch("forward_b256", index):
+                h, _ = step.forward(h, False, None)
+        h = x1
+        for i, layer in enumerate(layers):
+            with watch("trace_b1", step_of[i]):
+                h, cache = layer.forward(h)
+                layer.mask(cache)
+
+    def sums_ms(watch: Stopwatch, column: str) -> list[float]:
+        """Per step: the median over rounds of the sum of its timings in each round."""
+        rounds = len(watch.times["forward_b256"][0])
+        totals = [[0.0] * rounds for _ in steps]
+        for index, timings in enumerate(watch.times[column]):
+            per_round = len(timings) // rounds
+            for r in range(rounds):
+                totals[index][r] = sum(timings[r * per_round : (r + 1) * per_round])
+        return [1000 * statistics.median(t) if any(t) else 0.0 for t in totals]
+
+    one_round(Stopwatch(LAYER_COLUMNS, len(steps), clock))  # warm-up
+    watch = Stopwatch(LAYER_COLUMNS, len(steps), clock)
+    deadline = time.perf_counter() + seconds
+    while len(watch.times["forward_b256"][0]) < 5 or time.perf_counter() < deadline:
+        one_round(watch)
+    medians = {column: sums_ms(watch, column) for column in LAYER_COLUMNS}
+    return [
+        {
+            "layer": step.name,
+            "kind": "+".join(layer.kind for layer in step.layers),
+            **{f"{column}_ms": medians[column][index] for column in LAYER_COLUMNS},
+        }
+        for index, step in enumerate(steps)
+    ]
+
+
+def layer_table(rows: list[dict[str, Any]]) -> str:
+    """The breakdown as a Markdown table, with the totals."""
+    columns = [key for key in rows[0] if key.endswith("_ms")]
+    header = "| layer | " + " | ".join(c.removesuffix("_ms") + " ms" for c in columns) + " |"
+    lines = [header, "|---" * (len(columns) + 1) + "|"]
+    for row in rows:
+        cells = " | ".join(f"{row[c]:.3f}" for c in columns)
+        lines.append(f"| {row['layer']} ({row['kind']}) | {cells} |")
+    totals = " | ".join(f"{sum(row[c] for row in rows):.3f}" for c in columns)
+    lines.append(f"| total | {totals} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="convscope bench", description=__doc__)
     parser.add_argument(
@@ -221,8 +355,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6, help="alternations per figure")
     parser.add_argument("--torch-threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="time each layer instead (forward and backward of a training step of 64, "
+        "forward of 256, trace of 1); no PyTorch",
+    )
+    parser.add_argument("--arch", default=None, help="with --layers: time this preset instead")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="CPU time, not wall time: steadier on a busy machine, but only meaningful with one "
+        "thread a side (--blas-threads 1 --torch-threads 1), since threads waiting count too",
+    )
+    parser.add_argument(
+        "--blas-threads", type=int, default=None, help="NumPy's BLAS threads (default: as set)"
+    )
     args = parser.parse_args(argv)
-    result = run(args.weights, args.seconds, args.rounds, args.torch_threads)
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    if args.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=args.blas_threads, user_api="blas")
+    if args.layers:
+        keep_freed_memory()  # the training columns as a training process runs them
+        model = (
+            build_preset(args.arch)
+            if args.arch
+            else load_model(args.weights).model
+            if args.weights
+            else mnist_cnn()
+        )
+        rows = layer_breakdown(model, args.seconds, clock)
+        print(json.dumps(rows) if args.json else layer_table(rows))
+        return 0
+    result = run(args.weights, args.seconds, args.rounds, args.torch_threads, clock)
+    result["clock"] = "cpu" if args.cpu_time else "wall"
     if args.json:
         print(json.dumps(result))
     else:

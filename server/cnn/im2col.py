@@ -54,21 +54,76 @@ def im2col(
 ) -> np.ndarray:
     """Gather every receptive field: (N, Hp, Wp, C) -> (N, out_h, out_w, kh, kw, C).
 
+    A view of `columns`' matrix, so `reshape(N*oh*ow, kh*kw*C)` is a view too.
+    """
+    n, _, _, c = x_padded.shape
+    cols = columns(x_padded, kernel_h, kernel_w, stride, out_h, out_w)
+    return cols.reshape(n, out_h, out_w, kernel_h, kernel_w, c)
+
+
+def columns(
+    x_padded: np.ndarray,
+    kernel_h: int,
+    kernel_w: int,
+    stride: int,
+    out_h: int,
+    out_w: int,
+    ones: bool = False,
+    pool: int = 1,
+) -> np.ndarray:
+    """The conv's matrix: (N, Hp, Wp, C) -> (N*oh*ow, kh*kw*C), one receptive field a row in
+    (kh, kw, C) order, and with `ones` a last column of 1s, so that one matrix product adds
+    the bias and one gives its gradient (cheaper than a pass over the output for each).
+
+    Rows run over outputs in (N, oh, ow) order; with `pool` p > 1 in (p, p, N, oh/p, ow/p)
+    order instead, window offset first, so the product's rows for each offset of a (p, p)
+    pooling window are one contiguous block (`spatial_order` undoes it).
+
     One strided copy, no loop: of all windows in that order for many channels; for few, of
-    kernel-major memory (kh, kw, C, N, oh, ow), whose rows are long, returned as a transposed
-    view (faster for 1 channel). Either way `reshape(N*oh*ow, kh*kw*C)` is a view.
+    kernel-major memory (kh*kw*C, rows), whose rows are long, returned transposed (faster for
+    1 channel).
     """
     x = np.ascontiguousarray(x_padded)
     n, _, _, c = x.shape
     s_n, s_h, s_w, s_c = x.strides
+    size, rows = kernel_h * kernel_w * c, n * out_h * out_w
+    row_shape, row_strides = output_axes(n, out_h, out_w, (s_n, s_h * stride, s_w * stride), pool)
+    kernel_shape, kernel_strides = (kernel_h, kernel_w, c), (s_h, s_w, s_c)
     if c >= GATHER_MIN_CHANNELS:
-        shape = (n, out_h, out_w, kernel_h, kernel_w, c)
-        strides = (s_n, s_h * stride, s_w * stride, s_h, s_w, s_c)
-        return window_view(x, shape, strides).copy()  # (N, oh, ow, kh, kw, C)
-    shape = (kernel_h, kernel_w, c, n, out_h, out_w)
-    strides = (s_h, s_w, s_c, s_n, s_h * stride, s_w * stride)
-    cols = window_view(x, shape, strides).copy()  # (kh, kw, C, N, oh, ow)
-    return cols.transpose(3, 4, 5, 0, 1, 2)  # (N, oh, ow, kh, kw, C), a view
+        cols = np.empty((rows, size + ones), dtype=x.dtype)
+        shape = row_shape + kernel_shape
+        window = window_view(x, shape, row_strides + kernel_strides)
+        np.copyto(cols[:, :size].reshape(shape), window)  # (rows..., kh, kw, C)
+        if ones:
+            cols[:, size] = 1
+        return cols  # (N*oh*ow, kh*kw*C [+ 1])
+    kernel_major = np.empty((size + ones, rows), dtype=x.dtype)
+    shape = kernel_shape + row_shape
+    window = window_view(x, shape, kernel_strides + row_strides)
+    np.copyto(kernel_major[:size].reshape(shape), window)  # (kh, kw, C, rows...)
+    if ones:
+        kernel_major[size] = 1
+    return kernel_major.T  # (N*oh*ow, kh*kw*C [+ 1]), a view
+
+
+def output_axes(
+    n: int, out_h: int, out_w: int, strides: tuple[int, int, int], pool: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Shape and strides of the output positions in row order: (N, oh, ow), or window offset
+    first for a (pool, pool) pooling window, (p, p, N, oh/p, ow/p). `strides` step N, oh, ow."""
+    if pool == 1:
+        return (n, out_h, out_w), strides
+    if out_h % pool or out_w % pool:
+        raise ValueError(f"a {pool}x{pool} pool does not tile an output of {out_h}x{out_w}")
+    s_n, s_h, s_w = strides
+    return (pool, pool, n, out_h // pool, out_w // pool), (s_h, s_w, s_n, s_h * pool, s_w * pool)
+
+
+def spatial_order(rows: np.ndarray, n: int, out_h: int, out_w: int, pool: int) -> np.ndarray:
+    """Rows in `columns`' pooled (p, p, N, oh/p, ow/p) order, F per row -> (N, oh, ow, F)."""
+    f = rows.shape[-1]
+    blocks = rows.reshape(pool, pool, n, out_h // pool, out_w // pool, f)
+    return blocks.transpose(2, 3, 0, 4, 1, 5).reshape(n, out_h, out_w, f)
 
 
 def window_view(x: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:

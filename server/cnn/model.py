@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from server.cnn.fusion import Step, plan
 from server.cnn.layers import LAYER_KINDS, Layer
 
 Params = dict[str, np.ndarray]
@@ -49,6 +50,15 @@ class Sequential:
         self.layers = list(layers)
         self.input_shape = tuple(input_shape)
         self.output_shapes = self._infer_shapes()
+        self._plans: dict[tuple[tuple[int, ...], frozenset[str]], list[Step]] = {}
+
+    def _plan(self, keep: Collection[str]) -> list[Step]:
+        """The fused steps for these kept outputs, made once (a few microseconds a pass)."""
+        key = (tuple(map(id, self.layers)), frozenset(keep))
+        steps = self._plans.get(key)
+        if steps is None:
+            steps = self._plans[key] = plan(self.layers, self.output_shapes, keep)
+        return steps
 
     def _infer_shapes(self) -> list[tuple[int, ...]]:
         shapes, shape = [], self.input_shape
@@ -91,10 +101,10 @@ class Sequential:
         caches (what a digit score reads beside the answer)."""
         self._check_input(x)
         kept = {}
-        for layer in self.layers:
-            x, _ = layer.forward(x, training=training, rng=rng)
-            if layer.name in names:
-                kept[layer.name] = x
+        for step in self._plan(names):
+            x, _ = step.forward(x, training, rng)
+            if step.layers[-1].name in names:  # inner layers are fused only when not kept
+                kept[step.layers[-1].name] = x
         return x, kept
 
     def forward_train(
@@ -103,13 +113,14 @@ class Sequential:
         """Logits plus the per-layer caches that `backward` consumes."""
         self._check_input(x)
         caches = []
-        for layer in self.layers:
-            x, cache = layer.forward(x, training=training, rng=rng)
-            caches.append(cache)
+        for step in self._plan(()):
+            x, step_caches = step.forward(x, training, rng)
+            caches += step_caches
         return x, caches
 
     def trace(self, x: np.ndarray) -> Trace:
-        """Inference pass that keeps every layer's output and every pooling mask."""
+        """Inference pass that keeps every layer's output and every pooling mask: layer by
+        layer, nothing fused."""
         self._check_input(x)
         inputs, layers, caches = x, [], []
         for layer in self.layers:

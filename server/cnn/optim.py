@@ -78,18 +78,28 @@ class Adam(Optimizer):
         self.eps = eps
         self.m = {k: np.zeros_like(v) for k, v in params.items()}
         self.v = {k: np.zeros_like(v) for k, v in params.items()}
+        self.scratch = {k: np.empty_like(v) for k, v in params.items()}
 
     def _update(self, key: str, param: np.ndarray, grad: np.ndarray) -> None:
+        # Every pass in place, into one scratch array a parameter: the same arithmetic as
+        # m_hat / (sqrt(v_hat) + eps) without a temporary per operation (docs/speed.md).
+        m, v, scratch = self.m[key], self.v[key], self.scratch[key]
         if self._decays(key):
-            param -= self.lr * self.weight_decay * param
-        m, v = self.m[key], self.v[key]
+            np.multiply(param, self.lr * self.weight_decay, out=scratch)
+            param -= scratch
         m *= self.beta1
-        m += (1 - self.beta1) * grad
+        np.multiply(grad, 1 - self.beta1, out=scratch)
+        m += scratch
         v *= self.beta2
-        v += (1 - self.beta2) * grad * grad
-        m_hat = m / (1 - self.beta1**self.steps)
-        v_hat = v / (1 - self.beta2**self.steps)
-        param -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - self.beta2
+        v += scratch
+        np.divide(v, 1 - self.beta2**self.steps, out=scratch)  # v_hat
+        np.sqrt(scratch, out=scratch)
+        scratch += self.eps
+        np.divide(m, scratch, out=scratch)  # m / (sqrt(v_hat) + eps)
+        scratch *= self.lr / (1 - self.beta1**self.steps)  # m_hat = m / (1 - beta1**t)
+        param -= scratch
 
 
 def cosine_lr(

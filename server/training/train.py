@@ -24,6 +24,7 @@ from server.cnn.architectures import build_preset
 from server.cnn.spec import build_from_spec
 from server.training.augment import AugmentConfig, augment
 from server.training.evaluation import confusion_matrix, evaluate, predict_logits
+from server.training.memory import keep_freed_memory
 from server.training.mnist import Mnist
 
 
@@ -212,6 +213,8 @@ def train(
 ) -> tuple[Sequential, dict[str, Any]]:
     """Train, keep the parameters of the best validation epoch, and measure them on the test set."""
     from tqdm import tqdm
+
+    keep_freed_memory()
 
     rng = np.random.default_rng(config.seed)
     train_x, train_y, val_x, val_y = split(data, config, rng)

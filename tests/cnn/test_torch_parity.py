@@ -28,6 +28,8 @@ from server.cnn import (  # noqa: E402
 from server.cnn.architectures import PRESETS, build_preset, mnist_cnn  # noqa: E402
 from server.cnn.im2col import resolve_padding  # noqa: E402
 
+from .test_fusion import BLOCKS, block_model  # noqa: E402
+
 ATOL, RTOL = 1e-4, 1e-3
 
 
@@ -385,3 +387,31 @@ def test_benchmark_twin_has_every_layer_and_parameter(name: str) -> None:
     twin = torch_twin(model).eval()
     assert tuple(twin(torch.rand(2, 1, 28, 28)).shape) == (2, 10)
     assert sum(p.numel() for p in twin.parameters()) == model.parameter_count()
+
+
+# --- fused passes (server/cnn/fusion.py) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", range(len(BLOCKS)))
+def test_fused_blocks_match_torch(block: int, rng: np.random.Generator) -> None:
+    """forward_train runs conv, activation and pool as one block (the pool's windows over the
+    conv's output in offset order, a ReLU after a max-pool): logits and every gradient as
+    PyTorch's autograd gives them for the layers one by one."""
+    shape, conv, activation, pool = BLOCKS[block]
+    model = block_model(shape, conv, activation, pool, rng)
+    x = rng.standard_normal((3, *shape)).astype(np.float32)
+    x[0] = 0  # a blank image: ties in every window
+    p = torch_params(model)
+    xt = nchw(x).requires_grad_(True)
+    logits_t, _ = torch_forward(model, p, xt)
+    logits, caches = model.forward_train(x, training=False)
+    np.testing.assert_allclose(logits, logits_t.detach().numpy(), atol=ATOL, rtol=RTOL)
+    R = rng.standard_normal(logits.shape).astype(np.float32)
+    (logits_t * torch.from_numpy(R)).sum().backward()
+    grad_x, grads = model.backward(R, caches)
+    for key, tensor in p.items():
+        theirs = tensor.grad.numpy()
+        theirs = theirs.transpose(2, 3, 1, 0) if theirs.ndim == 4 else theirs.T
+        scale = np.abs(theirs).max()
+        np.testing.assert_allclose(grads[key], theirs, atol=ATOL * scale, rtol=RTOL, err_msg=key)
+    np.testing.assert_allclose(grad_x, nhwc(xt.grad), atol=1e-5, rtol=RTOL)

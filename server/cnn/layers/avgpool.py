@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from server.cnn.layers.base import Array, Params
 from server.cnn.layers.windows import Pool2D
+
+
+@dataclass(frozen=True)
+class RowShares:
+    """The cache of `forward_rows`: how many window offsets share each gradient."""
+
+    offsets: int
 
 
 class AvgPool2D(Pool2D):
@@ -36,7 +44,19 @@ class AvgPool2D(Pool2D):
         total *= scale
         return total, x.shape
 
+    def forward_rows(self, values: Array, out_shape: tuple[int, ...]) -> tuple[Array, Any]:
+        """Pool a conv's output given in pool-window order (p*p, Q, C), Q = N*oh*ow, into
+        (N, oh, ow, C); backward then answers in that order too."""
+        total = values.sum(axis=0)  # (Q, C)
+        total *= values.dtype.type(1.0 / self.pool_size**2)
+        return total.reshape(out_shape), RowShares(len(values))
+
     def backward(self, grad_out: Array, cache: Any) -> tuple[Array, Params]:
+        if isinstance(cache, RowShares):
+            share = grad_out * grad_out.dtype.type(1.0 / self.pool_size**2)
+            grad_in = np.empty((cache.offsets, *share.shape), dtype=share.dtype)
+            grad_in[...] = share  # (p*p, N, oh, ow, C): every offset gets the same share
+            return grad_in.reshape(cache.offsets, -1, share.shape[-1]), {}  # (p*p, Q, C)
         input_shape = cache
         _, out_h, out_w, _ = grad_out.shape
         share = grad_out * grad_out.dtype.type(1.0 / self.pool_size**2)  # each cell's part

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from server.cnn.im2col import Padding, col2im_product, im2col, pad_spatial, resolve_padding
+from server.cnn.im2col import (
+    Padding,
+    col2im_product,
+    columns,
+    pad_spatial,
+    resolve_padding,
+    spatial_order,
+)
 from server.cnn.layers.base import Array, Layer, Params
+
+
+@dataclass(frozen=True)
+class ConvCache:
+    """What backward needs: the input's columns and where the unpadded input sat."""
+
+    cols: Array  # (N*oh*ow, kh*kw*C [+ 1 with a bias]), rows in `columns`' order for `pool`
+    padded_shape: tuple[int, ...]  # (N, Hp, Wp, C)
+    crop: tuple[int, int, int, int]  # top, left, H, W of the input inside the padded one
+    out_shape: tuple[int, int, int]  # N, oh, ow
+    pool: int = 1  # > 1: rows (and so the output and its gradient) pool-window-offset first
 
 
 class Conv2D(Layer):
@@ -56,33 +75,53 @@ class Conv2D(Layer):
     def forward(
         self, x: Array, *, training: bool = False, rng: np.random.Generator | None = None
     ) -> tuple[Array, Any]:
-        n, h, w, c = x.shape
+        rows, cache = self._rows(x, pool=1)  # (N*oh*ow, F)
+        return rows.reshape(*cache.out_shape, self.out_channels), cache
+
+    def forward_pooled(self, x: Array, pool: int) -> tuple[Array, ConvCache]:
+        """The output as (p*p, N*oh/p*ow/p, F): for each offset in a (p, p) pooling window, the
+        outputs it holds, one contiguous block, so that the pool after this layer reduces
+        whole blocks. Its backward takes the gradient in that order too."""
+        rows, cache = self._rows(x, pool)  # (p*p * N*oh/p*ow/p, F)
+        return rows.reshape(pool * pool, -1, self.out_channels), cache
+
+    def _rows(self, x: Array, pool: int) -> tuple[Array, ConvCache]:
+        _, h, w, c = x.shape
         if c != self.in_channels:
             raise ValueError(f"{self.name}: expected {self.in_channels} channels, got {c}")
         (top, bottom, out_h), (left, right, out_w) = self._geometry(h, w)
         x_padded = pad_spatial(x, top, bottom, left, right)
         k = self.kernel_size
-        cols = im2col(x_padded, k, k, self.stride, out_h, out_w)
-        cols = cols.reshape(n * out_h * out_w, k * k * c)  # (N*oh*ow, kh*kw*C)
-        weight = self.params["weight"].reshape(k * k * c, self.out_channels)
-        out = cols @ weight  # (N*oh*ow, F)
+        # (N*oh*ow, kh*kw*C + 1): with a bias, a column of 1s that the bias row multiplies
+        cols = columns(x_padded, k, k, self.stride, out_h, out_w, ones=self.bias, pool=pool)
+        out = cols @ self._matrix()  # (N*oh*ow, F)
+        shape = (len(x), out_h, out_w)
+        return out, ConvCache(cols, x_padded.shape, (top, left, h, w), shape, pool)
+
+    def _matrix(self) -> Array:
+        """The weight as (kh*kw*C, F), with the bias as one more row if there is one."""
+        weight = self.params["weight"].reshape(-1, self.out_channels)
         if self.bias:
-            out += self.params["bias"]
-        out = out.reshape(n, out_h, out_w, self.out_channels)
-        return out, (cols, x_padded.shape, (top, left, h, w))
+            weight = np.concatenate([weight, self.params["bias"][None]])
+        return weight
 
     def parameter_gradients(self, grad_out: Array, cache: Any) -> Params:
-        cols = cache[0]  # (N*oh*ow, kh*kw*C)
-        grad_2d = grad_out.reshape(-1, grad_out.shape[-1])  # (N*oh*ow, F)
-        grads: Params = {"weight": (cols.T @ grad_2d).reshape(self.params["weight"].shape)}
+        cols = cache.cols  # (N*oh*ow, kh*kw*C + 1 if bias)
+        grad_2d = grad_out.reshape(-1, self.out_channels)  # (N*oh*ow, F), the rows' order
+        both = cols.T @ grad_2d  # (kh*kw*C + 1 if bias, F): the bias row sums grad over rows
+        size = self.params["weight"].size // self.out_channels
+        grads: Params = {"weight": both[:size].reshape(self.params["weight"].shape)}
         if self.bias:
-            grads["bias"] = grad_2d.sum(axis=0)
+            grads["bias"] = both[size]
         return grads
 
     def backward(self, grad_out: Array, cache: Any) -> tuple[Array, Params]:
-        _, padded_shape, (top, left, h, w) = cache
-        grads = self.parameter_gradients(grad_out, cache)
-        grad_padded = col2im_product(grad_out, self.params["weight"], padded_shape, self.stride)
+        c: ConvCache = cache
+        top, left, h, w = c.crop
+        grads = self.parameter_gradients(grad_out, c)
+        if c.pool > 1:  # back from pool-window order: (N, oh, ow, F)
+            grad_out = spatial_order(grad_out, *c.out_shape, c.pool)
+        grad_padded = col2im_product(grad_out, self.params["weight"], c.padded_shape, self.stride)
         return grad_padded[:, top : top + h, left : left + w, :], grads
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:

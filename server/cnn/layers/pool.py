@@ -58,6 +58,33 @@ class TiledWinners:
         return winners
 
 
+class RowWinners:
+    """Max-pooling over a conv's output in pool-window order (`Conv2D.forward_pooled`): each
+    window offset's values are one contiguous block, so the max and the winners work on whole
+    blocks. With `gate`, a ReLU that came before the pool in the network ran after it (they
+    commute): the gradient is gated by the ReLU's output before it goes to the winners, which
+    is the ReLU's backward, as the ReLU's own cache says (FOLDED)."""
+
+    def __init__(self, values: Array, best: Array, gate: Array | None) -> None:
+        self.values = values  # (p*p, Q, C): Q = N*oh*ow pooled cells, offset by offset
+        self.best = best  # (Q, C)
+        self.gate = gate  # (Q, C), the ReLU's output, or None
+        self._one_hot: Array | None = None
+
+    @property
+    def one_hot(self) -> Array:
+        """(p*p, Q, C) bool, exactly one True per window: the first maximum."""
+        if self._one_hot is None:
+            cells = np.equal(self.values, self.best)  # (p*p, Q, C)
+            claimed = cells[0].copy()
+            for index in range(1, len(cells)):  # ties go to the first offset, as for tiles
+                np.greater(cells[index], claimed, out=cells[index])
+                if index < len(cells) - 1:
+                    np.logical_or(claimed, cells[index], out=claimed)
+            self._one_hot = cells
+        return self._one_hot
+
+
 @dataclass(frozen=True)
 class StridedWinners:
     """Overlapping windows: the offset (row-major index in the window) of each winner."""
@@ -123,7 +150,22 @@ class MaxPool2D(Pool2D):
             np.copyto(winner, np.uint8(index), where=views[index] == best)
         return best, StridedWinners(winner, x.shape)
 
+    def forward_rows(
+        self, values: Array, out_shape: tuple[int, ...], relu: bool
+    ) -> tuple[Array, Any]:
+        """Pool a conv's output given in pool-window order (p*p, Q, C), Q = N*oh*ow, into
+        (N, oh, ow, C); with `relu`, apply the ReLU that came before the pool after it."""
+        best = values.max(axis=0)  # (Q, C)
+        gate = np.maximum(best, best.dtype.type(0)) if relu else None
+        out = best if gate is None else gate
+        return out.reshape(out_shape), RowWinners(values, best, gate)
+
     def backward(self, grad_out: Array, cache: Any) -> tuple[Array, Params]:
+        if isinstance(cache, RowWinners):
+            grad = grad_out.reshape(cache.best.shape)  # (Q, C)
+            if cache.gate is not None:
+                grad = grad * (cache.gate > 0)  # the folded ReLU's backward
+            return cache.one_hot * grad, {}  # (p*p, Q, C), in the conv's row order
         if isinstance(cache, TiledWinners):
             # (N, oh, p, ow, p, C): each window's gradient goes to its winner alone
             routed = cache.one_hot * grad_out[:, :, None, :, None, :]
@@ -136,6 +178,8 @@ class MaxPool2D(Pool2D):
 
     def mask(self, cache: Any) -> Array:
         """(N, H, W, C) uint8, 1 where a cell was the maximum of some window."""
+        if isinstance(cache, RowWinners):
+            raise ValueError(f"{self.name}: a fused pass keeps no mask; trace the model instead")
         if isinstance(cache, TiledWinners):
             return self._untile(cache.one_hot.view(np.uint8), cache.input_shape)  # bool as 0/1
         mask = np.zeros(cache.input_shape, dtype=np.uint8)

@@ -37,6 +37,7 @@ from server.training.jobs.request import (
     JobConfig,
 )
 from server.training.jobs.schedule import evaluation_steps, snapshot_steps
+from server.training.memory import keep_freed_memory
 from server.training.mnist import Mnist, load_mnist
 from server.training.train import (
     EpochResult,
@@ -282,6 +283,7 @@ def load_base(config: FinetuneJobConfig) -> LoadedModel:
 def run_job(config: AnyJobConfig, mnist_dir: Path, conn: Connection, cancel: Event) -> None:
     """The process's entry point; always ends with one Done, Cancelled or Failed message."""
     os.nice(NICENESS)
+    keep_freed_memory()
     final: Message
     try:
         with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
