@@ -81,10 +81,15 @@ def in_ci() -> bool:
 def require_browser() -> None:
     """Skip the calling test module when Chromium or Playwright is missing; under CI=true that
     is an error instead, so a broken install cannot pass as skipped tests."""
-    missing = missing_requirements()
+    skip_unless_ready("the browser tests", missing_requirements())
+
+
+def skip_unless_ready(tests: str, missing: list[str]) -> None:
+    """Skip the calling module, naming what `tests` lack; under CI=true, which installs all of
+    it, fail instead: a silent skip there would hide a broken install."""
     if not missing:
         return
-    reason = "the browser tests need " + "; ".join(missing)
+    reason = f"{tests} need " + "; ".join(missing)
     if in_ci():
         pytest.fail(f"{reason} (CI=true, so this is an error, not a skip)", pytrace=False)
     pytest.skip(reason, allow_module_level=True)

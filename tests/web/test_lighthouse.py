@@ -32,7 +32,7 @@ from tests.web.browser_kit import (
     CHROMIUM_ARGS,
     MAX_LAYOUT_SHIFT,
     ROOT,
-    in_ci,
+    skip_unless_ready,
     weights_file,
 )
 
@@ -77,13 +77,7 @@ def require_lighthouse() -> None:
     """Skip this module, saying why, when something Lighthouse needs is missing (a fresh clone
     has no node_modules until `npm ci`); under CI=true that is an error instead, as .ci/run
     installs all of it and a silent skip there would hide a broken install."""
-    lacks = missing()
-    if not lacks:
-        return
-    reason = "the Lighthouse test needs " + "; ".join(lacks)
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true, so this is an error, not a skip)", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+    skip_unless_ready("the Lighthouse tests", missing())
 
 
 require_lighthouse()
