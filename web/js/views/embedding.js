@@ -206,6 +206,8 @@ function ring(ctx, x, y, r, colour, width) {
 
 /** The dots, the drawing's ring and its lines to its neighbours, the dot being read. */
 function draw(v) {
+  if (!v.points && !v.painted) return; // (nothing drawn yet, nothing to draw)
+  v.painted = !!v.points;
   const size = v.size;
   const dpr = window.devicePixelRatio || 1;
   const px = Math.max(1, Math.round(size * dpr));
