@@ -415,6 +415,13 @@ def ring_at(page: Page, x: float, y: float) -> bool:
     return sum(ring < 90 and halo > 150 for ring, halo in around) >= 13
 
 
+def map_loaded(page: Page) -> None:
+    """Wait until the map of test digits is loaded (its stage names how many it shows)."""
+    page.wait_for_function(
+        "() => /\\d test digits/.test(document.querySelector('.emb-stage').ariaLabel)"
+    )
+
+
 def wait_neighbours(page: Page, answer: dict[str, Any]) -> Locator:
     """The page's neighbour buttons, once they are the ones of `answer` (a predict answer)."""
     page.wait_for_function(
@@ -439,7 +446,9 @@ def test_your_drawing_sits_among_its_nearest_digits_and_moves_as_you_draw(
     assert named_digits(buttons) == [(n["index"], n["label"]) for n in one["neighbors"]]
     for n, nb in enumerate(one["neighbors"]):
         assert_painted(buttons.nth(n).locator("canvas"), nb["thumbnail"], f"neighbour {n}")
+    # the map itself is asked for once the card is near the screen
     card.scroll_into_view_if_needed()
+    map_loaded(page)
     assert ring_at(page, one["embedding"]["x"], one["embedding"]["y"])
     labels = [n["label"] for n in one["neighbors"]]
     verdict = card.locator(".emb-verdict").inner_text()
@@ -473,9 +482,8 @@ def test_the_map_reads_a_dot_on_focus_hover_and_arrow_keys(aapp: App, server_url
     assert len(points) >= 2000
     card = page.get_by_test_id("embedding-map")
     stage = card.locator(".emb-stage")
-    page.wait_for_function(
-        "() => /\\d test digits/.test(document.querySelector('.emb-stage').ariaLabel)"
-    )
+    card.scroll_into_view_if_needed()
+    map_loaded(page)
     # keyboard: Tab reaches the map; arrows move from dot to dot, each one read out
     page.locator("#teach-ask-help a").focus()  # (just before the card in the tab order)
     for _ in range(5):

@@ -40,12 +40,26 @@ async function fill(key, tag, ask, still) {
   }
 }
 
+/** Call onSeen() once `el` comes near the screen (at once without IntersectionObserver). */
+function whenNear(el, onSeen) {
+  if (!el || !('IntersectionObserver' in window)) return onSeen();
+  const watch = new IntersectionObserver((entries) => {
+    if (!entries.some((e) => e.isIntersecting)) return;
+    watch.disconnect();
+    onSeen();
+  }, { rootMargin: '200px' });
+  watch.observe(el);
+}
+
 /**
- * Wire the atlas: pad is the drawing pad (its loadPixels puts a digit on it). Returns
+ * Wire the atlas: pad is the drawing pad (its loadPixels puts a digit on it); the map of digits
+ * is asked for once `embeddingCard` comes near the screen, the class inputs once `modelCard`
+ * does (neither costs the page's start anything before). Returns
  * { openCell(truth, predicted, count), loadDigit(digit, { where, focusPad }) } for the views'
  * callbacks.
  */
-export function setupAtlas({ pad }) {
+export function setupAtlas({ pad, embeddingCard, modelCard }) {
+  const near = { embedding: false, classes: false };
   const sameModel = (model) => () => getState().modelName === model && hasAtlas(getState());
 
   function loadEmbedding(s) {
@@ -100,6 +114,21 @@ export function setupAtlas({ pad }) {
     if (focusPad) document.querySelector('[data-testid="pad"]').focus();
   }
 
+  /** The map of digits and the class inputs of the page's model, where they are near. */
+  function loadWanted() {
+    const s = getState();
+    if (!hasAtlas(s)) return;
+    const stale = (x) => !x || x.model !== s.modelName;
+    if (near.embedding && stale(s.embedding)) loadEmbedding(s);
+    if (near.classes && stale(s.classInputs)) loadClasses(s);
+  }
+  for (const [key, el] of [['embedding', embeddingCard], ['classes', modelCard]]) {
+    whenNear(el, () => {
+      near[key] = true;
+      loadWanted();
+    });
+  }
+
   // (state changes go in a microtask: a change announced inside another's announcement would
   // reach the subscribers after it before the outer one, and they would render the older state)
   subscribe((s, changed) => {
@@ -113,10 +142,7 @@ export function setupAtlas({ pad }) {
         });
       }
       // (only on a new description: after a switch, the old model's is still there a moment)
-      if (any('model') && hasAtlas(now)) {
-        if (!now.embedding || now.embedding.model !== now.modelName) loadEmbedding(now);
-        if (!now.classInputs || now.classInputs.model !== now.modelName) loadClasses(now);
-      }
+      if (any('model')) loadWanted();
       if (any('model', 'detail', 'modelName')) loadChannel(getState());
       if (any('detail') && !now.detail && now.atlasNote && now.atlasNote.where === 'detail') {
         setState({ atlasNote: null });

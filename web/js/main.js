@@ -214,7 +214,7 @@ setupDetail(el.detail, {
 
 // the atlas (issue 20): what a filter looks for, where the drawing sits among the test digits,
 // the digits behind the confusion matrix; any of them can be put on the pad
-const atlas = setupAtlas({ pad });
+const atlas = setupAtlas({ pad, embeddingCard: el.embedding, modelCard: el.modelCard });
 const loadFrom = (where, focusPad = false) => (digit) =>
   atlas.loadDigit(digit, { where, focusPad });
 setupFilterAtlas(el.detail, { onLoadDigit: loadFrom('detail') });

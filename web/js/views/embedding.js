@@ -101,7 +101,9 @@ export function setupEmbedding(card, { onLoadDigit }) {
     else v.cursor = stepFrom(v, v.cursor, dir);
     show(v, v.cursor);
   });
-  new ResizeObserver(() => {
+  // the stage's width, from the observer (reading it while rendering would force a layout)
+  new ResizeObserver((entries) => {
+    v.size = entries[entries.length - 1].contentRect.width;
     v.base = null;
     draw(v);
   }).observe(stage);
@@ -158,26 +160,38 @@ function stepFrom(v, k, [dx, dy]) {
 
 // ---- drawing ----------------------------------------------------------------------------------
 
+/** One dot of each digit's colour, outlined, drawn once: the map stamps copies of them. */
+function dotSprites(dpr) {
+  const half = Math.ceil((DOT + 1) * dpr);
+  return DIGIT_COLOURS.map((colour) => {
+    const dot = document.createElement('canvas');
+    dot.width = dot.height = 2 * half;
+    const ctx = dot.getContext('2d');
+    ctx.arc(half, half, DOT * dpr, 0, 2 * Math.PI);
+    ctx.fillStyle = colour;
+    ctx.fill();
+    ctx.lineWidth = 0.6 * dpr;
+    ctx.strokeStyle = 'rgb(0 0 0 / 0.35)';
+    ctx.stroke();
+    return dot;
+  });
+}
+
 /** The dots, painted once a size and pick onto a canvas of their own. */
 function paintBase(v, px, dpr) {
   const base = document.createElement('canvas');
   base.width = base.height = px;
   const ctx = base.getContext('2d');
-  ctx.scale(dpr, dpr);
   ctx.fillStyle = '#fff';
-  ctx.fillRect(0, 0, v.size, v.size);
-  ctx.lineWidth = 0.6;
-  ctx.strokeStyle = 'rgb(0 0 0 / 0.35)';
+  ctx.fillRect(0, 0, px, px);
+  const sprites = dotSprites(dpr);
+  const half = sprites[0].width / 2;
   const mine = (p) => v.picked == null || p.label === v.picked;
   const order = [...v.points.filter((p) => !mine(p)), ...v.points.filter(mine)]; // picked on top
   for (const p of order) {
     const [x, y] = place(v.size, p.x, p.y);
     ctx.globalAlpha = mine(p) ? 0.9 : 0.12;
-    ctx.fillStyle = DIGIT_COLOURS[p.label];
-    ctx.beginPath();
-    ctx.arc(x, y, DOT, 0, 2 * Math.PI);
-    ctx.fill();
-    ctx.stroke();
+    ctx.drawImage(sprites[p.label], x * dpr - half, y * dpr - half);
   }
   return base;
 }
@@ -192,12 +206,13 @@ function ring(ctx, x, y, r, colour, width) {
 
 /** The dots, the drawing's ring and its lines to its neighbours, the dot being read. */
 function draw(v) {
-  const size = v.stage.clientWidth;
+  if (!v.points && !v.painted) return; // (nothing drawn yet, nothing to draw)
+  v.painted = !!v.points;
+  const size = v.size;
   const dpr = window.devicePixelRatio || 1;
   const px = Math.max(1, Math.round(size * dpr));
   const ctx = v.canvas.getContext('2d');
   if (v.canvas.width !== px) v.canvas.width = v.canvas.height = px;
-  v.size = size;
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.clearRect(0, 0, px, px);
   if (!v.points || !size) return;
@@ -294,7 +309,9 @@ export function render(card, { model, embedding, result, atlasNote }) {
   if (v.shown < 0) v.readout.textContent = v.readout.dataset.hint;
 
   v.result = result;
-  const nb = ready && result && result.neighbors ? result.neighbors : null;
+  // the neighbours and the words come with the prediction: they need no map
+  const atlas = !!model && model.atlas === true;
+  const nb = atlas && result && result.neighbors ? result.neighbors : null;
   const list = q('[data-testid="neighbors"]');
   if (nb) {
     fillDigitButtons(list, nb, {
@@ -305,7 +322,7 @@ export function render(card, { model, embedding, result, atlasNote }) {
   } else if (!list.querySelector('.slot')) {
     fillSlots(list, NEIGHBORS);
   }
-  q('.emb-verdict').textContent = !ready ? ''
+  q('.emb-verdict').textContent = !atlas ? ''
     : nb ? verdict(result)
       : result ? 'Its place is not known for this drawing yet: draw on, and it will be.'
         : 'Draw a digit: a ring marks where it lands among the digits the network knows.';

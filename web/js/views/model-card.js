@@ -147,6 +147,7 @@ function confusion(matrix, atlas) {
         });
         b.setAttribute('aria-label', `${count}: true ${i}, predicted ${j}; show these digits`);
         b.setAttribute('aria-pressed', 'false');
+        td.className = 'pick';
         td.append(b);
       } else {
         td.textContent = count;
