@@ -10,6 +10,7 @@ import numpy as np
 from server.atlas.geometry import ConvGroup
 from server.atlas.store import EXAMPLES
 from server.cnn import Sequential, softmax
+from server.training.evaluation import to_input
 
 BATCH = 500
 
@@ -29,11 +30,6 @@ class TestPass:
     peaks: dict[str, Peaks]  # by map layer name
 
 
-def as_input(pixels: np.ndarray) -> np.ndarray:
-    """MNIST's uint8 (N, 28, 28) -> the model's (N, 28, 28, 1) float32 in [0, 1]."""
-    return (pixels.astype(np.float32) / 255.0)[..., None]
-
-
 def read_test_set(
     model: Sequential, images: np.ndarray, groups: list[ConvGroup], embedded: str
 ) -> TestPass:
@@ -44,7 +40,7 @@ def read_test_set(
     positions: dict[str, list[np.ndarray]] = {name: [] for name in maps}
     for start in range(0, len(images), BATCH):
         logits, kept = model.forward_keeping(
-            as_input(images[start : start + BATCH]), {*maps, embedded}
+            to_input(images[start : start + BATCH]), {*maps, embedded}
         )
         probabilities.append(softmax(logits))
         features.append(kept[embedded].reshape(len(logits), -1))  # (B, D)

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from server.atlas.examples import BATCH, as_input
+from server.atlas.examples import BATCH
 from server.atlas.store import Atlas
 from server.cnn import Sequential
+from server.training.evaluation import to_input
 
 COUNT = 8
 
@@ -38,7 +39,7 @@ class NeighborIndex:
         pixels: a 1,176-wide layer's vectors would not fit the size budget)."""
         vectors = []
         for start in range(0, len(atlas.pixels), BATCH):
-            batch = as_input(atlas.pixels[start : start + BATCH])
+            batch = to_input(atlas.pixels[start : start + BATCH])
             _, kept = model.forward_keeping(batch, {atlas.layer})
             vectors.append(kept[atlas.layer].reshape(len(batch), -1))  # (B, D)
         return cls(np.concatenate(vectors), atlas.xy)
