@@ -52,9 +52,10 @@ def channel(
     names = [row.name for row in predictor.architecture()]
     if layer not in names:
         raise HTTPException(404, f"no layer named {layer!r}; layers are {names}")
-    group = group_of(conv_groups(predictor.model), layer)
+    groups = conv_groups(predictor.model)
+    group = group_of(groups, layer)
     if group is None:
-        convolutional = [m for g in conv_groups(predictor.model) for m in g.members]
+        convolutional = [m for g in groups for m in g.members]
         raise HTTPException(
             422,
             f"layer {layer!r} is not a convolution's, nor does it share one's channels; "
