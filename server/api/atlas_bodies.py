@@ -36,13 +36,19 @@ def thumbnail(atlas: Atlas, position: int) -> np.ndarray:
     return atlas.pixels[position].astype(np.float32) / 255.0
 
 
-def digit_body(atlas: Atlas, position: int, encoding: PredictEncoding) -> dict[str, Any]:
-    probabilities = atlas.probabilities[position]
+def held_digit(atlas: Atlas, position: int) -> dict[str, int]:
+    """What every answer says of a held digit (schemas/atlas.py's HeldDigit)."""
     return {
         "index": int(atlas.index[position]),
         "label": int(atlas.labels[position]),
         "predicted": int(atlas.predicted[position]),
-        "probabilities": probabilities.astype(np.float64).tolist(),
+    }
+
+
+def digit_body(atlas: Atlas, position: int, encoding: PredictEncoding) -> dict[str, Any]:
+    return {
+        **held_digit(atlas, position),
+        "probabilities": atlas.probabilities[position].astype(np.float64).tolist(),
         "thumbnail": encode_map(thumbnail(atlas, position), encoding),
     }
 
@@ -52,9 +58,7 @@ def neighbors_body(atlas: Atlas, near: Neighbors, encoding: PredictEncoding) -> 
     return {
         "neighbors": [
             {
-                "index": int(atlas.index[position]),
-                "label": int(atlas.labels[position]),
-                "predicted": int(atlas.predicted[position]),
+                **held_digit(atlas, position),
                 "distance": float(distance),
                 "thumbnail": encode_map(thumbnail(atlas, position), encoding),
             }

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from server.api.atlas_bodies import atlas_of, digit_body, require_atlas, thumbnail
+from server.api.atlas_bodies import atlas_of, digit_body, held_digit, require_atlas, thumbnail
 from server.api.deps import ModelName, ModelsDep
 from server.api.encoding import ORJSONResponse, PredictEncoding, encode_map
 from server.api.schemas.atlas import (
@@ -74,9 +74,7 @@ def channel(
         top, left, bottom, right = channels.field.box(int(row), int(col))
         examples.append(
             {
-                "index": int(index),
-                "label": int(atlas.labels[position]),
-                "predicted": int(atlas.predicted[position]),
+                **held_digit(atlas, position),
                 "row": int(row),
                 "col": int(col),
                 "value": float(value),
