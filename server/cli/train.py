@@ -66,6 +66,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="pen-stroke digits (server/synth) added to the training set",
     )
     parser.add_argument(
+        "--outliers",
+        type=int,
+        default=defaults.outliers,
+        help="non-digit drawings (server/synth) trained toward no class: outlier exposure",
+    )
+    parser.add_argument(
         "--init", default="", help="start from this weights file (same architecture): fine-tune"
     )
     parser.add_argument("--out", type=Path, default=Path("model_weights/mnist_cnn.npz"))
@@ -114,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         validation=args.validation,
         augment=not args.no_augment,
         strokes=args.strokes,
+        outliers=args.outliers,
         init=args.init,
     )
     data = load_mnist(data_dir)

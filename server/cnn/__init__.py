@@ -18,7 +18,7 @@ from server.cnn.layers import (
     Sigmoid,
     Tanh,
 )
-from server.cnn.losses import log_softmax, softmax, softmax_cross_entropy
+from server.cnn.losses import log_softmax, softmax, softmax_cross_entropy, uniform_cross_entropy
 from server.cnn.model import LayerTrace, Sequential, Trace
 from server.cnn.optim import SGD, Adam, Optimizer, cosine_lr, step_lr
 from server.cnn.serialize import LoadedModel, ModelFileError, load_model, save_model
@@ -51,4 +51,5 @@ __all__ = [
     "softmax",
     "softmax_cross_entropy",
     "step_lr",
+    "uniform_cross_entropy",
 ]

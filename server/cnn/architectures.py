@@ -15,6 +15,7 @@ from server.cnn.layers import (
     Dense,
     Dropout,
     Flatten,
+    Layer,
     MaxPool2D,
     ReLU,
     Tanh,
@@ -23,18 +24,30 @@ from server.cnn.model import Sequential
 
 
 def mnist_cnn(
-    seed: int = 0, conv1: int = 32, conv2: int = 64, hidden: int = 128, dropout: float = 0.5
+    seed: int = 0,
+    conv1: int = 32,
+    conv2: int = 64,
+    hidden: int = 128,
+    dropout: float = 0.5,
+    batchnorm: bool = False,
 ) -> Sequential:
-    """28x28x1 -> 28x28x32 -> 14x14x32 -> 14x14x64 -> 7x7x64 -> hidden -> 10 logits."""
+    """28x28x1 -> 28x28x32 -> 14x14x32 -> 14x14x64 -> 7x7x64 -> hidden -> 10 logits.
+
+    With `batchnorm`, each convolution (then without bias) is followed by a batch norm; folded
+    into the convolution after training (server.cnn.fold), it serves as the plain network.
+    """
     rng = np.random.default_rng(seed)
+
+    def block(index: int, channels_in: int, channels_out: int) -> list[Layer]:
+        name, bias = f"conv{index}", not batchnorm
+        conv = Conv2D(name, channels_in, channels_out, 3, padding="same", bias=bias, rng=rng)
+        norm: list[Layer] = [BatchNorm(f"bn{index}", channels_out)] if batchnorm else []
+        return [conv, *norm, ReLU(f"relu{index}"), MaxPool2D(f"pool{index}", 2)]
+
     return Sequential(
         [
-            Conv2D("conv1", 1, conv1, 3, padding="same", rng=rng),
-            ReLU("relu1"),
-            MaxPool2D("pool1", 2),
-            Conv2D("conv2", conv1, conv2, 3, padding="same", rng=rng),
-            ReLU("relu2"),
-            MaxPool2D("pool2", 2),
+            *block(1, 1, conv1),
+            *block(2, conv1, conv2),
             Flatten("flatten"),
             Dense("fc1", 7 * 7 * conv2, hidden, rng=rng),
             ReLU("relu3"),
@@ -43,6 +56,11 @@ def mnist_cnn(
         ],
         input_shape=(28, 28, 1),
     )
+
+
+def mnist_cnn_bn(seed: int = 0, dropout: float = 0.5) -> Sequential:
+    """The default network with a batch norm after each convolution (see mnist_cnn)."""
+    return mnist_cnn(seed=seed, dropout=dropout, batchnorm=True)
 
 
 def tiny(seed: int = 0) -> Sequential:
@@ -115,7 +133,13 @@ def mlp(seed: int = 0, hidden: int = 128) -> Sequential:
 
 Builder = Callable[..., Sequential]
 
-PRESETS: dict[str, Builder] = {"default": mnist_cnn, "tiny": tiny, "lenet5": lenet5, "mlp": mlp}
+PRESETS: dict[str, Builder] = {
+    "default": mnist_cnn,
+    "default-bn": mnist_cnn_bn,
+    "tiny": tiny,
+    "lenet5": lenet5,
+    "mlp": mlp,
+}
 """Architectures `convscope train --arch NAME` (and training jobs) build by name."""
 
 

@@ -41,3 +41,19 @@ def softmax_cross_entropy(
     grad = np.exp(log_probs) - target
     grad /= n
     return loss, grad.astype(logits.dtype, copy=False)
+
+
+def uniform_cross_entropy(logits: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy to the uniform distribution, and its gradient w.r.t. the logits.
+
+    Outlier exposure (Hendrycks et al. 2019) pulls a non-digit's reading toward "no class more
+    than another" with it; logits (N, K), the fused gradient is (softmax - 1/K) / N.
+    """
+    if logits.ndim != 2 or len(logits) == 0:
+        raise ValueError(f"logits (N, K) with N > 0 expected, got {logits.shape}")
+    n, k = logits.shape
+    log_probs = log_softmax(logits)
+    loss = float(-log_probs.mean(axis=1).mean())
+    grad = np.exp(log_probs) - 1.0 / k
+    grad /= n
+    return loss, grad.astype(logits.dtype, copy=False)

@@ -19,6 +19,7 @@ from server.cnn import (
     cosine_lr,
     load_model,
     softmax_cross_entropy,
+    uniform_cross_entropy,
 )
 from server.cnn.architectures import build_preset
 from server.cnn.spec import build_from_spec
@@ -47,6 +48,9 @@ class TrainConfig:
     binarize_prob: float = 0.1  # share of images given hard, thresholded edges
     label_smoothing: float = 0.0  # 0.05 cost MNIST accuracy when fine-tuning the shipped model
     strokes: int = 6000  # pen-stroke digits of server.synth added to the training images
+    outliers: int = 0  # non-digit drawings (server.synth.nondigits) trained toward no class
+    outlier_batch: int = 16  # of them beside each batch of digits
+    outlier_weight: float = 0.5  # their loss's weight (Hendrycks et al. 2019 use 0.5)
     seed: int = 0
     init: str = ""  # a weights file of the same architecture to start from ("": random)
     limit: int = 0  # train on the first N training images only (0: all); for quick runs
@@ -104,6 +108,23 @@ def with_strokes(
     return np.concatenate([images, pixels]), np.concatenate([labels, strokes.labels])
 
 
+OUTLIER_SEED = 100  # + seed % 100; scripts/digit_score_table.py measures on seed 1's drawings
+
+
+def outlier_images(config: TrainConfig) -> np.ndarray | None:
+    """`config.outliers` non-digit drawings read through the upload path, as uint8 like MNIST's.
+
+    Letters, scribbles, shapes, dots and dashes: outlier exposure teaches the network to read
+    them as no digit in particular, which the digit score then sees. None when there are none.
+    """
+    if config.outliers <= 0:
+        return None
+    from server.synth.nondigits import nondigits
+
+    drawn = nondigits(config.outliers, seed=OUTLIER_SEED + config.seed % 100)
+    return np.rint(np.stack([d.image for d in drawn]) * 255).astype(np.uint8)  # (O, 28, 28)
+
+
 @dataclass(frozen=True)
 class StepResult:
     """What one optimizer step reports: enough for a progress bar or a live chart."""
@@ -146,6 +167,7 @@ class Run:
     total_steps: int
     warmup: int
     config: TrainConfig
+    outliers: np.ndarray | None = None  # (O, 28, 28) uint8 non-digits, or None
 
     @classmethod
     def start(cls, config: TrainConfig, train_count: int) -> Run:
@@ -175,13 +197,33 @@ class Run:
             if config.augment:
                 x = augment(x, rng, augmenting)
             y = labels[batch].astype(np.int64)
+            if self.outliers is not None:
+                x = np.concatenate([x, self.outlier_batch(rng, augmenting)])  # (B + O, 28, 28)
             optimizer.lr = self.lr_at(optimizer.steps)
             logits, caches = model.forward_train(x[..., None], rng)
-            loss, grad_logits = softmax_cross_entropy(logits, y, config.label_smoothing)
+            loss, grad_logits = self.loss(logits, y)
             grads = model.parameter_gradients(grad_logits, caches)
             optimizer.step(grads)
-            correct = int((logits.argmax(axis=1) == y).sum())
+            correct = int((logits[: len(y)].argmax(axis=1) == y).sum())
             yield StepResult(optimizer.steps, epoch, len(batch), float(loss), correct)
+
+    def outlier_batch(self, rng: np.random.Generator, augmenting: AugmentConfig) -> np.ndarray:
+        """`outlier_batch` random non-digits, augmented as the digits are: (O, 28, 28)."""
+        assert self.outliers is not None
+        picked = self.outliers[rng.integers(len(self.outliers), size=self.config.outlier_batch)]
+        x = picked.astype(np.float32) / 255.0
+        return augment(x, rng, augmenting) if self.config.augment else x
+
+    def loss(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """The digits' cross-entropy, plus the weighted pull of the outliers (the rows after
+        the digits' `len(labels)`) toward uniform; the gradient covers every row."""
+        digits = len(labels)
+        loss, grad = softmax_cross_entropy(logits[:digits], labels, self.config.label_smoothing)
+        if digits == len(logits):
+            return loss, grad
+        weight = self.config.outlier_weight
+        outlier_loss, outlier_grad = uniform_cross_entropy(logits[digits:])
+        return loss + weight * outlier_loss, np.concatenate([grad, weight * outlier_grad])
 
 
 def train_epoch(
@@ -220,6 +262,7 @@ def train(
     train_x, train_y, val_x, val_y = split(data, config, rng)
     train_x, train_y = with_strokes(train_x, train_y, config)
     run = Run.start(config, len(train_x))
+    run.outliers = outlier_images(config)
     model = run.model
     history: list[EpochResult] = []
     best_accuracy, best_params = -1.0, {}
