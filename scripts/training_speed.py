@@ -1,9 +1,10 @@
 """Training speed: a live job against `convscope train`'s loop on the same settings.
 
 MNIST_DIR=../shared/mnist python scripts/training_speed.py --train-size 10000
-Prints JSON: the loop's images/s alone (what convscope train's bar shows), the job's images/s
-(its progress events: training time only) and wall-clock figures, the job's time to each
-validation accuracy it reached, and the job process's peak resident memory.
+Prints JSON: the loop's images/s alone (what convscope train's bar shows, with a job's BLAS
+threads), the job's images/s (its progress events: training time only) and wall-clock figures,
+the job's time to each validation accuracy it reached, and the job process's peak resident
+memory.
 """
 
 from __future__ import annotations
@@ -15,24 +16,29 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from server.training.jobs.local import LocalTrainings
 from server.training.jobs.request import DataSource, JobConfig
+from server.training.jobs.runner import BLAS_THREADS
 from server.training.memory import keep_freed_memory
 from server.training.mnist import default_data_dir, load_mnist
 from server.training.train import Run, split
 
 
 def loop_alone(config: JobConfig, data_dir: Path) -> float:
-    """Images a second of convscope train's loop on these settings, one epoch, nothing else."""
+    """Images a second of convscope train's loop on these settings, one epoch, nothing else,
+    with the BLAS threads a job's process gets (runner.BLAS_THREADS): the same work on the
+    same cores, so that the ratio is the job's own overhead."""
     keep_freed_memory()  # as train() does
     train_config = config.train_config()
     rng = np.random.default_rng(train_config.seed)
     train_x, train_y, _, _ = split(load_mnist(data_dir), train_config, rng)
     run = Run.start(train_config, len(train_x))
     started, images = time.perf_counter(), 0
-    for result in run.epoch_steps(1, train_x, train_y, rng):
-        images += result.images
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        for result in run.epoch_steps(1, train_x, train_y, rng):
+            images += result.images
     return images / (time.perf_counter() - started)
 
 
