@@ -101,12 +101,12 @@ def four_crossed(r: np.random.Generator) -> Glyph:
 
 
 def four_looped(r: np.random.Generator) -> Glyph:
-    """One stroke: down-left, across, a loop back over the crossing, then down."""
+    """One stroke: down-left, across, a loop back up over the crossing to the top, then down."""
     bar = r.uniform(0.58, 0.66)
-    loop = arc(0.47, bar - 0.06, 0.09, 0.08, 50, -205)  # from the bar's end, up and over, back
-    return (
-        join(line((0.44, 0.0), (0.0, bar), (0.6, bar)), loop, line(tuple(loop[-1]), (0.42, 1.0))),
-    )
+    top = (0.46, r.uniform(0.0, 0.06))
+    loop = arc(0.53, bar - 0.07, 0.09, 0.07, 60, -170)  # from the bar's end, up and back left
+    across = line((r.uniform(0.22, 0.34), 0.0), (0.0, bar), (0.62, bar))
+    return (join(across, loop, line(tuple(loop[-1]), top, (0.46, 1.0))),)
 
 
 def five_flat(r: np.random.Generator) -> Glyph:
@@ -133,10 +133,10 @@ def six_small_loop(r: np.random.Generator) -> Glyph:
 
 
 def six_spiral(r: np.random.Generator) -> Glyph:
-    """The loop curls inward and ends inside, not closing on the stem."""
+    """The loop drawn round from the bottom curls inward at its end, not closing on the stem."""
     stem = arc(0.62, 0.68, 0.6, 0.68, r.uniform(250, 265), 180)
-    t = np.deg2rad(np.linspace(180, 500, 60))
-    shrink = np.linspace(1.0, 0.6, 60)
+    t = np.deg2rad(np.linspace(180, -r.uniform(150, 175), 60))  # bottom, right, top, inward
+    shrink = np.interp(np.arange(60), [0, 40, 59], [1.0, 1.0, r.uniform(0.6, 0.75)])
     loop = np.stack([0.3 + 0.28 * shrink * np.cos(t), 0.7 + 0.28 * shrink * np.sin(t)], axis=1)
     return (join(stem, loop),)
 
@@ -236,7 +236,10 @@ HANDS: dict[str, Callable[[np.random.Generator], Glyph]] = {
 
 
 def wide_pose(glyph: Glyph, r: np.random.Generator, jitter: float) -> Glyph:
-    """A writer's hand with more slant either way than strokes.pose gives (back-hand to italic)."""
+    """A writer's hand with more slant either way than strokes.pose gives (back-hand to italic),
+    and its own proportions: the middle (a 4's bar, a 9's loop, an 8's waist) higher or lower."""
+    gamma = float(np.exp(r.uniform(np.log(0.8), np.log(1.25))))
+    glyph = tuple(_proportioned(s, gamma) for s in glyph)
     slant = r.uniform(-0.3, 0.6)
     width = r.uniform(0.7, 1.3)
     angle = np.deg2rad(r.uniform(-12, 12))
@@ -247,3 +250,11 @@ def wide_pose(glyph: Glyph, r: np.random.Generator, jitter: float) -> Glyph:
         (smooth_jitter(s, r, jitter) - centre) @ matrix.T + centre
         for s in glyph  # each (P, 2) -> (P, 2)
     )
+
+
+def _proportioned(stroke: np.ndarray, gamma: float) -> np.ndarray:
+    """(P, 2) -> (P, 2), heights y in [0, 1] bent to y ** gamma: the middle moves, the ends stay."""
+    out = stroke.copy()
+    y = np.clip(out[:, 1], 0.0, 1.0)
+    out[:, 1] += y**gamma - y
+    return out

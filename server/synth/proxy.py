@@ -85,7 +85,7 @@ def hand_page(i: int, seed: int) -> tuple[np.ndarray, int, str]:
     rng = np.random.default_rng([seed, FAMILY_IDS["hands"], i])
     glyph = wide_pose(HANDS[style](rng), rng, jitter=rng.uniform(0.0, 0.045))
     height = int(rng.integers(32, 220))
-    ink = pen_ink(glyph, height, float(np.exp(rng.uniform(np.log(0.05), np.log(0.18)))), rng)
+    ink = pen_ink(glyph, height, float(np.exp(rng.uniform(np.log(0.05), np.log(0.24)))), rng)
     graphite = rng.random() < 0.3
     if graphite:
         ink = pencil(ink, rng)
