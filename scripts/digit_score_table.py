@@ -24,9 +24,10 @@ from server.cnn import load_model
 from server.ood.calibrate import CalibrateConfig, fit_scorer
 from server.ood.measure import auroc, flagged
 from server.ood.scorer import FALLBACK, DigitScorer
-from server.synth import png, proxy_set, through_api
+from server.synth import font_set, png, stroke_set, through_api
 from server.synth.fonts import available_fonts
 from server.synth.nondigits import FONT_FILES, KINDS, font, nondigits
+from server.synth.proxy import concat
 from server.training.augment import AugmentConfig, augment
 from server.training.mnist import default_data_dir, load_mnist
 
@@ -51,10 +52,11 @@ def typed_digits(count: int, seed: int) -> np.ndarray:
 
 def handwriting_proxy() -> np.ndarray:
     """The handwriting proxy of server.synth: 500 stroke and 500 font digits (1,000 strokes
-    where no handwriting font is installed)."""
+    where no handwriting font is installed); the set these figures were made with, before the
+    hands family joined proxy_set."""
     if not available_fonts():
-        return proxy_set(1000, seed=1000).images
-    return proxy_set(500, seed=1000).images
+        return stroke_set(1000, seed=1000).images
+    return concat(stroke_set(500, seed=1000), font_set(500, seed=1000)).images
 
 
 def scores_of(scorer: DigitScorer, model, images: np.ndarray) -> tuple[np.ndarray, dict]:

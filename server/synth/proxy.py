@@ -1,7 +1,8 @@
 """The handwriting proxy: seeded sets of non-MNIST digits sent through the API's upload path.
 
-Two families: `strokes` (procedural pen strokes, every style of `GLYPHS`, pens from hairline to
-thick, a fifth blocky and binarised) and `fonts` (handwriting fonts, when installed). Sample i of
+Three families: `strokes` (procedural pen strokes, every style of `GLYPHS`, pens from hairline
+to thick, a fifth blocky and binarised), `fonts` (handwriting fonts, when installed) and `hands`
+(the held-out glyphs of hands.py with varying pens, pencil and photographed paper). Sample i of
 a set depends only on (seed, family, i), so any prefix or slice is reproducible on its own.
 """
 
@@ -12,10 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from server.synth.fonts import available_fonts, ink_from_font
+from server.synth.hands import HANDS, wide_pose
+from server.synth.paper import pen_ink, pencil, photographed_page
 from server.synth.render import blocky, digit_input, ink_from_strokes, page
 from server.synth.strokes import GLYPHS, label_of, pose
 
-FAMILY_IDS = {"strokes": 1, "fonts": 2}  # mixed into each sample's seed
+FAMILY_IDS = {"strokes": 1, "fonts": 2, "hands": 3}  # mixed into each sample's seed
+
+HELD_OUT_FAMILIES = ("fonts", "hands")
+"""The families no training or calibration draws from: training and server/ood add stroke
+digits of every `GLYPHS` style, so only these measure how a model reads writers it never saw."""
 
 
 @dataclass(frozen=True)
@@ -24,8 +31,8 @@ class ProxySet:
 
     images: np.ndarray  # (N, 28, 28) float32 in [0, 1], white ink on black
     labels: np.ndarray  # (N,) int64
-    family: np.ndarray  # (N,) str: "strokes" or "fonts"
-    style: np.ndarray  # (N,) str: "1-european", "fonts/breip", ...
+    family: np.ndarray  # (N,) str: "strokes", "fonts" or "hands"
+    style: np.ndarray  # (N,) str: "1-european", "fonts/breip", "hands/9-q", ...
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -71,6 +78,34 @@ def font_sample(i: int, seed: int, *, via_png: bool = True) -> tuple[np.ndarray,
     return digit_input(levels, via_png=via_png), digit, style
 
 
+def hand_page(i: int, seed: int) -> tuple[np.ndarray, int, str]:
+    """Sample i of a hands set as the page a writer hands in: (H, W) gray levels, label,
+    "hands/<style>"; the styles of HANDS in turn."""
+    style = list(HANDS)[i % len(HANDS)]
+    rng = np.random.default_rng([seed, FAMILY_IDS["hands"], i])
+    glyph = wide_pose(HANDS[style](rng), rng, jitter=rng.uniform(0.0, 0.045))
+    height = int(rng.integers(32, 220))
+    ink = pen_ink(glyph, height, float(np.exp(rng.uniform(np.log(0.05), np.log(0.24)))), rng)
+    graphite = rng.random() < 0.3
+    if graphite:
+        ink = pencil(ink, rng)
+    if rng.random() < 0.7:
+        pen = rng.uniform(0.3, 0.5) if graphite else rng.uniform(0.0, 0.3)
+        return photographed_page(ink, rng, pen=pen), label_of(style), f"hands/{style}"
+    return page(ink, rng), label_of(style), f"hands/{style}"
+
+
+def hand_sample(i: int, seed: int, *, via_png: bool = True) -> tuple[np.ndarray, int, str]:
+    """Sample i of a hands set: (28x28 input, label, "hands/<style>")."""
+    levels, digit, style = hand_page(i, seed)
+    return digit_input(levels, via_png=via_png), digit, style
+
+
+def hand_set(n: int, seed: int = 0, *, via_png: bool = True) -> ProxySet:
+    """n held-out hand-written digits, the styles of HANDS in turn."""
+    return _collect([hand_sample(i, seed, via_png=via_png) for i in range(n)], "hands")
+
+
 def stroke_set(
     n: int, seed: int = 0, styles: tuple[str, ...] | None = None, *, via_png: bool = True
 ) -> ProxySet:
@@ -91,8 +126,10 @@ def font_set(n: int, seed: int = 0, *, via_png: bool = True) -> ProxySet:
 
 
 def proxy_set(n_per_family: int, seed: int = 0) -> ProxySet:
-    """Both families, through PNG files and the API's decoder."""
-    return concat(stroke_set(n_per_family, seed), font_set(n_per_family, seed))
+    """The three families (strokes, fonts, hands), through PNG files and the API's decoder."""
+    return concat(
+        stroke_set(n_per_family, seed), font_set(n_per_family, seed), hand_set(n_per_family, seed)
+    )
 
 
 def concat(*sets: ProxySet) -> ProxySet:
