@@ -3,8 +3,8 @@
 Three families: `strokes` (procedural pen strokes, every style of `GLYPHS`, pens from hairline
 to thick, a fifth blocky and binarised), `fonts` (handwriting fonts, when installed) and `hands`
 (the held-out glyphs of hands.py with varying pens, markers, pencil, photographed paper and
-low-resolution scans). Sample i of
-a set depends only on (seed, family, i), so any prefix or slice is reproducible on its own.
+low-resolution scans). Sample i of a set depends only on (seed, family, i), so any prefix or
+slice is reproducible on its own.
 """
 
 from __future__ import annotations
