@@ -1,10 +1,14 @@
 """Digits as people outside the USA write them, in glyphs training never sees (held out).
 
 `strokes.GLYPHS` already teaches a model the European 1, the open 4 and the barred 7; these are
-other hands: the 1 with a long flag and a base, the Swiss 1 that is nearly an inverted V, the
-4 whose left stroke slants in to nearly meet the upright, the one-stroke 4 with a loop, the 9
-with a small (sometimes open) loop and a long q-like tail, the Z-like 2, the pointed 3, the flat
-and the deep 5, two-circle and S-drawn 8s, narrow and open-topped 0s. Nothing in server.training
+other hands: the 1 with a flag reaching half-way down or further (with or without a base), the
+Swiss 1 that is nearly an inverted V, the 4 whose left stroke slants in to nearly meet the
+upright and the 4 whose short left stroke starts well away from it, the one-stroke 4 with a
+loop, the 9 with a small (sometimes open) loop and a long q-like tail and the 9 whose loop is a
+small open hook beside a straight tail, the Z-like 2 and the 2 with a sharp corner and flat
+base, the pointed 3, the flat, the deep and the detached-bar 5, 7s that are always crossed,
+two-circle and S-drawn 8s, narrow and open-topped 0s. `wide_pose` adds wide slants, narrow-tall
+to wide-short proportions and a tremor. Nothing in server.training
 or server.ood imports this module, so the proxy's "hands" family measures reading, not memory.
 
 Same conventions as strokes.py: a glyph is a tuple of (P, 2) strokes in a box about 0.6 wide
@@ -39,9 +43,12 @@ def zero_overshoot(r: np.random.Generator) -> Glyph:
 
 
 def one_long_flag(r: np.random.Generator) -> Glyph:
-    """A flag reaching half-way down, and a base: the 1 of much of Europe and Asia."""
+    """A flag reaching half-way down or further, often a base: the 1 of much of Europe and
+    Asia, written where a 7 always carries a bar."""
     top = (0.36, 0.0)
-    flag = line((r.uniform(0.0, 0.08), r.uniform(0.32, 0.5)), top, (0.36, 1.0))
+    flag = line((r.uniform(0.0, 0.08), r.uniform(0.32, 0.72)), top, (0.36, 1.0))
+    if r.random() < 0.4:
+        return (flag,)
     return (flag, line((r.uniform(0.08, 0.16), 1.0), (r.uniform(0.56, 0.64), 1.0)))
 
 
@@ -66,6 +73,13 @@ def two_curly(r: np.random.Generator) -> Glyph:
     return (join(top, line(tuple(top[-1]), (0.04, 0.98)), wave, curl),)
 
 
+def two_flat_corner(r: np.random.Generator) -> Glyph:
+    """A round top, a straight diagonal down to a sharp corner, and a flat base."""
+    top = arc(0.3, 0.26, 0.28, 0.26, r.uniform(190, 210), r.uniform(370, 390))
+    corner = (r.uniform(0.0, 0.04), 1.0)
+    return (join(top, line(tuple(top[-1]), corner, (r.uniform(0.58, 0.66), 1.0))),)
+
+
 def three_pointed(r: np.random.Generator) -> Glyph:
     """Two bowls meeting at a sharp point in the middle."""
     cusp = (r.uniform(0.14, 0.24), 0.5)
@@ -88,6 +102,16 @@ def four_slanted_open(r: np.random.Generator) -> Glyph:
     return (
         line((0.42 - gap, r.uniform(0.0, 0.08)), (0.0, bar), (0.62, bar)),
         line((0.44, 0.0), (0.44, 1.0)),
+    )
+
+
+def four_short_left(r: np.random.Generator) -> Glyph:
+    """Open, its left stroke short and starting well away from the upright."""
+    bar = r.uniform(0.55, 0.66)
+    start = (r.uniform(0.06, 0.18), r.uniform(0.18, 0.34))
+    return (
+        line(start, (0.0, bar), (0.64, bar)),
+        line((0.46, 0.0), (0.46, 1.0)),
     )
 
 
@@ -123,6 +147,15 @@ def five_deep(r: np.random.Generator) -> Glyph:
     bowl = arc(0.3, 0.64, 0.3, 0.36, 230, r.uniform(495, 515))
     flag = line((0.1, 0.0), (r.uniform(0.5, 0.6), r.uniform(-0.03, 0.03)))
     return (join(line((0.12, 0.0), neck), bowl), flag)
+
+
+def five_detached_bar(r: np.random.Generator) -> Glyph:
+    """The upright and bowl in one stroke; the top bar drawn after, apart and to the right."""
+    neck = point_on(0.3, 0.68, 0.3, 0.28, 232)
+    bowl = arc(0.3, 0.68, 0.3, 0.28, 232, r.uniform(480, 505))
+    flag_y = r.uniform(-0.06, 0.0)
+    flag = line((r.uniform(0.2, 0.28), flag_y), (r.uniform(0.62, 0.72), flag_y - 0.02))
+    return (join(line((0.1, 0.04), neck), bowl), flag)
 
 
 def six_small_loop(r: np.random.Generator) -> Glyph:
@@ -163,9 +196,11 @@ def seven_wavy(r: np.random.Generator) -> Glyph:
 
 
 def seven_curved(r: np.random.Generator) -> Glyph:
-    """No bar; the stem bows as it falls."""
+    """The stem bows as it falls; crossed, as every 7 of these writers is."""
     stem = arc(-0.1, 0.0, 0.7, 1.0, 0, r.uniform(55, 75))
-    return (join(line((0.0, 0.02), (0.6, 0.0)), stem),)
+    bar = r.uniform(0.45, 0.55)
+    x = float(np.interp(bar, stem[:, 1], stem[:, 0]))  # the stem at the bar's height
+    return (join(line((0.0, 0.02), (0.6, 0.0)), stem), line((x - 0.2, bar), (x + 0.2, bar)))
 
 
 def eight_circles(r: np.random.Generator) -> Glyph:
@@ -193,6 +228,13 @@ def nine_q(r: np.random.Generator) -> Glyph:
     return (join(loop, tail),)
 
 
+def nine_open_hook(r: np.random.Generator) -> Glyph:
+    """A straight tail, and the loop a small hook that leaves it and does not come back."""
+    ry = r.uniform(0.14, 0.2)
+    hook = arc(0.34, ry + 0.01, 0.2, ry, r.uniform(-25, -5), -r.uniform(280, 310))
+    return (hook, line((0.54, 0.0), (r.uniform(0.5, 0.58), 1.0)))
+
+
 def nine_hooked(r: np.random.Generator) -> Glyph:
     """A q-like 9 whose long tail turns left at its foot."""
     loop = arc(0.3, 0.24, 0.26, 0.24, -20, -380)
@@ -214,13 +256,16 @@ HANDS: dict[str, Callable[[np.random.Generator], Glyph]] = {
     "1-swiss": one_swiss,
     "2-z": two_z,
     "2-curly": two_curly,
+    "2-flat-corner": two_flat_corner,
     "3-pointed": three_pointed,
     "3-small-top": three_small_top,
     "4-slanted-open": four_slanted_open,
     "4-looped": four_looped,
     "4-crossed": four_crossed,
+    "4-short-left": four_short_left,
     "5-flat": five_flat,
     "5-deep": five_deep,
+    "5-detached-bar": five_detached_bar,
     "6-small-loop": six_small_loop,
     "6-spiral": six_spiral,
     "7-crossed-hook": seven_crossed_hook,
@@ -231,17 +276,22 @@ HANDS: dict[str, Callable[[np.random.Generator], Glyph]] = {
     "9-q": nine_q,
     "9-tail-right": nine_tail_right,
     "9-hooked": nine_hooked,
+    "9-open-hook": nine_open_hook,
 }
 """Every held-out style by name "digit-style"; the digit is the name's first character."""
 
 
 def wide_pose(glyph: Glyph, r: np.random.Generator, jitter: float) -> Glyph:
     """A writer's hand with more slant either way than strokes.pose gives (back-hand to italic),
-    and its own proportions: the middle (a 4's bar, a 9's loop, an 8's waist) higher or lower."""
+    its own proportions (the middle: a 4's bar, a 9's loop, an 8's waist, higher or lower), from
+    narrow and tall to wide and short, and in 1 of 4 a slight tremor."""
     gamma = float(np.exp(r.uniform(np.log(0.8), np.log(1.25))))
     glyph = tuple(_proportioned(s, gamma) for s in glyph)
+    if r.random() < 0.25:
+        amount = r.uniform(0.004, 0.01)
+        glyph = tuple(tremor(s, r, amount) for s in glyph)
     slant = r.uniform(-0.3, 0.6)
-    width = r.uniform(0.7, 1.3)
+    width = float(np.exp(r.uniform(np.log(0.55), np.log(1.6))))
     angle = np.deg2rad(r.uniform(-12, 12))
     cos, sin = np.cos(angle), np.sin(angle)
     matrix = np.array([[cos, -sin], [sin, cos]]) @ np.array([[width, -slant], [0.0, 1.0]])
@@ -258,3 +308,22 @@ def _proportioned(stroke: np.ndarray, gamma: float) -> np.ndarray:
     y = np.clip(out[:, 1], 0.0, 1.0)
     out[:, 1] += y**gamma - y
     return out
+
+
+def tremor(stroke: np.ndarray, r: np.random.Generator, amount: float) -> np.ndarray:
+    """(P, 2) -> (Q, 2): an unsteady hand, the line shaking sideways by about `amount` (in glyph
+    heights) some 20 to 40 times per glyph height of stroke."""
+    seg = np.hypot(*np.diff(stroke, axis=0).T)  # (P-1,)
+    along = np.concatenate([[0.0], np.cumsum(seg)])  # (P,) arc length
+    if along[-1] <= 0.0:
+        return stroke
+    at = np.linspace(0.0, along[-1], max(2, int(along[-1] / 0.004) + 1))  # (Q,)
+    xy = np.stack([np.interp(at, along, stroke[:, 0]), np.interp(at, along, stroke[:, 1])], 1)
+    tangent = np.gradient(xy, axis=0)  # (Q, 2)
+    normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
+    normal /= np.maximum(np.hypot(*normal.T), 1e-9)[:, None]
+    shake = np.zeros(len(at))
+    for _ in range(2):
+        shake += np.sin(2 * np.pi * r.uniform(20, 40) * at + r.uniform(0, 2 * np.pi))
+    shake *= amount / 2 * r.uniform(0.6, 1.0, len(at))
+    return xy + normal * shake[:, None]

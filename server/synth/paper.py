@@ -2,10 +2,12 @@
 
 `pen_ink` draws strokes as a hand does: the line swells and thins with pressure (or with a
 nib's angle), tapers where the pen lands and lifts, and skips where a dry ballpoint lets go.
-`pencil` gives it a pencil's grain and lighter gray. `photographed_page` puts it on paper as a
-phone or scanner sees it: uneven light, faint ruled lines or squares, a little blur and noise,
-all kept under what the API's ink rule (server.preprocess.ink: 20% of the ink's contrast)
-discards, as real faint rulings mostly are.
+`pencil` gives it a pencil's grain and lighter gray; a marker keeps nearly one width.
+`photographed_page` puts it on paper as a phone or scanner sees it: uneven light, faint ruled
+lines or squares, a little blur and noise, all kept under what the API's ink rule
+(server.preprocess.ink: 20% of the ink's contrast) discards, as real faint rulings mostly are.
+`low_res_scan` digitises it as postal collections were: a digit 16-20 pixels high, sometimes
+thresholded, sent to the API as that small image.
 """
 
 from __future__ import annotations
@@ -19,11 +21,17 @@ from server.synth.render import SUPERSAMPLE
 
 
 def pen_ink(
-    strokes: Sequence[np.ndarray], height: int, pen: float, rng: np.random.Generator
+    strokes: Sequence[np.ndarray],
+    height: int,
+    pen: float,
+    rng: np.random.Generator,
+    *,
+    marker: bool = False,
 ) -> np.ndarray:
     """Draw strokes with a pen whose width varies: (H, W) float32 ink in [0, 1], 1 = ink.
 
-    `height` is the glyph's height in pixels, `pen` the pen's widest as a fraction of it.
+    `height` is the glyph's height in pixels, `pen` the pen's widest as a fraction of it. A
+    `marker` keeps nearly its width: a felt marker has no nib and little pressure to vary.
     """
     points = np.concatenate(strokes)  # (P_total, 2)
     low, high = points.min(axis=0), points.max(axis=0)
@@ -39,6 +47,8 @@ def pen_ink(
     draw = ImageDraw.Draw(canvas)
     nib = rng.uniform(0, np.pi) if rng.random() < 0.35 else None  # a broad nib: thick-thin
     wobble = rng.uniform(0.1, 0.45)  # how much the pressure swells and eases
+    if marker:
+        nib, wobble = None, wobble / 4
     skips = int(rng.choice([0, 0, 1, 2, 3]))  # dry-pen gaps in the whole glyph
     for stroke in strokes:
         xy = _resampled((stroke - low) * scale * k + margin, step=max(0.5, radius / 3))
@@ -93,6 +103,33 @@ def pencil(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Graphite on paper grain: the ink broken up pixel by pixel, (H, W) -> (H, W)."""
     grain = rng.uniform(0.35, 1.0, ink.shape).astype(np.float32)
     return ink * grain
+
+
+def low_res_scan(
+    ink: np.ndarray, rng: np.random.Generator, *, threshold: bool = True
+) -> np.ndarray:
+    """A page scanned at low resolution, as the USPS and other postal sets were: the digit's box
+    averaged down to 16-20 px high, in 2 of 5 thresholded to black and white (when `threshold`;
+    a pencil's grain or a hairline would break up),
+    on a small page of a few pixels' margin: (h, w) uint8 gray levels, dark on light, and that
+    small image is what the API gets."""
+    h, w = ink.shape
+    side = int(rng.integers(16, 21))  # the box's height in scan pixels
+    scale = side / h
+    small_w = max(2, round(w * scale))
+    small = Image.fromarray(np.clip(np.rint(ink * 255), 0, 255).astype(np.uint8)).resize(
+        (small_w, side), Image.Resampling.BOX
+    )
+    coverage = np.asarray(small, dtype=np.float32) / 255.0  # (side, small_w)
+    if rng.random() < 0.4 and threshold:
+        coverage = (coverage > rng.uniform(0.25, 0.45)).astype(np.float32)
+    top, bottom, left, right = (int(m) for m in rng.integers(1, 6, 4))
+    sheet = np.zeros((side + top + bottom, small_w + left + right), dtype=np.float32)
+    sheet[top : top + side, left : left + small_w] = coverage
+    paper, pen = rng.uniform(0.8, 1.0), rng.uniform(0.0, 0.25)
+    gray = paper + (pen - paper) * sheet
+    gray += rng.normal(0.0, rng.uniform(0.0, 0.02), gray.shape).astype(np.float32)
+    return np.clip(np.rint(gray * 255), 0, 255).astype(np.uint8)
 
 
 def photographed_page(

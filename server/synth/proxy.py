@@ -2,8 +2,9 @@
 
 Three families: `strokes` (procedural pen strokes, every style of `GLYPHS`, pens from hairline
 to thick, a fifth blocky and binarised), `fonts` (handwriting fonts, when installed) and `hands`
-(the held-out glyphs of hands.py with varying pens, pencil and photographed paper). Sample i of
-a set depends only on (seed, family, i), so any prefix or slice is reproducible on its own.
+(the held-out glyphs of hands.py with varying pens, markers, pencil, photographed paper and
+low-resolution scans). Sample i of a set depends only on (seed, family, i), so any prefix or
+slice is reproducible on its own.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from server.synth.fonts import available_fonts, ink_from_font
 from server.synth.hands import HANDS, wide_pose
-from server.synth.paper import pen_ink, pencil, photographed_page
+from server.synth.paper import low_res_scan, pen_ink, pencil, photographed_page
 from server.synth.render import blocky, digit_input, ink_from_strokes, page
 from server.synth.strokes import GLYPHS, label_of, pose
 
@@ -85,14 +86,40 @@ def hand_page(i: int, seed: int) -> tuple[np.ndarray, int, str]:
     rng = np.random.default_rng([seed, FAMILY_IDS["hands"], i])
     glyph = wide_pose(HANDS[style](rng), rng, jitter=rng.uniform(0.0, 0.045))
     height = int(rng.integers(32, 220))
-    ink = pen_ink(glyph, height, float(np.exp(rng.uniform(np.log(0.05), np.log(0.24)))), rng)
-    graphite = rng.random() < 0.3
+    how = rng.random()  # 3 in 10 scanned small, 5 in 10 photographed, 2 in 10 a plain upload
+    scanned = how < 0.3
+    marker = rng.random() < 0.15  # thick for the digit's size: loops nearly filled, still open
+    widest = rng.uniform(0.2, 0.26) if marker else np.exp(rng.uniform(np.log(0.05), np.log(0.24)))
+    pen = _legible_pen(glyph, float(widest), style)
+    if scanned:  # a hairline scanned 16-20 px high would fade to nothing: a line of 1 px or more
+        pen = max(pen, 0.07)
+    ink = pen_ink(glyph, height, pen, rng, marker=marker)
+    graphite = not marker and rng.random() < 0.3
     if graphite:
         ink = pencil(ink, rng)
-    if rng.random() < 0.7:
-        pen = rng.uniform(0.3, 0.5) if graphite else rng.uniform(0.0, 0.3)
-        return photographed_page(ink, rng, pen=pen), label_of(style), f"hands/{style}"
-    return page(ink, rng), label_of(style), f"hands/{style}"
+    if scanned:
+        # thresholding breaks up pencil grain and a line under 1.5 scan pixels (pen < 0.09)
+        levels = low_res_scan(ink, rng, threshold=not graphite and pen >= 0.09)
+    elif how < 0.8:
+        gray = rng.uniform(0.3, 0.5) if graphite else rng.uniform(0.0, 0.3)
+        levels = photographed_page(ink, rng, pen=gray)
+    else:
+        levels = page(ink, rng)
+    return levels, label_of(style), f"hands/{style}"
+
+
+def _legible_pen(glyph: tuple[np.ndarray, ...], pen: float, style: str) -> float:
+    """The pen's width (a fraction of the height), at most 0.3 of a narrow glyph's width
+    (across its long axis, so a slanted one counts as narrow too) so its counters (a 0's or 8's
+    loops, a 4's or 9's) stay open; a 1 has none to fill."""
+    if label_of(style) == 1:
+        return pen
+    points = np.concatenate(glyph)  # (P, 2)
+    height = float(np.ptp(points[:, 1]))
+    centred = points - points.mean(axis=0)
+    axes = np.linalg.eigh(centred.T @ centred)[1]  # (2, 2), columns: the minor axis, the major
+    width = min(float(np.ptp(points[:, 0])), float(np.ptp(centred @ axes[:, 0])))
+    return min(pen, 0.3 * width / max(height, 1e-6))
 
 
 def hand_sample(i: int, seed: int, *, via_png: bool = True) -> tuple[np.ndarray, int, str]:

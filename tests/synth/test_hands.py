@@ -12,8 +12,10 @@ import server.synth.proxy as proxy
 from server.cnn import load_model
 from server.synth import FAMILY_IDS, GLYPHS, HANDS, HELD_OUT_FAMILIES, hand_set, proxy_set
 from server.synth.fonts import available_fonts
+from server.synth.paper import low_res_scan
 from server.synth.proxy import hand_sample
-from server.synth.strokes import Glyph, label_of
+from server.synth.render import digit_input
+from server.synth.strokes import Glyph, label_of, line
 from server.training.evaluation import predict_logits
 from server.training.train import TrainConfig, with_strokes
 
@@ -110,3 +112,66 @@ def test_the_shipped_model_reads_hands_better_than_chance() -> None:
     model = load_model(WEIGHTS).model
     correct = predict_logits(model, s.images).argmax(axis=1) == s.labels
     assert correct.mean() > 0.3, float(correct.mean())
+
+
+def test_a_share_of_pages_is_scanned_small_and_the_api_reads_them() -> None:
+    """About 3 in 10 pages are low-resolution scans: the digit 16-20 px high on a page of a few
+    pixels' margin, handed to the API as that small image (which scales it up to 20 px)."""
+    n = 120
+    pages = [proxy.hand_page(i, 7) for i in range(n)]
+    small = [levels for levels, _, _ in pages if max(levels.shape) <= 30]
+    assert 0.15 * n <= len(small) <= 0.45 * n, len(small)
+    for levels in small:
+        assert 18 <= levels.shape[0] <= 30, levels.shape  # 16-20 px and 1-5 px margins
+        assert levels.dtype == np.uint8
+        image = digit_input(levels)  # the PNG file through decode and digit_from_gray
+        assert image.shape == (28, 28)
+        rows = np.flatnonzero((image > 0).any(axis=1))
+        cols = np.flatnonzero((image > 0).any(axis=0))
+        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 == 20, "scaled up to MNIST's box"
+
+
+def test_low_res_scan_is_small_and_thresholds_only_when_asked() -> None:
+    ink = np.zeros((200, 120), dtype=np.float32)
+    ink[20:180, 50:70] = 1.0  # a thick upright
+    ink[20:40, 10:110] = 0.5
+    for seed in range(20):
+        scanned = low_res_scan(ink, np.random.default_rng(seed))
+        assert 18 <= scanned.shape[0] <= 30
+        assert scanned.shape[1] <= 0.6 * 20 + 10 + 1
+        soft = low_res_scan(ink, np.random.default_rng(seed), threshold=False)
+        assert 18 <= soft.shape[0] <= 30
+    # the soft scan keeps the half-strength bar's gray between ink and paper
+    soft = low_res_scan(ink, np.random.default_rng(0), threshold=False).astype(np.float32)
+    bar, upright, paper = soft[2:5].min(), soft.min(), float(np.median(soft))
+    assert upright < bar < paper
+
+
+def test_tremor_shakes_a_stroke_slightly_and_is_seeded() -> None:
+    stroke = line((0.0, 0.0), (0.0, 1.0))
+    a = hands.tremor(stroke, np.random.default_rng(1), 0.01)
+    b = hands.tremor(stroke, np.random.default_rng(1), 0.01)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a[:, 0]).max() <= 0.0101  # sideways by at most the amount
+    assert np.abs(a[:, 0]).max() > 0.004  # and visibly
+    assert a[:, 1].min() >= 0.0  # along the stroke, unchanged
+    assert a[:, 1].max() <= 1.0
+
+
+def test_these_writers_cross_every_7_and_detach_the_5s_bar() -> None:
+    r = np.random.default_rng(0)
+    for name in [k for k in HANDS if k.startswith("7-")]:
+        for _ in range(5):
+            assert len(HANDS[name](r)) == 2, f"{name}: a 7 here always has its bar"
+    for _ in range(10):
+        body, bar = HANDS["5-detached-bar"](r)
+        gap = np.hypot(*(body[:, None, :] - bar[None, :, :]).transpose(2, 0, 1)).min()
+        assert gap > 0.05, "the bar is drawn apart from the upright"
+        assert bar[:, 0].mean() > body[0, 0] + 0.2, "and to its right"
+
+
+def test_long_flag_1_reaches_half_way_down_or_further() -> None:
+    r = np.random.default_rng(3)
+    for _ in range(20):
+        flag = HANDS["1-long-flag"](r)[0]
+        assert flag[0, 1] >= 0.32
