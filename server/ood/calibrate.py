@@ -4,11 +4,14 @@ calibrate`, server/cli/calibrate.py, and the end of `convscope train`).
 The Gaussians are fitted on MNIST training digits as they are and as training augments them
 (other writers' digits look more like the augmented ones); the threshold is the `quantile` of
 the combined score on other augmented training digits, so about that share of digit-like
-input is called "not a digit".
+input is called "not a digit". Which terms are summed is chosen on drawn non-digits of a seed
+of calibration's own: a network trained with outlier exposure has an energy that alone beats
+the sum, whose Gaussian terms then only add false alarms.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -18,9 +21,11 @@ from PIL import Image, ImageDraw
 from server import preprocess
 from server.cnn import Sequential, load_model, save_model
 from server.ood.features import Source, feature_sources
+from server.ood.measure import auroc, flagged
 from server.ood.scorer import EXTRA_PREFIX, DigitScorer, Term
 from server.ood.scores import ClassGaussians, energy
 from server.synth import stroke_set
+from server.synth.nondigits import nondigits
 from server.training.augment import AugmentConfig, augment
 
 CLASSES = 10
@@ -39,6 +44,7 @@ class CalibrateConfig:
         2000  # pen-stroke digits as `convscope train` adds them (its seed, not the proxy's)
     )
     max_features: int = 1024  # a wider feature vector is left out (its covariance is too big)
+    outliers: int = 1000  # non-digit drawings the terms are chosen on (0: every term is summed)
 
     def fitting(self, count: int) -> CalibrateConfig:
         """These defaults, shrunk to fit `count` images (two thirds fit, a third reference)."""
@@ -51,13 +57,18 @@ class CalibrateConfig:
         )
 
 
+OUTLIER_SEED = 200  # + seed % 100: apart from training's (100 + seed) and the measurement's (1)
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """The fitted scorer and each term's standardised values on the reference digits."""
+    """The fitted scorer, every candidate term (standardised) and each one's values on the
+    reference digits."""
 
     scorer: DigitScorer
+    terms: tuple[Term, ...]  # every candidate, chosen or not
     reference: dict[str, np.ndarray]  # term name -> (R,)
-    combined: np.ndarray  # (R,)
+    combined: np.ndarray  # (R,): the chosen terms' sum
 
 
 def read_features(
@@ -121,20 +132,64 @@ def fit_scorer(
     _, fit_features = read_features(model, fit_images, sources)
     ref_logits, ref_features = read_features(model, reference, sources)
 
-    raw: list[tuple[Term, np.ndarray]] = []
-    for source in sources:
-        gaussians = ClassGaussians.fit(fit_features[source.layer], fit_labels, CLASSES)
-        term = Term("mahalanobis", source=source, gaussians=gaussians)
-        raw.append((term, gaussians.score(ref_features[source.layer])))
-    raw.append((Term("energy"), energy(ref_logits)))
-    terms = [standardised(term, values) for term, values in raw]
+    fitted = [
+        Term(
+            "mahalanobis",
+            source=source,
+            gaussians=ClassGaussians.fit(fit_features[source.layer], fit_labels, CLASSES),
+        )
+        for source in sources
+    ]
+    fitted.append(Term("energy"))
+    raw = [raw_value(term, ref_logits, ref_features) for term in fitted]  # each (R,)
+    terms = [standardised(term, values) for term, values in zip(fitted, raw, strict=True)]
     values = {
         term.name: (values - term.center) / term.scale
-        for term, (_, values) in zip(terms, raw, strict=True)
+        for term, values in zip(terms, raw, strict=True)
     }
-    combined = np.sum(list(values.values()), axis=0)  # (R,)
+    chosen = terms
+    if config.outliers > 0:
+        drawn = nondigits(config.outliers, seed=OUTLIER_SEED + config.seed % 100)
+        others = np.stack([d.image for d in drawn])  # (O, 28, 28)
+        out_logits, out_features = read_features(model, others, sources)
+        out_values = {
+            term.name: (raw_value(term, out_logits, out_features) - term.center) / term.scale
+            for term in terms
+        }
+        chosen = best_terms(terms, values, out_values, config.quantile)
+    combined = np.sum([values[term.name] for term in chosen], axis=0)  # (R,)
     threshold = float(np.quantile(combined, config.quantile))
-    return Calibration(DigitScorer(tuple(terms), threshold), values, combined)
+    return Calibration(DigitScorer(tuple(chosen), threshold), tuple(terms), values, combined)
+
+
+def raw_value(term: Term, logits: np.ndarray, features: dict[str, np.ndarray]) -> np.ndarray:
+    """A term's unstandardised score (N,) from logits (N, K) and read_features' features."""
+    if term.source is None:
+        return energy(logits)
+    assert term.gaussians is not None, "a mahalanobis term is fitted"
+    return term.gaussians.score(features[term.source.layer])
+
+
+def best_terms(
+    terms: list[Term],
+    reference: dict[str, np.ndarray],
+    others: dict[str, np.ndarray],
+    quantile: float,
+) -> list[Term]:
+    """The sum of terms that calls the most non-digits "not a digit" at the threshold that
+    calls `quantile` of the reference digits so; ties go to the higher AUROC, then to fewer
+    terms. Each term's values are standardised: reference (R,), others (O,) by term name."""
+
+    def merit(subset: tuple[Term, ...]) -> tuple[float, float, int]:
+        digits = np.sum([reference[t.name] for t in subset], axis=0)
+        drawn = np.sum([others[t.name] for t in subset], axis=0)
+        caught = flagged(drawn, float(np.quantile(digits, quantile)))
+        return caught, auroc(digits, drawn), -len(subset)
+
+    sizes = range(1, len(terms) + 1)
+    subsets = [subset for size in sizes for subset in itertools.combinations(terms, size)]
+    best = max(subsets, key=merit)
+    return list(best)
 
 
 def standardised(term: Term, raw: np.ndarray) -> Term:

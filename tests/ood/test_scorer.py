@@ -97,7 +97,8 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Predicto
     labels = np.arange(400) % 10
     images = (rng.random((400, 28, 28)) < 0.2 + 0.05 * labels[:, None, None]).astype(np.uint8)
     model = mnist_cnn(seed=1)
-    calibration = fit_scorer(model, images * 255, labels, CalibrateConfig(fit=300, reference=100))
+    config = CalibrateConfig(fit=300, reference=100, outliers=0)  # every term summed
+    calibration = fit_scorer(model, images * 255, labels, config)
     entry, extras = calibration.scorer.stored()
     path = tmp_path_factory.mktemp("ood") / "calibrated.npz"
     save_model(path, model, {"digit_score": entry}, extras=extras)
