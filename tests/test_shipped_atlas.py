@@ -21,7 +21,7 @@ MIN_DIGITS = 2000
 
 
 def test_every_shipped_model_has_an_atlas() -> None:
-    assert MODELS == ["lenet5", "mlp", "mnist_cnn", "tiny"]
+    assert MODELS == ["lenet5", "mlp", "mnist_cnn", "mnist_cnn_v1", "tiny"]
     assert sorted(p.stem for p in (WEIGHTS / "atlas").glob("*.npz")) == MODELS
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from server.cnn import Sequential, load_model
+from server.cnn.architectures import build_preset
 from server.ood.measure import auroc, flagged
 from server.ood.scorer import DigitScorer, scorer_for
 from server.synth import HELD_OUT_FAMILIES, ProxySet, proxy_set
@@ -21,6 +22,7 @@ from server.training.mnist import Mnist
 from tests.mnist_kit import mnist_accuracy
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "model_weights" / "mnist_cnn.npz"
+PREVIOUS = WEIGHTS.with_name("mnist_cnn_v1.npz")  # the first default, served to compare with
 MAX_BYTES = 4_000_000  # 4 MB: the default model's budget
 MIN_ACCURACY = 0.996  # the default model reads at least 99.6% of MNIST's test set
 MIN_HELD_OUT = 0.96  # and 96% of the handwriting families no training step ever sees
@@ -113,3 +115,12 @@ def test_shipped_digit_score_flags_non_digits_and_spares_digits(
     assert flagged(digits, scorer.threshold) <= MAX_MNIST_FLAGGED
     assert flagged(handwriting, scorer.threshold) <= MAX_PROXY_FLAGGED
     assert auroc(digits, others) >= MIN_AUROC
+
+
+def test_previous_default_is_served_beside_it(mnist: Mnist) -> None:
+    """The first default (two conv blocks, 99.54%) stays, for comparison."""
+    loaded = load_model(PREVIOUS)
+    dropout = loaded.metadata["config"]["dropout"]
+    assert loaded.model.spec() == build_preset("default", dropout=dropout).spec()
+    assert loaded.metadata["test_accuracy"] == pytest.approx(0.9954)
+    assert mnist_accuracy(loaded.model, mnist) == pytest.approx(0.9954, abs=2e-4)

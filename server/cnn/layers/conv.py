@@ -22,7 +22,7 @@ from server.cnn.layers.base import Array, Layer, Params
 class ConvCache:
     """What backward needs: the input's columns and where the unpadded input sat."""
 
-    cols: Array  # (N*oh*ow, kh*kw*C [+ 1 with a bias]), rows in `columns`' order for `pool`
+    cols: Array  # (N*oh*ow, kh*kw*C [+ 1, the bias as a row]), rows in `columns`' order
     padded_shape: tuple[int, ...]  # (N, Hp, Wp, C)
     crop: tuple[int, int, int, int]  # top, left, H, W of the input inside the padded one
     out_shape: tuple[int, int, int]  # N, oh, ow
@@ -92,10 +92,19 @@ class Conv2D(Layer):
         (top, bottom, out_h), (left, right, out_w) = self._geometry(h, w)
         x_padded = pad_spatial(x, top, bottom, left, right)
         k = self.kernel_size
-        # (N*oh*ow, kh*kw*C + 1): with a bias, a column of 1s that the bias row multiplies
-        cols = columns(x_padded, k, k, self.stride, out_h, out_w, ones=self.bias, pool=pool)
-        out = cols @ self._matrix()  # (N*oh*ow, F)
         shape = (len(x), out_h, out_w)
+        # The bias as a row of the matrix, beside a column of 1s, costs a copy of the weight;
+        # added to the product it costs a pass over the output: the smaller one (the output,
+        # for a deep conv of one image).
+        as_row = self.bias and len(x) * out_h * out_w >= k * k * c
+        # (N*oh*ow, kh*kw*C [+ 1]): with the bias as a row, a column of 1s that it multiplies
+        cols = columns(x_padded, k, k, self.stride, out_h, out_w, ones=as_row, pool=pool)
+        if as_row:
+            out = cols @ self._matrix()  # (N*oh*ow, F)
+        else:
+            out = cols @ self.params["weight"].reshape(-1, self.out_channels)
+            if self.bias:
+                out += self.params["bias"]
         return out, ConvCache(cols, x_padded.shape, (top, left, h, w), shape, pool)
 
     def _matrix(self) -> Array:
@@ -106,13 +115,13 @@ class Conv2D(Layer):
         return weight
 
     def parameter_gradients(self, grad_out: Array, cache: Any) -> Params:
-        cols = cache.cols  # (N*oh*ow, kh*kw*C + 1 if bias)
+        cols = cache.cols  # (N*oh*ow, kh*kw*C [+ 1 when the bias was a row])
         grad_2d = grad_out.reshape(-1, self.out_channels)  # (N*oh*ow, F), the rows' order
-        both = cols.T @ grad_2d  # (kh*kw*C + 1 if bias, F): the bias row sums grad over rows
+        both = cols.T @ grad_2d  # (kh*kw*C [+ 1], F): a bias row sums grad over rows
         size = self.params["weight"].size // self.out_channels
         grads: Params = {"weight": both[:size].reshape(self.params["weight"].shape)}
         if self.bias:
-            grads["bias"] = both[size]
+            grads["bias"] = both[size] if len(both) > size else grad_2d.sum(axis=0)
         return grads
 
     def backward(self, grad_out: Array, cache: Any) -> tuple[Array, Params]:

@@ -10,8 +10,9 @@ import { percent, thousands } from '../format.js';
 
 // the choices of the form's selects, as [value, words]
 const ARCHS = [
-  ['default', 'The shipped design'], ['tiny', 'Tiny CNN'], ['lenet5', 'LeNet-5'],
-  ['mlp', 'Dense only (no convolutions)'],
+  ['default', 'Two conv blocks (the first default)'],
+  ['three-conv', 'Three conv layers (the shipped default)'], ['tiny', 'Tiny CNN'],
+  ['lenet5', 'LeNet-5'], ['mlp', 'Dense only (no convolutions)'],
 ];
 const SIZES = [1000, 5000, 10000, 30000, 60000].map((v) => [v, thousands(v)]);
 const EPOCHS = [1, 2, 3, 4, 5].map((v) => [v, v]);
