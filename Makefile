@@ -44,7 +44,8 @@ bench: $(STAMP)
 	$(BIN)/convscope bench --json --weights model_weights/mnist_cnn.npz
 
 train: $(STAMP)
-	$(BIN)/convscope train --out model_weights/mnist_cnn.npz
+	$(BIN)/convscope train --arch three-conv --outliers 6000 --epochs 30 --seed 1 \
+		--out model_weights/mnist_cnn.npz
 
 evaluate: $(STAMP)
 	$(BIN)/convscope evaluate model_weights/mnist_cnn.npz

@@ -37,7 +37,7 @@ class CalibrateConfig:
 
     fit: int = 10000  # training images the Gaussians see, each plain and augmented
     reference: int = 5000  # other training images, augmented: the threshold's reference
-    quantile: float = 0.02  # share of the reference digits scored below the threshold
+    quantile: float = 0.01  # share of the reference digits scored below the threshold
     seed: int = 0
     straight_ones: int = 1000  # ruler-straight vertical 1s, as a mouse or the keyboard draws them
     strokes: int = (

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from server.synth.strokes import Glyph, arc, join, line, point_on, smooth_jitter
+from server.synth.strokes import Glyph, arc, join, line, point_on, posed
 
 
 def zero_narrow(r: np.random.Generator) -> Glyph:
@@ -292,14 +292,7 @@ def wide_pose(glyph: Glyph, r: np.random.Generator, jitter: float) -> Glyph:
         glyph = tuple(tremor(s, r, amount) for s in glyph)
     slant = r.uniform(-0.3, 0.6)
     width = float(np.exp(r.uniform(np.log(0.55), np.log(1.6))))
-    angle = np.deg2rad(r.uniform(-12, 12))
-    cos, sin = np.cos(angle), np.sin(angle)
-    matrix = np.array([[cos, -sin], [sin, cos]]) @ np.array([[width, -slant], [0.0, 1.0]])
-    centre = np.array([0.3, 0.5])
-    return tuple(
-        (smooth_jitter(s, r, jitter) - centre) @ matrix.T + centre
-        for s in glyph  # each (P, 2) -> (P, 2)
-    )
+    return posed(glyph, r, jitter, slant, width, r.uniform(-12, 12))
 
 
 def _proportioned(stroke: np.ndarray, gamma: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from server.synth.render import SUPERSAMPLE
+from server.synth.render import SUPERSAMPLE, placed
 
 
 def pen_ink(
@@ -139,14 +139,9 @@ def photographed_page(
 
     `pen` is the ink's gray (0 black); paper is 0.8-0.97 with light falling off across it.
     """
-    h, w = ink.shape
-    fill = rng.uniform(0.3, 0.75)  # how much of the page's height the digit takes
-    page_h = int(np.clip(h / fill, h + 4, 4096))
-    page_w = int(np.clip(page_h * rng.uniform(0.7, 1.5), w + 4, 4096))
-    top = int(rng.integers(0, page_h - h + 1))
-    left = int(rng.integers(0, page_w - w + 1))
-    coverage = np.zeros((page_h, page_w), dtype=np.float32)
-    coverage[top : top + h, left : left + w] = ink
+    h = ink.shape[0]
+    coverage, top = placed(ink, rng, (0.3, 0.75))
+    page_h, page_w = coverage.shape
     paper = rng.uniform(0.8, 0.97)
     contrast = paper - pen  # how far the ink is from the paper
     yy, xx = np.mgrid[0:page_h, 0:page_w].astype(np.float32)  # (H, W) each

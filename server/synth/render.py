@@ -60,16 +60,25 @@ def blocky(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.kron(binary, np.ones((cell, cell), dtype=np.float32))  # (h//c*c, w//c*c)
 
 
-def page(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Place an ink map on a page of random size and polarity: (H, W) uint8 gray levels."""
+def placed(
+    ink: np.ndarray, rng: np.random.Generator, fill: tuple[float, float]
+) -> tuple[np.ndarray, int]:
+    """The ink at a random place on a blank page of random size: its coverage (H, W) in
+    [0, 1] and the row of the ink's top. `fill`: the range of the page's height it takes."""
     h, w = ink.shape
-    fill = rng.uniform(0.35, 0.85)  # how much of the page's height the digit takes
-    page_h = int(np.clip(h / fill, h + 4, 4096))
+    share = rng.uniform(*fill)
+    page_h = int(np.clip(h / share, h + 4, 4096))
     page_w = int(np.clip(page_h * rng.uniform(0.7, 1.5), w + 4, 4096))
     top = int(rng.integers(0, page_h - h + 1))
     left = int(rng.integers(0, page_w - w + 1))
     coverage = np.zeros((page_h, page_w), dtype=np.float32)
     coverage[top : top + h, left : left + w] = ink
+    return coverage, top
+
+
+def page(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Place an ink map on a page of random size and polarity: (H, W) uint8 gray levels."""
+    coverage, _ = placed(ink, rng, (0.35, 0.85))
     paper, pen = rng.uniform(0.8, 1.0), rng.uniform(0.0, 0.3)  # dark ink on light paper
     if rng.random() < 0.5:
         paper, pen = 1.0 - paper, 1.0 - pen  # or light ink on a dark screen

@@ -214,7 +214,15 @@ def pose(glyph: Glyph, r: np.random.Generator, jitter: float) -> Glyph:
     """A writer's hand: slant, width, rotation and a wobble, applied to every stroke alike."""
     slant = r.uniform(-0.15, 0.4)  # most people lean right
     width = r.uniform(0.65, 1.35)
-    angle = np.deg2rad(r.uniform(-8, 8))
+    return posed(glyph, r, jitter, slant, width, r.uniform(-8, 8))
+
+
+def posed(
+    glyph: Glyph, r: np.random.Generator, jitter: float, slant: float, width: float, degrees: float
+) -> Glyph:
+    """Every stroke wobbled by `jitter`, then slanted, widened and turned by `degrees` about the
+    glyph's centre."""
+    angle = np.deg2rad(degrees)
     cos, sin = np.cos(angle), np.sin(angle)
     matrix = np.array([[cos, -sin], [sin, cos]]) @ np.array([[width, -slant], [0.0, 1.0]])
     centre = np.array([0.3, 0.5])

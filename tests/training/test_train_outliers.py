@@ -13,6 +13,7 @@ from server.synth.nondigits import nondigits
 from server.training.evaluation import predict_logits
 from server.training.mnist import Mnist
 from server.training.train import OUTLIER_SEED, Run, TrainConfig, outlier_images, train
+from tests.cnn.test_layers_gradcheck import numerical_grad
 
 
 def test_no_outliers_by_default() -> None:
@@ -42,12 +43,7 @@ def test_loss_adds_the_weighted_pull_to_uniform_of_the_rows_after_the_digits() -
     expected = softmax_cross_entropy(logits[:4], labels)[0]
     expected += 0.3 * uniform_cross_entropy(logits[4:])[0]
     assert loss == pytest.approx(expected)
-    numeric = np.zeros_like(logits)
-    for index in np.ndindex(logits.shape):
-        up, down = logits.copy(), logits.copy()
-        up[index] += 1e-6
-        down[index] -= 1e-6
-        numeric[index] = (run.loss(up, labels)[0] - run.loss(down, labels)[0]) / 2e-6
+    numeric = numerical_grad(lambda: run.loss(logits, labels)[0], logits)
     np.testing.assert_allclose(grad, numeric, atol=1e-7)
 
 
