@@ -103,9 +103,21 @@ def class_objective(model: Sequential) -> Objective:
     return objective
 
 
-def class_inputs(model: Sequential, config: AscentConfig) -> tuple[np.ndarray, np.ndarray]:
-    """For each class, an image (10, 28, 28) the model reads as it, and that probability (10,)."""
+def class_inputs(
+    model: Sequential, config: AscentConfig, means: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each class, an image (10, 28, 28) the model reads as it, and that probability (10,).
+
+    Two starts, faint noise and the class's mean digit (`means`, (10, 28, 28) in [0, 1]), the
+    better kept: a network trained with outlier exposure reads noise with every hidden unit
+    off, where no gradient leads anywhere.
+    """
     classes = model.output_shapes[-1][0]
     noise = np.random.default_rng(config.seed).uniform(0.0, 0.2, (classes, 28, 28))
-    images, log_p = ascend(class_objective(model), noise, config)
+    objective = class_objective(model)
+    from_noise, noise_log_p = ascend(objective, noise, config)
+    from_mean, mean_log_p = ascend(objective, means, config)
+    better = mean_log_p > noise_log_p  # (10,)
+    images = np.where(better[:, None, None], from_mean, from_noise)
+    log_p = np.where(better, mean_log_p, noise_log_p)
     return images.astype(np.float32), np.exp(log_p).astype(np.float32)

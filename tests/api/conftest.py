@@ -262,7 +262,8 @@ def digit_png() -> bytes:
 
 
 class ReferenceCNN:
-    """The shipped architecture in float64, written apart from the engine: the tests' oracle.
+    """The shipped architectures (the default, and the first one) in float64, written apart from
+    the engine: the tests' oracle.
 
     Reads the weights file with np.load (not the server's loader). Kernels are stored
     (kh, kw, C_in, C_out), dense weights (in, out); flatten takes (H, W, C) order.
@@ -276,16 +277,18 @@ class ReferenceCNN:
                 if key.startswith("param/")
             }
 
-    def conv_same(self, x: np.ndarray, name: str) -> np.ndarray:
-        """(H, W, C) -> (H, W, F): 'same' cross-correlation as a sum over kernel offsets."""
+    def conv(self, x: np.ndarray, name: str, same: bool = True) -> np.ndarray:
+        """(H, W, C) -> (H', W', F): 'same' (or unpadded) cross-correlation as a sum over kernel
+        offsets."""
         w, b = self.params[f"{name}.weight"], self.params[f"{name}.bias"]  # (k, k, C, F), (F,)
         k = w.shape[0]
-        h, width, _ = x.shape
-        padded = np.pad(x, ((k // 2, k // 2), (k // 2, k // 2), (0, 0)))
+        pad = k // 2 if same else 0
+        padded = np.pad(x, ((pad, pad), (pad, pad), (0, 0)))
+        h, width = padded.shape[0] - k + 1, padded.shape[1] - k + 1
         out = np.zeros((h, width, w.shape[3])) + b
         for i in range(k):
             for j in range(k):
-                out += padded[i : i + h, j : j + width, :] @ w[i, j]  # (H, W, C) @ (C, F)
+                out += padded[i : i + h, j : j + width, :] @ w[i, j]  # (H', W', C) @ (C, F)
         return out
 
     @staticmethod
@@ -301,15 +304,20 @@ class ReferenceCNN:
         """Every layer's output for one (28, 28) image; maps channels first, as the API sends."""
         x = np.asarray(image, dtype=np.float64)[:, :, None]  # (28, 28, 1)
         out: dict[str, np.ndarray] = {}
-        x = out["conv1"] = self.conv_same(x, "conv1")
+        x = out["conv1"] = self.conv(x, "conv1")
         x = out["relu1"] = np.maximum(x, 0)
         x = out["pool1"] = self.pool(x)
-        x = out["conv2"] = self.conv_same(x, "conv2")
+        x = out["conv2"] = self.conv(x, "conv2")
         x = out["relu2"] = np.maximum(x, 0)
         x = out["pool2"] = self.pool(x)
-        x = out["flatten"] = x.reshape(-1)  # (7 * 7 * 64,) in H, W, C order
+        dense_relu = "relu3"
+        if "conv3.weight" in self.params:  # the three-conv network: an unpadded third conv
+            x = out["conv3"] = self.conv(x, "conv3", same=False)
+            x = out["relu3"] = np.maximum(x, 0)
+            dense_relu = "relu4"
+        x = out["flatten"] = x.reshape(-1)  # (H * W * C,) in H, W, C order
         x = out["fc1"] = self.dense(x, "fc1")
-        x = out["relu3"] = np.maximum(x, 0)
+        x = out[dense_relu] = np.maximum(x, 0)
         out["dropout"] = x  # inference: identity
         out["fc2"] = self.dense(x, "fc2")
         return {k: v.transpose(2, 0, 1) if v.ndim == 3 else v for k, v in out.items()}

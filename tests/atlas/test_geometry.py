@@ -30,7 +30,7 @@ from server.cnn.layers import (
 )
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "model_weights"
-CONV_MODELS = ("mnist_cnn", "tiny", "lenet5")  # the shipped models with convolutions
+CONV_MODELS = ("mnist_cnn", "mnist_cnn_v1", "tiny", "lenet5")  # shipped models with convolutions
 PUSH = 100.0  # far outside [0, 1]: the pushed pixel wins its pooling windows and its ReLUs
 
 
@@ -202,7 +202,8 @@ MODELS = {
     "with_dropouts": with_dropouts,
 }
 EXPECTED = {
-    "mnist_cnn": "relu3",
+    "mnist_cnn": "relu4",  # the three-conv network: relu3 follows its third conv
+    "mnist_cnn_v1": "relu3",
     "tiny": "flatten",
     "lenet5": "tanh4",
     "mlp": "relu1",

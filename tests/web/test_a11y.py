@@ -389,7 +389,7 @@ def test_dense_unit_detail_shows_its_top_weights(app: App, server_url: str) -> N
     # the same eight inputs, straight from the weights endpoint: row 5 of [out, in]
     body = httpx.get(f"{server_url}/api/v1/model/layers/fc1/weights", trust_env=False).json()
     weight = np.asarray(body["weight"], dtype=np.float32)
-    assert weight.shape == (128, 3136)
+    assert weight.shape == (128, 1600)  # fc1 reads the third conv's 5x5x64 maps
     expected = np.argsort(-np.abs(weight[5]), kind="stable")[:8]
     assert set(shown) == {int(j) for j in expected}
     # arrow keys move to the next unit (the vector canvas has focus)

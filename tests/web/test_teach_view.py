@@ -84,10 +84,11 @@ def wait_for_count(page: Page, n: int) -> None:
 
 
 def wait_for_readings(page: Page) -> None:
-    """Every tile says how the model reads it (no "reading…" left)."""
+    """Every tile says how the model reads it (no "reading…" left): a digit, or "?" where the
+    model finds the drawing like no digit, as the prediction panel shows it."""
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid=teach-examples] .te-read')]
-            .every((r) => /\\d [\\u2713\\u2717]/.test(r.textContent))"""
+            .every((r) => /[\\d?] [\\u2713\\u2717]/.test(r.textContent))"""
     )
 
 

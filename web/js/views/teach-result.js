@@ -39,13 +39,16 @@ export function setupResult(box, { onUse }) {
   box.querySelector('.te-back').addEventListener('click', () => onUse(false));
 }
 
-/** Words and mark for a reading of an example labelled `label`: "reads 4 ✓". */
-export function readingHtml(label, predicted, probability) {
+/** Words and mark for a reading of an example labelled `label`: "reads 4 ✓", or "reads ? ✗"
+ * when the model finds it like no digit (`isDigit` false), as the prediction panel says. */
+export function readingHtml(label, predicted, probability, isDigit = true) {
   if (predicted == null) return '<span class="muted">reading\u2026</span>';
-  const right = predicted === label;
+  const right = isDigit && predicted === label;
+  const shown = isDigit ? predicted : '?';
   const sure = probability != null ? ` (${percent(probability)})` : '';
-  return `<span class="${right ? 'te-ok' : 'te-bad'}">${predicted} ${right ? '\u2713' : '\u2717'}` +
-    `<span class="sr-only">${right ? ', right' : ', wrong'}${sure}</span></span>`;
+  const said = isDigit ? (right ? ', right' : ', wrong') : ', not a digit to the model';
+  return `<span class="${right ? 'te-ok' : 'te-bad'}">${shown} ${right ? '\u2713' : '\u2717'}` +
+    `<span class="sr-only">${said}${sure}</span></span>`;
 }
 
 /** The MNIST sentence: "it still reads 99.3% of MNIST's test digits, against 99.5% before". */

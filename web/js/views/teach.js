@@ -114,7 +114,8 @@ function renderGallery(ul, examples, readings) {
     tiles.delete(e.key);
     if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null);
     const r = readings && readings.byKey[e.key];
-    const html = `reads ${readingHtml(e.label, r ? r.label : null, r && r.probability)}`;
+    const html = `reads ${readingHtml(e.label, r ? r.label : null, r && r.probability,
+      !r || r.isDigit)}`;
     if (li.dataset.html !== html) li.querySelector('.te-read').innerHTML = li.dataset.html = html;
     li.querySelector('.te-label').textContent = String(e.label);
     li.querySelector('img').alt = `Example ${i + 1}, labelled ${e.label}`;
@@ -135,7 +136,10 @@ export function render(container, s, prev) {
     renderGallery(q('.te-gallery'), s.teachExamples, readings);
     q('.te-empty').hidden = n > 0;
     const right = readings
-      ? s.teachExamples.filter((e) => (readings.byKey[e.key] || {}).label === e.label).length : 0;
+      ? s.teachExamples.filter((e) => {
+        const r = readings.byKey[e.key] || {};
+        return r.isDigit && r.label === e.label;
+      }).length : 0;
     q('.te-count').textContent = !n ? ''
       : `${thousands(n)} example${n === 1 ? '' : 's'}` +
         (readings ? `; the model reads ${right} of them as labelled` : '');
