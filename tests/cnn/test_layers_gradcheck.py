@@ -102,6 +102,7 @@ CONV_CASES = [
     (2, 9, 9, 1, 2, 3, 2, "valid", False),  # no bias, stride leaves the last row unused
     (1, 7, 9, 8, 2, 3, 1, 1, True),  # >= 8 channels: the strided-gather im2col path
     (1, 7, 6, 9, 2, 3, 2, "same", True),  # gather path with stride 2
+    (1, 4, 4, 8, 4, 3, 1, "valid", True),  # 4 outputs < 72 weights: the bias added, not a row
 ]
 
 
