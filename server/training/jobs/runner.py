@@ -54,7 +54,7 @@ FINETUNE_VALIDATION = 500  # MNIST training images held out of the replay, to ev
 PROGRESS_EVERY_S = 0.25  # the API promises a progress event at least every 0.5 s
 EVAL_BATCH = 200  # images a pass when evaluating: a 1,000-image batch's conv2 im2col alone is
 # 225 MB (1,000 x 14 x 14 x 288 float32), several times a training step's memory
-NICENESS = 5  # training yields the CPU to the server's requests on a shared machine
+NICENESS = 19  # training yields the CPU to the server's requests on a shared machine
 BLAS_THREADS = 1  # a second BLAS thread spins against the server for the same core and slows
 # the step it was meant to speed up (docs/speed.md, "Training")
 
