@@ -1,5 +1,9 @@
 """`convscope bench --json`: engine speed, and PyTorch's on the same architecture in the same run.
 
+Both sides get the same cores: PyTorch `--torch-threads` intra-op threads, the engine as many
+lanes (server/cnn/lanes.py), each with one BLAS thread, for its batches of 64 and 256; a batch
+of 1 runs on one thread, as the server runs it.
+
 Timings on a shared machine drift within a minute, so each figure is measured in
 interleaved rounds (ours, theirs, ours, ...) and reported as the median over all rounds:
 drift then hits both sides alike and the ratios hold still.
@@ -20,6 +24,7 @@ import numpy as np
 from server.cnn import Adam, Sequential, load_model, softmax_cross_entropy
 from server.cnn.architectures import build_preset, mnist_cnn
 from server.cnn.fusion import plan
+from server.cnn.lanes import Lanes
 from server.training.memory import keep_freed_memory
 
 Workload = dict[str, Callable[[], object]]
@@ -57,7 +62,7 @@ def interleaved(
     return [statistics.median(bucket) for bucket in times]
 
 
-def numpy_workloads(model: Sequential, rng: np.random.Generator) -> Workload:
+def numpy_workloads(model: Sequential, rng: np.random.Generator, lanes: Lanes) -> Workload:
     x1 = rng.random((1, 28, 28, 1), dtype=np.float32)
     x256 = rng.random((256, 28, 28, 1), dtype=np.float32)
     x64 = rng.random((64, 28, 28, 1), dtype=np.float32)
@@ -65,15 +70,15 @@ def numpy_workloads(model: Sequential, rng: np.random.Generator) -> Workload:
     optimizer = Adam(model.parameters(), lr=1e-6)
 
     def train_step() -> None:
-        logits, caches = model.forward_train(x64, rng)
+        logits, caches = lanes.forward_train(x64, rng)
         _, grad = softmax_cross_entropy(logits, y64)
-        grads = model.parameter_gradients(grad, caches)  # what a training step computes
+        grads = lanes.parameter_gradients(grad, caches)  # what a training step computes
         optimizer.step(grads)
 
     return {
         "forward_b1": lambda: model.forward(x1),
         "forward_b1_trace": lambda: model.trace(x1),  # every output and every pooling mask
-        "forward_b256": lambda: model.forward(x256),
+        "forward_b256": lambda: lanes.forward(x256),
         "train_b64": train_step,
     }
 
@@ -179,11 +184,13 @@ def run(
     rounds: int,
     torch_threads: int,
     clock: Clock = time.perf_counter,
+    lanes: int = 1,
 ) -> dict[str, Any]:
     """Every figure, ours and PyTorch's; with `clock` time.process_time, CPU time, which on a
     busy machine measures one thread a side (--blas-threads 1 --torch-threads 1) steadily."""
     model = load_model(weights).model if weights else mnist_cnn()
-    ours = numpy_workloads(model, np.random.default_rng(0))
+    runner = Lanes(model, lanes)
+    ours = numpy_workloads(model, np.random.default_rng(0), runner)
     try:
         theirs: Workload | None = torch_workloads(model, torch_threads)
     except ImportError:
@@ -212,8 +219,10 @@ def run(
         "numpy": np.__version__,
         "blas": blas_info(),
         "malloc_kept_for_training": keep_freed_memory(),
+        "lanes": lanes,
         "torch": None,
     }
+    runner.close()
     if theirs is None:
         return result
     import torch
@@ -354,6 +363,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="per figure and side")
     parser.add_argument("--rounds", type=int, default=6, help="alternations per figure")
     parser.add_argument("--torch-threads", type=int, default=2)
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        default=None,
+        help="our threads for the batches of 64 and 256, each with one BLAS thread unless "
+        "--blas-threads says otherwise (default: as many as --torch-threads)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--layers",
@@ -372,11 +388,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--blas-threads", type=int, default=None, help="NumPy's BLAS threads (default: as set)"
     )
     args = parser.parse_args(argv)
+    lanes = args.torch_threads if args.lanes is None else args.lanes
+    if lanes < 1:
+        parser.error(f"--lanes must be >= 1, got {lanes}")
     clock = time.process_time if args.cpu_time else time.perf_counter
-    if args.blas_threads is not None:
+    blas_threads = args.blas_threads if args.blas_threads is not None else 1 if lanes > 1 else None
+    if blas_threads is not None:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(limits=args.blas_threads, user_api="blas")
+        threadpool_limits(limits=blas_threads, user_api="blas")
     if args.layers:
         keep_freed_memory()  # the training columns as a training process runs them
         model = (
@@ -389,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = layer_breakdown(model, args.seconds, clock)
         print(json.dumps(rows) if args.json else layer_table(rows))
         return 0
-    result = run(args.weights, args.seconds, args.rounds, args.torch_threads, clock)
+    result = run(args.weights, args.seconds, args.rounds, args.torch_threads, clock, lanes)
     result["clock"] = "cpu" if args.cpu_time else "wall"
     if args.json:
         print(json.dumps(result))

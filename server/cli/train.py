@@ -14,9 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from server.atlas.build import write_atlas
 from server.cnn import save_model
 from server.cnn.architectures import PRESETS
+from server.cnn.lanes import available_cores
 from server.cnn.spec import SpecError, validate_spec
 from server.ood.calibrate import CalibrateConfig, fit_scorer, stored
 from server.training.mnist import default_data_dir, download_mnist, load_mnist
@@ -78,8 +81,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-atlas", action="store_true", help="skip the atlas (convscope atlas writes it later)"
     )
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        default=available_cores(),
+        help="threads sharing each training step, BLAS on one thread each (default: the cores "
+        "this process may use)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.lanes < 1:
+        parser.error(f"--lanes must be >= 1, got {args.lanes}")
+    return args
 
 
 def read_arch_file(path: Path) -> dict[str, Any]:
@@ -124,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         init=args.init,
     )
     data = load_mnist(data_dir)
-    model, metadata = train(data, config, show_progress=not args.quiet)
+    with threadpool_limits(limits=1, user_api="blas"):  # the lanes are the threads
+        model, metadata = train(data, config, show_progress=not args.quiet, lanes=args.lanes)
     # every trained model carries its digit_score statistics, as `convscope calibrate` fits them
     fitting = CalibrateConfig(seed=config.seed).fitting(len(data.train_images))
     calibration = fit_scorer(model, data.train_images, data.train_labels, fitting)

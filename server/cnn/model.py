@@ -42,7 +42,7 @@ def dotted(layer: Layer, params: Params) -> Params:
 class Sequential:
     """Layers applied in order to NHWC float32 input; returns logits."""
 
-    def __init__(self, layers: Sequence[Layer], input_shape: tuple[int, int, int]) -> None:
+    def __init__(self, layers: Sequence[Layer], input_shape: tuple[int, ...]) -> None:
         names = [layer.name for layer in layers]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -78,7 +78,7 @@ class Sequential:
         raise KeyError(f"no layer {name!r}; layers are {[layer.name for layer in self.layers]}")
 
     def _check_input(self, x: np.ndarray) -> None:
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+        if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(
                 f"expected input (N, {', '.join(map(str, self.input_shape))}), got {x.shape}"
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from server.cnn import Sequential, softmax_cross_entropy
+from server.cnn.lanes import Lanes
 
 
 def to_input(images: np.ndarray) -> np.ndarray:
@@ -15,7 +16,9 @@ def to_input(images: np.ndarray) -> np.ndarray:
     return x[..., None]  # (N, 28, 28, 1)
 
 
-def predict_logits(model: Sequential, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+def predict_logits(
+    model: Sequential | Lanes, images: np.ndarray, batch_size: int = 1000
+) -> np.ndarray:
     """Logits for a whole split, in batches so memory stays bounded."""
     return np.concatenate(
         [
@@ -26,7 +29,7 @@ def predict_logits(model: Sequential, images: np.ndarray, batch_size: int = 1000
 
 
 def evaluate(
-    model: Sequential, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000
+    model: Sequential | Lanes, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000
 ) -> tuple[float, float]:
     """(mean loss, accuracy) on a labelled set, `batch_size` images per forward pass."""
     logits = predict_logits(model, images, batch_size=batch_size)

@@ -22,6 +22,7 @@ from server.cnn import (
     uniform_cross_entropy,
 )
 from server.cnn.architectures import build_preset
+from server.cnn.lanes import Lanes
 from server.cnn.spec import build_from_spec
 from server.training.augment import AugmentConfig, augment
 from server.training.evaluation import confusion_matrix, evaluate, predict_logits
@@ -162,6 +163,7 @@ class Run:
     """A fresh model, its optimizer and the learning-rate schedule over all the run's steps."""
 
     model: Sequential
+    lanes: Lanes  # runs the model's steps, over this many threads
     optimizer: Adam
     steps_per_epoch: int
     total_steps: int
@@ -170,13 +172,21 @@ class Run:
     outliers: np.ndarray | None = None  # (O, 28, 28) uint8 non-digits, or None
 
     @classmethod
-    def start(cls, config: TrainConfig, train_count: int) -> Run:
+    def start(cls, config: TrainConfig, train_count: int, lanes: int = 1) -> Run:
+        """`lanes` threads share each step (server/cnn/lanes.py): a process's cores, where it
+        has them to itself."""
         model = new_model(config)
         optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         steps_per_epoch = batches(train_count, config.batch_size)
         warmup = int(config.warmup_epochs * steps_per_epoch)
         return cls(
-            model, optimizer, steps_per_epoch, steps_per_epoch * config.epochs, warmup, config
+            model,
+            Lanes(model, lanes),
+            optimizer,
+            steps_per_epoch,
+            steps_per_epoch * config.epochs,
+            warmup,
+            config,
         )
 
     def lr_at(self, step: int) -> float:
@@ -188,7 +198,7 @@ class Run:
     ) -> Iterator[StepResult]:
         """One pass over shuffled, augmented batches, one optimizer step each; the caller may
         look at (or copy) the model between steps, where its weights are consistent."""
-        config, model, optimizer = self.config, self.model, self.optimizer
+        config, lanes, optimizer = self.config, self.lanes, self.optimizer
         augmenting = augment_config(config)  # the same for every batch: built once
         order = rng.permutation(len(images))
         for start in range(0, len(order), config.batch_size):
@@ -200,9 +210,9 @@ class Run:
             if self.outliers is not None:
                 x = np.concatenate([x, self.outlier_batch(rng, augmenting)])  # (B + O, 28, 28)
             optimizer.lr = self.lr_at(optimizer.steps)
-            logits, caches = model.forward_train(x[..., None], rng)
+            logits, caches = lanes.forward_train(x[..., None], rng)
             loss, grad_logits = self.loss(logits, y)
-            grads = model.parameter_gradients(grad_logits, caches)
+            grads = lanes.parameter_gradients(grad_logits, caches)
             optimizer.step(grads)
             correct = int((logits[: len(y)].argmax(axis=1) == y).sum())
             yield StepResult(optimizer.steps, epoch, len(batch), float(loss), correct)
@@ -251,9 +261,10 @@ def train_epoch(
 
 
 def train(
-    data: Mnist, config: TrainConfig, show_progress: bool = True
+    data: Mnist, config: TrainConfig, show_progress: bool = True, lanes: int = 1
 ) -> tuple[Sequential, dict[str, Any]]:
-    """Train, keep the parameters of the best validation epoch, and measure them on the test set."""
+    """Train, keep the parameters of the best validation epoch, and measure them on the test set;
+    `lanes` threads share each step and each evaluation (run BLAS on one thread beside them)."""
     from tqdm import tqdm
 
     keep_freed_memory()
@@ -261,7 +272,7 @@ def train(
     rng = np.random.default_rng(config.seed)
     train_x, train_y, val_x, val_y = split(data, config, rng)
     train_x, train_y = with_strokes(train_x, train_y, config)
-    run = Run.start(config, len(train_x))
+    run = Run.start(config, len(train_x), lanes)
     run.outliers = outlier_images(config)
     model = run.model
     history: list[EpochResult] = []
@@ -276,7 +287,7 @@ def train(
             file=sys.stderr,
         ) as bar:
             train_loss, train_acc = train_epoch(run, epoch, train_x, train_y, rng, bar)
-        val_loss, val_acc = evaluate(model, val_x, val_y) if len(val_x) else (float("nan"), 0.0)
+        val_loss, val_acc = evaluate(run.lanes, val_x, val_y) if len(val_x) else (float("nan"), 0.0)
         result = EpochResult(
             epoch,
             train_loss,
@@ -297,11 +308,13 @@ def train(
             best_params = copy_state(model)
     model.load_state_dict(best_params, source="best epoch")
     best_epoch = max(history, key=lambda r: r.val_accuracy).epoch
-    return model, file_metadata(model, data, config, history, best_epoch)
+    metadata = file_metadata(run.lanes, data, config, history, best_epoch)
+    run.lanes.close()
+    return model, metadata
 
 
 def file_metadata(
-    model: Sequential,
+    model: Sequential | Lanes,
     data: Mnist,
     config: TrainConfig,
     history: list[EpochResult],

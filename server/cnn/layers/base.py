@@ -18,6 +18,9 @@ class Layer:
     """
 
     kind: str = "layer"
+    # Whether a training forward reads other samples of its batch (batch statistics) or draws
+    # from the batch's one random stream: such a layer cannot run on slices (server/cnn/lanes.py).
+    mixes_batch: bool = False
 
     def __init__(self, name: str) -> None:
         self.name = name

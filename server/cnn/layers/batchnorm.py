@@ -44,6 +44,7 @@ class BatchNorm(Layer):
     """
 
     kind = "batchnorm"
+    mixes_batch = True
 
     def __init__(
         self, name: str, num_features: int, momentum: float = 0.1, eps: float = 1e-5

@@ -13,6 +13,7 @@ class Dropout(Layer):
     """Zero each unit with probability `rate` while training, scale the rest by 1/(1-rate)."""
 
     kind = "dropout"
+    mixes_batch = True
 
     def __init__(self, name: str, rate: float = 0.5) -> None:
         super().__init__(name)
