@@ -79,26 +79,31 @@ def warp(
     displacement[p] (N, H, W, 2) when given: one resampling for the pose and the wobble.
     """
     n, h, w = images.shape
-    centre = np.array([(h - 1) / 2, (w - 1) / 2])
+    cy, cx = (h - 1) / 2, (w - 1) / 2
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    grid = np.stack([ys, xs], axis=-1) - centre  # (H, W, 2) as (y, x)
-    moved = grid[None] - shift[:, None, None, :]  # (N, H, W, 2)
-    source = np.einsum("nij,nhwj->nhwi", inverse, moved) + centre  # (N, H, W, 2)
+    # Each coordinate its own (N, H, W) array, and the 2x2 map written out: np.einsum over a
+    # last axis of 2 took 0.9 ms of a 1.6 ms warp of 16 images; this takes 0.4 ms, same bits.
+    my = (ys - cy)[None] - shift[:, 0, None, None]  # the output pixel about the centre, unshifted
+    mx = (xs - cx)[None] - shift[:, 1, None, None]
+    a, b = inverse[:, 0, 0, None, None], inverse[:, 0, 1, None, None]
+    c, d = inverse[:, 1, 0, None, None], inverse[:, 1, 1, None, None]
+    source_y, source_x = (a * my + b * mx) + cy, (c * my + d * mx) + cx  # (N, H, W) each
     if displacement is not None:
-        source += displacement
-    top_left = np.floor(source).astype(np.int64)
-    frac = (source - top_left).astype(np.float32)
+        source_y += displacement[..., 0]
+        source_x += displacement[..., 1]
+    top, left = np.floor(source_y), np.floor(source_x)
+    frac_y, frac_x = (source_y - top).astype(np.float32), (source_x - left).astype(np.float32)
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))  # (N, H+2, W+2): a zero frame
-    batch = np.arange(n)[:, None, None]
+    # Each corner's pixels gathered from the flat batch by one index, not three index arrays.
+    first = (np.arange(n) * (h + 2) * (w + 2))[:, None, None]  # each image's first pixel
+    rows = [np.clip(top.astype(np.int64) + dy + 1, 0, h + 1) * (w + 2) + first for dy in (0, 1)]
+    cols = [np.clip(left.astype(np.int64) + dx + 1, 0, w + 1) for dx in (0, 1)]
+    weight_y, weight_x = (1 - frac_y, frac_y), (1 - frac_x, frac_x)
+    pixels = padded.reshape(-1)
     out = np.zeros_like(images)
     for dy in (0, 1):
         for dx in (0, 1):
-            rows = np.clip(top_left[..., 0] + dy + 1, 0, h + 1)
-            cols = np.clip(top_left[..., 1] + dx + 1, 0, w + 1)
-            weight = (frac[..., 0] if dy else 1 - frac[..., 0]) * (
-                frac[..., 1] if dx else 1 - frac[..., 1]
-            )
-            out += weight * padded[batch, rows, cols]
+            out += (weight_y[dy] * weight_x[dx]) * pixels.take(rows[dy] + cols[dx])
     return out
 
 

@@ -222,3 +222,45 @@ def test_binarize_makes_hard_edges(images: np.ndarray, rng: np.random.Generator)
     peak = images.max(axis=(1, 2), keepdims=True)
     np.testing.assert_array_equal(out, (images > 0.5 * peak).astype(np.float32))
     assert binarize(images, rng, IDENTITY) is images
+
+
+def naive_warp(
+    images: np.ndarray, inverse: np.ndarray, shift: np.ndarray, displacement: np.ndarray
+) -> np.ndarray:
+    """warp's sum, one output pixel at a time: bilinear, zeros outside the image."""
+    n, h, w = images.shape
+    centre = np.array([(h - 1) / 2, (w - 1) / 2])
+
+    def pixel(k: int, y: int, x: int) -> float:
+        return float(images[k, y, x]) if 0 <= y < h and 0 <= x < w else 0.0
+
+    out = np.zeros_like(images)
+    for k in range(n):
+        for y in range(h):
+            for x in range(w):
+                sy, sx = inverse[k] @ (np.array([y, x]) - centre - shift[k]) + centre
+                sy, sx = sy + displacement[k, y, x, 0], sx + displacement[k, y, x, 1]
+                y0, x0 = int(np.floor(sy)), int(np.floor(sx))
+                fy, fx = sy - y0, sx - x0
+                out[k, y, x] = (
+                    (1 - fy) * (1 - fx) * pixel(k, y0, x0)
+                    + (1 - fy) * fx * pixel(k, y0, x0 + 1)
+                    + fy * (1 - fx) * pixel(k, y0 + 1, x0)
+                    + fy * fx * pixel(k, y0 + 1, x0 + 1)
+                )
+    return out
+
+
+def test_warp_matches_a_pixel_by_pixel_loop(images: np.ndarray, rng: np.random.Generator) -> None:
+    """Pose and wobble, some pixels read from far off the canvas: the vectorised gathers and
+    weights give each pixel the bilinear sum a loop gives."""
+    config = AugmentConfig(max_shift=6, max_rotation=60, scale_range=(0.5, 2.0), elastic_alpha=40)
+    batch = images[:3]
+    inverse, shift = random_affine(len(batch), rng, config)
+    field = elastic_field(len(batch), 28, 28, rng, config)
+    np.testing.assert_allclose(
+        warp(batch, inverse, shift, field),
+        naive_warp(batch, inverse, shift, field),
+        rtol=1e-5,
+        atol=1e-6,
+    )
