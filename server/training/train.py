@@ -187,6 +187,7 @@ class Run:
             steps_per_epoch * config.epochs,
             warmup,
             config,
+            outlier_images(config),
         )
 
     def lr_at(self, step: int) -> float:
@@ -273,7 +274,6 @@ def train(
     train_x, train_y, val_x, val_y = split(data, config, rng)
     train_x, train_y = with_strokes(train_x, train_y, config)
     run = Run.start(config, len(train_x), lanes)
-    run.outliers = outlier_images(config)
     model = run.model
     history: list[EpochResult] = []
     best_accuracy, best_params = -1.0, {}

@@ -35,6 +35,13 @@ def run_with(config: TrainConfig) -> Run:
     return Run.start(config, 64)
 
 
+def test_a_run_starts_with_its_configs_outlier_drawings() -> None:
+    """Run.start draws them, so every loop (convscope train, a job) trains on the same ones."""
+    config = TrainConfig(outliers=5, seed=2)
+    np.testing.assert_array_equal(run_with(config).outliers, outlier_images(config))
+    assert run_with(TrainConfig()).outliers is None
+
+
 def test_loss_adds_the_weighted_pull_to_uniform_of_the_rows_after_the_digits() -> None:
     rng = np.random.default_rng(2)
     logits, labels = rng.normal(0, 2, (7, 10)), rng.integers(0, 10, 4)
