@@ -15,6 +15,7 @@ from server.cnn.layers import (
     Dense,
     Dropout,
     Flatten,
+    Layer,
     MaxPool2D,
     ReLU,
     Tanh,
@@ -22,25 +23,41 @@ from server.cnn.layers import (
 from server.cnn.model import Sequential
 
 
+def two_blocks(rng: np.random.Generator, conv1: int = 32, conv2: int = 64) -> list[Layer]:
+    """Two conv, ReLU, 2x2 max-pool blocks: 28x28x1 -> 28x28xconv1 -> 14x14xconv1 ->
+    14x14xconv2 -> 7x7xconv2."""
+    return [
+        Conv2D("conv1", 1, conv1, 3, padding="same", rng=rng),
+        ReLU("relu1"),
+        MaxPool2D("pool1", 2),
+        Conv2D("conv2", conv1, conv2, 3, padding="same", rng=rng),
+        ReLU("relu2"),
+        MaxPool2D("pool2", 2),
+    ]
+
+
+def dense_head(
+    rng: np.random.Generator, features: int, hidden: int, dropout: float, relu: str
+) -> list[Layer]:
+    """Flatten, a hidden dense layer with its ReLU (named `relu`, as weights files store it),
+    dropout, then the 10 logits."""
+    return [
+        Flatten("flatten"),
+        Dense("fc1", features, hidden, rng=rng),
+        ReLU(relu),
+        Dropout("dropout", dropout),
+        Dense("fc2", hidden, 10, rng=rng),
+    ]
+
+
 def mnist_cnn(
     seed: int = 0, conv1: int = 32, conv2: int = 64, hidden: int = 128, dropout: float = 0.5
 ) -> Sequential:
     """28x28x1 -> 28x28x32 -> 14x14x32 -> 14x14x64 -> 7x7x64 -> hidden -> 10 logits."""
     rng = np.random.default_rng(seed)
+    blocks = two_blocks(rng, conv1, conv2)
     return Sequential(
-        [
-            Conv2D("conv1", 1, conv1, 3, padding="same", rng=rng),
-            ReLU("relu1"),
-            MaxPool2D("pool1", 2),
-            Conv2D("conv2", conv1, conv2, 3, padding="same", rng=rng),
-            ReLU("relu2"),
-            MaxPool2D("pool2", 2),
-            Flatten("flatten"),
-            Dense("fc1", 7 * 7 * conv2, hidden, rng=rng),
-            ReLU("relu3"),
-            Dropout("dropout", dropout),
-            Dense("fc2", hidden, 10, rng=rng),
-        ],
+        [*blocks, *dense_head(rng, 7 * 7 * conv2, hidden, dropout, "relu3")],
         input_shape=(28, 28, 1),
     )
 
@@ -52,22 +69,13 @@ def three_conv(seed: int = 0, dropout: float = 0.5, hidden: int = 128) -> Sequen
     28x28x1 -> 28x28x32 -> 14x14x32 -> 14x14x64 -> 7x7x64 -> 5x5x64 -> hidden -> 10 logits.
     """
     rng = np.random.default_rng(seed)
+    blocks = [
+        *two_blocks(rng),
+        Conv2D("conv3", 64, 64, 3, padding="valid", rng=rng),
+        ReLU("relu3"),
+    ]
     return Sequential(
-        [
-            Conv2D("conv1", 1, 32, 3, padding="same", rng=rng),
-            ReLU("relu1"),
-            MaxPool2D("pool1", 2),
-            Conv2D("conv2", 32, 64, 3, padding="same", rng=rng),
-            ReLU("relu2"),
-            MaxPool2D("pool2", 2),
-            Conv2D("conv3", 64, 64, 3, padding="valid", rng=rng),
-            ReLU("relu3"),
-            Flatten("flatten"),
-            Dense("fc1", 5 * 5 * 64, hidden, rng=rng),
-            ReLU("relu4"),
-            Dropout("dropout", dropout),
-            Dense("fc2", hidden, 10, rng=rng),
-        ],
+        [*blocks, *dense_head(rng, 5 * 5 * 64, hidden, dropout, "relu4")],
         input_shape=(28, 28, 1),
     )
 
