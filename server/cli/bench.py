@@ -391,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lanes = args.torch_threads if args.lanes is None else args.lanes
     if lanes < 1:
         parser.error(f"--lanes must be >= 1, got {lanes}")
+    if args.cpu_time and lanes > 1:
+        parser.error("--cpu-time adds up every lane's CPU time: use it with --lanes 1")
     clock = time.process_time if args.cpu_time else time.perf_counter
     blas_threads = args.blas_threads if args.blas_threads is not None else 1 if lanes > 1 else None
     if blas_threads is not None:
