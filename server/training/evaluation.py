@@ -19,10 +19,13 @@ def to_input(images: np.ndarray) -> np.ndarray:
 def predict_logits(
     model: Sequential | Lanes, images: np.ndarray, batch_size: int = 1000
 ) -> np.ndarray:
-    """Logits for a whole split, in batches so memory stays bounded."""
+    """Logits for a whole split, in batches so memory stays bounded, each run in the lanes'
+    slices (a model alone in slices on this thread: 155-160 ms of CPU per 1,000 default
+    images, against 240-490 in one piece; server/cnn/lanes.py)."""
+    lanes = model if isinstance(model, Lanes) else Lanes(model, 1)
     return np.concatenate(
         [
-            model.forward(to_input(images[i : i + batch_size]))
+            lanes.forward(to_input(images[i : i + batch_size]))
             for i in range(0, len(images), batch_size)
         ]
     )
