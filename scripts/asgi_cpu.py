@@ -88,9 +88,9 @@ async def request(app: Asgi, method: str, path: str, body: bytes) -> int:
 def compute_process_seconds(app: Asgi) -> float:
     """CPU seconds the app's compute process has used so far (0 without one); Linux /proc."""
     process = app.state.compute.process
-    if process is None or process.process is None:
+    if process is None or process.child is None:
         return 0.0
-    fields = Path(f"/proc/{process.process.pid}/stat").read_text().rpartition(")")[2].split()
+    fields = Path(f"/proc/{process.child.process.pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 

@@ -8,8 +8,8 @@
 # draws) with activations, encoding uint8 unless --encoding says otherwise. Every request sends
 # the browser's Accept-Encoding. Prints wrk's own report for each, then req/s, non-2xx
 # responses, socket errors, the ratio, and the predict answer's size on the wire (curl); for a
-# server it started, also its CPU time per request (its compute process's included), steadier
-# than req/s on a busy machine.
+# server it started, also its CPU time per request (its compute process's included, and the
+# split: the event loop's process, its children), steadier than req/s on a busy machine.
 # Loopback targets only. Exits 1 when any request failed. (scripts/loadtest.py measures latency
 # percentiles and correctness under load; this is the throughput measure.)
 set -euo pipefail
@@ -96,20 +96,26 @@ fi
 PLAIN="$(curl -sS -H 'Accept-Encoding: identity' -H 'Content-Type: application/json' \
   --data-binary @"$WORK/body.json" -o /dev/null -w '%{size_download}' "$URL/api/v1/predict")"
 
-cpu_ticks() {  # user + system CPU time of the server we started and of its compute process
+proc_ticks() {  # user + system CPU ticks of the given processes
   local pid total=0
-  [[ -n "$SERVER_PID" ]] || { echo 0; return; }
-  for pid in "$SERVER_PID" $(pgrep -P "$SERVER_PID" || true); do  # children: compute, tracker
+  for pid in "$@"; do
     total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0) ))
   done
   echo "$total"
 }
-run_wrk() {  # name, then wrk's arguments; also notes the server's CPU ticks spent
+cpu_ticks() {  # "all main": the server we started with its children (compute, tracker); itself
+  [[ -n "$SERVER_PID" ]] || { echo "0 0"; return; }
+  # shellcheck disable=SC2046  # the children's pids, one word each
+  echo "$(proc_ticks "$SERVER_PID" $(pgrep -P "$SERVER_PID" || true)) $(proc_ticks "$SERVER_PID")"
+}
+run_wrk() {  # name, then wrk's arguments; also notes the server's CPU ticks spent (all, main)
   local name="$1"; shift
-  local before; before="$(cpu_ticks)"
+  local all main
+  read -r all main < <(cpu_ticks)
   wrk --threads "$THREADS" --connections "$CONNECTIONS" --duration "${SECONDS_EACH}s" \
     --timeout 10s -H "Accept-Encoding: $ACCEPT" "$@" | tee "$WORK/$name.txt"
-  echo $(( $(cpu_ticks) - before )) >"$WORK/$name.ticks"
+  read -r all_after main_after < <(cpu_ticks)
+  echo "$(( all_after - all )) $(( main_after - main ))" >"$WORK/$name.ticks"
 }
 run_wrk healthz "$URL/healthz"
 WRK_BODY="$WORK/body.json" run_wrk predict --script "$ROOT/scripts/wrk-post.lua" "$URL/api/v1/predict"
@@ -131,8 +137,10 @@ for name in healthz predict; do
   rps="$(rate "$WORK/$name.txt")"; bad="$(non2xx "$WORK/$name.txt")"; sock="$(socket_errors "$WORK/$name.txt")"
   cpu=""
   if [[ -n "$SERVER_PID" ]]; then  # CPU per request: steadier than req/s on a shared machine
-    cpu="$(awk -v t="$(cat "$WORK/$name.ticks")" -v hz="$(getconf CLK_TCK)" -v n="$(field "$WORK/$name.txt" '/requests in/ {print $1}')" \
-      'BEGIN { printf "   server CPU %.3f ms/request", (n > 0 ? 1000 * t / hz / n : 0) }')"
+    read -r all main <"$WORK/$name.ticks"
+    cpu="$(awk -v t="$all" -v m="$main" -v hz="$(getconf CLK_TCK)" -v n="$(field "$WORK/$name.txt" '/requests in/ {print $1}')" \
+      'BEGIN { k = (n > 0 ? 1000 / hz / n : 0)
+               printf "   server CPU %.3f ms/request (event loop %.3f, its children %.3f)", t * k, m * k, (t - m) * k }')"
   fi
   printf '%-8s %9s req/s   non-2xx %s   socket errors %s%s\n' "$name" "$rps" "$bad" "$sock" "$cpu"
   (( bad == 0 && sock == 0 )) || FAILED=1

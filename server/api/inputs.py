@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+import pybase64
 from pydantic import ValidationError
 
 from server import preprocess
@@ -31,10 +32,24 @@ def decode_base64_image(text: str, field: str = "image") -> bytes:
             raise InputError(
                 422, f"{field}: a data URL must be base64-encoded (data:image/png;base64,...)"
             )
+    data = "".join(text.split())
     try:
-        return base64.b64decode("".join(text.split()), validate=True)
+        return strict_b64decode(data)
     except (binascii.Error, ValueError):
         raise InputError(422, f"{field}: not valid base64") from None
+
+
+def strict_b64decode(data: str) -> bytes:
+    """base64.b64decode(data, validate=True), the same bytes or error, mostly through pybase64:
+    1 us where the standard library's strict mode takes 18 on the pad's 8 KB drawing.
+
+    pybase64 refuses a few inputs the standard library takes (padding after a whole group,
+    "AAAA="), and never takes one it refuses (tests/api/test_inputs.py), so the standard
+    library has the last word only on what pybase64 refuses."""
+    try:
+        return pybase64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return base64.b64decode(data, validate=True)
 
 
 class Clock:

@@ -76,6 +76,10 @@ def awkward_arrays() -> list[np.ndarray]:
         np.zeros((2, 3, 3), dtype=np.float32),
         np.array([0.0, np.inf], dtype=np.float32),
         np.array([1.0, np.nan, 2.0], dtype=np.float32),
+        np.maximum(rng.normal(size=(16, 7, 7)), 0).astype(np.float32),  # ReLU: offset 0
+        np.array([-0.0, 0.0, 1.0, 2.5], dtype=np.float32),  # offset -0.0
+        np.array([-0.0, 1e-44, 3e-45], dtype=np.float32),  # offset -0.0, infinite stretch
+        np.array([0.0, np.nan, 2.0], dtype=np.float32),
     ]
     for seed in range(300):  # random ends: many draws put the minimum near a half step
         local = np.random.default_rng(seed)

@@ -130,10 +130,11 @@ def assert_same_as_pillow(data: bytes) -> None:
     assert decoded is not None, "expected the fast path to decode this"
     levels, alpha = pillow(data)
     np.testing.assert_array_equal(decoded[0], levels)
-    if alpha is None:
-        assert decoded[1] is None
+    if alpha is None or decoded[1] is None:  # no alpha channel, or every pixel opaque
+        assert alpha is None or (alpha == 255).all()
     else:
         np.testing.assert_array_equal(decoded[1], alpha)
+        assert not (alpha == 255).all(), "an opaque image's alpha is left out"
     np.testing.assert_array_equal(preprocess.decode(data), pillow_decode(data))
 
 
@@ -160,6 +161,32 @@ def test_the_same_image_in_any_filters_decodes_the_same() -> None:
         decoded = fast(encode(image, list(rng.integers(0, 3, 64))))
         assert decoded is not None
         np.testing.assert_array_equal(decoded[0], expected)
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        pytest.param([UP] * 12, id="Up on every row"),
+        pytest.param([NONE] * 12, id="no filter"),
+        pytest.param([SUB] * 12, id="Sub on every row"),
+        pytest.param([UP, SUB, NONE, UP] * 3, id="Up first, then mixed"),
+        pytest.param([SUB, UP, UP, NONE] * 3, id="Sub first, then mixed"),
+    ],
+)
+def test_alpha_is_left_out_exactly_when_every_pixel_is_opaque(kinds: list[int]) -> None:
+    levels = drawing(12, seed=4)
+    opaque = np.full_like(levels, 255)
+    decoded = fast(encode(gray_rgba(levels, opaque), kinds))
+    assert decoded is not None
+    assert decoded[1] is None
+    for y, x, a in [(0, 0, 254), (11, 11, 0), (5, 0, 1), (0, 7, 128), (6, 6, 255 - 128)]:
+        alpha = opaque.copy()
+        alpha[y, x] = a  # one pixel not opaque, anywhere: the alpha comes back, as Pillow's
+        data = encode(gray_rgba(levels, alpha), kinds)
+        assert_same_as_pillow(data)
+        decoded = fast(data)
+        assert decoded is not None
+        assert decoded[1] is not None
 
 
 def test_gray_colour_type_matches_pillow() -> None:
