@@ -189,7 +189,14 @@ def run(
     """Every figure, ours and PyTorch's; with `clock` time.process_time, CPU time, which on a
     busy machine measures one thread a side (--blas-threads 1 --torch-threads 1) steadily."""
     model = load_model(weights).model if weights else mnist_cnn()
-    runner = Lanes(model, lanes)
+    with Lanes(model, lanes) as runner:
+        return measured(model, runner, seconds, rounds, torch_threads, clock)
+
+
+def measured(
+    model: Sequential, runner: Lanes, seconds: float, rounds: int, torch_threads: int, clock: Clock
+) -> dict[str, Any]:
+    """`run`'s figures for this model, ours run by `runner`."""
     ours = numpy_workloads(model, np.random.default_rng(0), runner)
     try:
         theirs: Workload | None = torch_workloads(model, torch_threads)
@@ -219,10 +226,9 @@ def run(
         "numpy": np.__version__,
         "blas": blas_info(),
         "malloc_kept_for_training": keep_freed_memory(),
-        "lanes": lanes,
+        "lanes": runner.count,
         "torch": None,
     }
-    runner.close()
     if theirs is None:
         return result
     import torch
@@ -368,7 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=None,
         help="our threads for the batches of 64 and 256, each with one BLAS thread unless "
-        "--blas-threads says otherwise (default: as many as --torch-threads)",
+        "--blas-threads says otherwise (default: as many as --torch-threads; 1 with --cpu-time, "
+        "which would add up every lane's CPU time)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
@@ -388,11 +395,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--blas-threads", type=int, default=None, help="NumPy's BLAS threads (default: as set)"
     )
     args = parser.parse_args(argv)
-    lanes = args.torch_threads if args.lanes is None else args.lanes
-    if lanes < 1:
-        parser.error(f"--lanes must be >= 1, got {lanes}")
-    if args.cpu_time and lanes > 1:
+    if args.lanes is not None and args.lanes < 1:
+        parser.error(f"--lanes must be >= 1, got {args.lanes}")
+    if args.cpu_time and args.lanes is not None and args.lanes > 1:
         parser.error("--cpu-time adds up every lane's CPU time: use it with --lanes 1")
+    default_lanes = 1 if args.cpu_time or args.layers else args.torch_threads
+    lanes = default_lanes if args.lanes is None else args.lanes
     clock = time.process_time if args.cpu_time else time.perf_counter
     blas_threads = args.blas_threads if args.blas_threads is not None else 1 if lanes > 1 else None
     if blas_threads is not None:

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from threadpoolctl import threadpool_limits
-
 from server.atlas.build import write_atlas
 from server.cnn import save_model
 from server.cnn.architectures import PRESETS
@@ -137,8 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         init=args.init,
     )
     data = load_mnist(data_dir)
-    with threadpool_limits(limits=1, user_api="blas"):  # the lanes are the threads
-        model, metadata = train(data, config, show_progress=not args.quiet, lanes=args.lanes)
+    model, metadata = train(data, config, show_progress=not args.quiet, lanes=args.lanes)
     # every trained model carries its digit_score statistics, as `convscope calibrate` fits them
     fitting = CalibrateConfig(seed=config.seed).fitting(len(data.train_images))
     calibration = fit_scorer(model, data.train_images, data.train_labels, fitting)

@@ -22,7 +22,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -132,23 +132,28 @@ class Lanes:
             return [fn(*job) for job in jobs]
         results: list[Any] = [None] * len(jobs)
         queue = iter(range(len(jobs)))
+        failed = threading.Event()  # once a job has raised, no lane takes another
         lock = threading.Lock()
 
         def drain() -> None:
-            while True:
+            while not failed.is_set():
                 with lock:
                     index = next(queue, None)
                 if index is None:
                     return
-                results[index] = fn(*jobs[index])
+                try:
+                    results[index] = fn(*jobs[index])
+                except BaseException:
+                    failed.set()
+                    raise
 
         helpers = [self._pool.submit(drain) for _ in range(min(self.count, len(jobs)) - 1)]
         try:
             drain()
-        finally:  # on an error here too: no lane runs on after the caller has gone
-            queue = iter(())
-            for helper in helpers:
-                helper.result()  # re-raises a lane's error here
+        finally:  # every lane has stopped before map returns or raises, the caller's error first
+            wait(helpers)
+        for helper in helpers:
+            helper.result()  # a lane's error, raised here
         return results
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@ schedule, the best epoch kept; `convscope train` (server/cli/train.py) and the l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import sys
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from server.cnn import (
     Adam,
@@ -265,16 +267,35 @@ def train(
     data: Mnist, config: TrainConfig, show_progress: bool = True, lanes: int = 1
 ) -> tuple[Sequential, dict[str, Any]]:
     """Train, keep the parameters of the best validation epoch, and measure them on the test set;
-    `lanes` threads share each step and each evaluation (run BLAS on one thread beside them)."""
-    from tqdm import tqdm
-
+    `lanes` threads share each step and each evaluation, with BLAS on one thread beside them
+    (lanes of several BLAS threads each would fight for the cores)."""
     keep_freed_memory()
-
     rng = np.random.default_rng(config.seed)
     train_x, train_y, val_x, val_y = split(data, config, rng)
     train_x, train_y = with_strokes(train_x, train_y, config)
     run = Run.start(config, len(train_x), lanes)
-    model = run.model
+    one_blas_thread = (
+        threadpool_limits(limits=1, user_api="blas") if lanes > 1 else contextlib.nullcontext()
+    )
+    with run.lanes, one_blas_thread:
+        history = run_epochs(run, (train_x, train_y), (val_x, val_y), rng, show_progress)
+        best_epoch = max(history, key=lambda r: r.val_accuracy).epoch
+        return run.model, file_metadata(run.lanes, data, config, history, best_epoch)
+
+
+def run_epochs(
+    run: Run,
+    training: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    rng: np.random.Generator,
+    show_progress: bool,
+) -> list[EpochResult]:
+    """Every epoch of the run, each measured on the validation images; the model is left with
+    the parameters of the best one."""
+    from tqdm import tqdm
+
+    (train_x, train_y), (val_x, val_y) = training, validation
+    config, model = run.config, run.model
     history: list[EpochResult] = []
     best_accuracy, best_params = -1.0, {}
     for epoch in range(1, config.epochs + 1):
@@ -307,10 +328,7 @@ def train(
             best_accuracy = val_acc
             best_params = copy_state(model)
     model.load_state_dict(best_params, source="best epoch")
-    best_epoch = max(history, key=lambda r: r.val_accuracy).epoch
-    metadata = file_metadata(run.lanes, data, config, history, best_epoch)
-    run.lanes.close()
-    return model, metadata
+    return history
 
 
 def file_metadata(

@@ -39,7 +39,6 @@ def test_a_short_run_reports_every_figure_and_its_lanes() -> None:
     [
         (["--lanes", "0"], "--lanes must be >= 1"),
         (["--cpu-time", "--lanes", "2"], "--cpu-time adds up every lane's CPU time"),
-        (["--cpu-time"], "--cpu-time adds up every lane's CPU time"),  # lanes = torch threads, 2
     ],
 )
 def test_settings_that_would_mislead_are_refused(
@@ -51,3 +50,13 @@ def test_settings_that_would_mislead_are_refused(
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert blas_threads() == before  # refused before it changed anything
+
+
+def test_the_documented_cpu_time_layer_table_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/speed.md's `--layers ... --blas-threads 1 --cpu-time` (one lane by default there)."""
+    with threadpool_limits(limits=None, user_api="blas"):  # main sets BLAS threads for the process
+        code = bench.main(
+            ["--layers", "--arch", "mlp", "--seconds", "0.01", "--blas-threads", "1", "--cpu-time"]
+        )
+    assert code == 0
+    assert "| fc1 (dense) |" in capsys.readouterr().out

@@ -167,41 +167,45 @@ def test_slices_of_an_empty_batch_cover_nothing() -> None:
 
 
 def test_map_returns_results_in_argument_order_when_later_slices_finish_first() -> None:
-    """The first job sleeps longest, so the other lane finishes the later ones first."""
+    """The first job waits for all the others, which the other lanes finish first."""
     finished: list[int] = []
+    others_done = threading.Event()
     lock = threading.Lock()
 
-    def job(index: int, delay: float) -> int:
-        time.sleep(delay)
+    def job(index: int) -> int:
+        if index == 0:
+            assert others_done.wait(timeout=10)
         with lock:
             finished.append(index)
+            if len(finished) == 5:
+                others_done.set()
         return index * 10
 
-    indexes = list(range(6))
     with Lanes(build_preset("mlp"), 3) as lanes:
-        results = lanes.map(job, indexes, [0.05 * (6 - i) for i in indexes])
-    assert results == [i * 10 for i in indexes]
-    assert sorted(finished) == indexes
-    assert finished != indexes  # the test would prove nothing had they finished in order
+        results = lanes.map(job, range(6))
+    assert results == [i * 10 for i in range(6)]
+    assert finished[-1] == 0  # the test would prove nothing had they finished in order
 
 
 def test_an_error_in_a_lane_thread_reaches_the_caller() -> None:
-    """The caller's jobs are slow and succeed, so the other lane takes some job and fails it:
-    map must re-raise that error, not return a list with a hole in it."""
+    """The caller's job waits until another lane's job has failed: map must re-raise that
+    error, not return a list with a hole in it."""
     caller = threading.current_thread()
+    lane_failed = threading.Event()
     raised_in: list[str] = []
 
     def job(index: int) -> int:
         if threading.current_thread() is caller:
-            time.sleep(0.05)
+            assert lane_failed.wait(timeout=10)
             return index
         raised_in.append(threading.current_thread().name)
+        lane_failed.set()
         raise RuntimeError(f"slice {index} failed")
 
     with Lanes(build_preset("mlp"), 2) as lanes, pytest.raises(RuntimeError, match="slice"):
         lanes.map(job, range(6))
-    assert raised_in
-    assert caller.name not in raised_in
+    assert raised_in == [raised_in[0]]  # one failure, and no lane took a job after it
+    assert raised_in[0] != caller.name
 
 
 def test_an_error_in_a_later_job_reaches_the_caller() -> None:
@@ -215,24 +219,31 @@ def test_an_error_in_a_later_job_reaches_the_caller() -> None:
 
 
 def test_an_error_on_the_callers_lane_stops_the_others_taking_jobs() -> None:
-    """Once map has raised, no lane may go on running jobs (they may write shared state)."""
+    """Once a job has raised, no lane takes another (they may write shared state), and map
+    raises only when every lane has stopped."""
     caller = threading.current_thread()
+    lane_busy, caller_failing = threading.Event(), threading.Event()
     ran: list[int] = []
+    done: list[int] = []
 
     def job(index: int) -> int:
         if threading.current_thread() is caller:
-            time.sleep(0.02)  # the other lane has taken a job by now
+            assert lane_busy.wait(timeout=10)  # the other lane holds a job
+            caller_failing.set()
             raise ValueError("the caller's slice failed")
         ran.append(index)
-        time.sleep(0.05)
+        lane_busy.set()
+        assert caller_failing.wait(timeout=10)
+        time.sleep(0.2)  # the caller's lane marks the failure meanwhile
+        done.append(index)
         return index
 
     with Lanes(build_preset("mlp"), 2) as lanes:
         with pytest.raises(ValueError, match="caller's slice"):
             lanes.map(job, range(8))
+        assert done == ran  # map raised only once the other lane had finished its job
         assert len(ran) == 1  # the job it held when the caller failed, and no other
-        time.sleep(0.1)
-        assert len(ran) == 1
+        assert lanes.map(lambda i: i, range(3)) == [0, 1, 2]  # the lanes still work
 
 
 def test_closed_lanes_still_compute_on_one_thread() -> None:

@@ -130,9 +130,10 @@ def assert_same_as_pillow(data: bytes) -> None:
     assert decoded is not None, "expected the fast path to decode this"
     levels, alpha = pillow(data)
     np.testing.assert_array_equal(decoded[0], levels)
-    if alpha is None or decoded[1] is None:  # no alpha channel, or every pixel opaque
+    if decoded[1] is None:  # no alpha channel, or every pixel opaque
         assert alpha is None or (alpha == 255).all()
     else:
+        assert alpha is not None, "the fast path made up an alpha channel"
         np.testing.assert_array_equal(decoded[1], alpha)
         assert not (alpha == 255).all(), "an opaque image's alpha is left out"
     np.testing.assert_array_equal(preprocess.decode(data), pillow_decode(data))
