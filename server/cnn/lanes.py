@@ -3,7 +3,8 @@
 - Small slices: the default's second conv makes 7 MB of columns for 32 images, which stay
   in cache between the copy that writes them and the product that reads them, and which malloc
   reuses; for 256 images they are 58 MB, written out to memory and mapped afresh each time.
-  A forward of 256 took 69 ms on one core in one piece, 38 in slices of 32.
+  A forward of 256 took 72-73 ms on one core in one piece, 41 in slices of 32
+  (scripts/lanes_speed.py).
 - Threads: NumPy's matrix products use BLAS threads, but its elementwise work (ReLU, pooling,
   im2col, col2im) runs on one core. Each lane takes slices in turn with one BLAS thread, so
   all of the work runs on every core.
@@ -32,7 +33,7 @@ import numpy as np
 from server.cnn.model import Params, Sequential
 
 T = TypeVar("T")
-SLICE = 32  # samples a slice: 16 and 32 were as fast for a forward, 32 faster for a step of 64
+SLICE = 32  # samples a slice: 16 was no faster for a step of 64 on one lane, slower on two
 
 
 def available_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:

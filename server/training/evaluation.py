@@ -20,8 +20,8 @@ def predict_logits(
     model: Sequential | Lanes, images: np.ndarray, batch_size: int = 1000
 ) -> np.ndarray:
     """Logits for a whole split, in batches so memory stays bounded, each run in the lanes'
-    slices (a model alone in slices on this thread: 155-160 ms of CPU per 1,000 default
-    images, against 240-490 in one piece; server/cnn/lanes.py)."""
+    slices (a model alone in slices on this thread: 148-155 ms per 1,000 default images,
+    against 273 in one piece; scripts/lanes_speed.py)."""
     lanes = model if isinstance(model, Lanes) else Lanes(model, 1)
     return np.concatenate(
         [
