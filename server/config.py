@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.cores import available_cores
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,7 +17,7 @@ def compute_process_pays(workers: int = 1) -> bool:
     """Whether every server process and its compute process can have a CPU each: only then does
     the compute process answer more predictions a second than the threads; sharing a CPU, the
     hop costs more than it frees (docs/speed.md, "The second core")."""
-    return len(os.sched_getaffinity(0)) >= 2 * workers
+    return available_cores() >= 2 * workers
 
 
 class Settings(BaseSettings):
@@ -52,7 +53,7 @@ class Settings(BaseSettings):
         "the event loop for the GIL. A training job's model always uses the threads",
     )
     compute_threads: int = Field(
-        default_factory=lambda: max(1, len(os.sched_getaffinity(0)) - 1),
+        default_factory=lambda: max(1, available_cores() - 1),
         ge=1,
         description="predictions computed at once per process on threads (default: one CPU "
         "fewer than it may use, leaving one to the event loop); more wait their turn, which costs "

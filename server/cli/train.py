@@ -17,8 +17,8 @@ from typing import Any
 from server.atlas.build import write_atlas
 from server.cnn import save_model
 from server.cnn.architectures import PRESETS
-from server.cnn.lanes import available_cores
 from server.cnn.spec import SpecError, validate_spec
+from server.cores import available_cores
 from server.ood.calibrate import CalibrateConfig, fit_scorer, stored
 from server.training.mnist import default_data_dir, download_mnist, load_mnist
 from server.training.train import TrainConfig, train

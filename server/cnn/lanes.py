@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -34,28 +31,6 @@ from server.cnn.model import Params, Sequential
 
 T = TypeVar("T")
 SLICE = 32  # samples a slice: 16 was no faster for a step of 64 on one lane, slower on two
-
-
-def available_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
-    """The cores this process may use: its CPU affinity (taskset, a cpuset), capped by a
-    container's CPU quota (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`), which affinity does not
-    show: a pod limited to 2 CPUs on a 64-core node sees 64."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    quota = cpu_quota(cgroup)
-    return max(1, min(cores or 1, math.ceil(quota) if quota else cores or 1))
-
-
-def cpu_quota(cgroup: Path) -> float | None:
-    """CPUs' worth of time a period the cgroup may use, or None when it is not limited."""
-    try:
-        if (cgroup / "cpu.max").exists():
-            limit, period = (cgroup / "cpu.max").read_text().split()[:2]
-            return None if limit == "max" else int(limit) / int(period)
-        limit = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
-        period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
-        return None if int(limit) <= 0 else int(limit) / int(period)
-    except (OSError, ValueError):
-        return None
 
 
 @dataclass(frozen=True)

@@ -164,7 +164,6 @@ def copy_state(model: Sequential) -> dict[str, np.ndarray]:
 class Run:
     """A fresh model, its optimizer and the learning-rate schedule over all the run's steps."""
 
-    model: Sequential
     lanes: Lanes  # runs the model's steps, over this many threads
     optimizer: Adam
     steps_per_epoch: int
@@ -182,7 +181,6 @@ class Run:
         steps_per_epoch = batches(train_count, config.batch_size)
         warmup = int(config.warmup_epochs * steps_per_epoch)
         return cls(
-            model,
             Lanes(model, lanes),
             optimizer,
             steps_per_epoch,
@@ -191,6 +189,11 @@ class Run:
             config,
             outlier_images(config),
         )
+
+    @property
+    def model(self) -> Sequential:
+        """The network the lanes train."""
+        return self.lanes.model
 
     def lr_at(self, step: int) -> float:
         config = self.config

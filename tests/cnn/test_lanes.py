@@ -4,11 +4,9 @@ give the model's logits, gradients and running statistics, the same bits for any
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from server.cnn import Sequential, softmax_cross_entropy
 from server.cnn.architectures import PRESETS, build_preset
-from server.cnn.lanes import SLICE, Lanes, available_cores
+from server.cnn.lanes import SLICE, Lanes
 
 BATCHES = [1, 31, 32, 33, 64, 100]
 
@@ -309,30 +307,3 @@ def test_models_that_never_mix_samples_run_split_in_training_too(name: str) -> N
     split, joined = Lanes(model, 1).halves(True)
     assert names(split) == [layer.name for layer in model]
     assert joined is None
-
-
-def affinity() -> int:
-    return len(os.sched_getaffinity(0))
-
-
-@pytest.mark.parametrize(
-    ("files", "expected"),
-    [
-        ({"cpu.max": "max 100000\n"}, None),  # cgroup v2, no limit
-        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: two lanes, each busy part of the time
-        ({"cpu.max": "100000 100000\n"}, 1),
-        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1
-        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),
-        ({}, None),  # no cgroup files at all (macOS, a bare chroot)
-        ({"cpu.max": "garbled\n"}, None),
-    ],
-)
-def test_available_cores_follow_a_containers_cpu_quota(
-    tmp_path: Path, files: dict[str, str], expected: int | None
-) -> None:
-    """A pod limited to 2 CPUs on a big node sees every core in its affinity: the quota caps."""
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    cores = available_cores(tmp_path)
-    assert cores == (affinity() if expected is None else min(expected, affinity()))
