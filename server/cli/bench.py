@@ -373,9 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--lanes",
         type=int,
         default=None,
-        help="our threads for the batches of 64 and 256, each with one BLAS thread unless "
-        "--blas-threads says otherwise (default: as many as --torch-threads; 1 with --cpu-time, "
-        "which would add up every lane's CPU time)",
+        help="our threads for the batches of 64 and 256, each with one BLAS thread (default: as "
+        "many as --torch-threads; 1 with --cpu-time, which would add up every lane's CPU time)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
@@ -392,7 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "thread a side (--blas-threads 1 --torch-threads 1), since threads waiting count too",
     )
     parser.add_argument(
-        "--blas-threads", type=int, default=None, help="NumPy's BLAS threads (default: as set)"
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="NumPy's BLAS threads, with --lanes 1 (default: as set; several lanes run one each)",
     )
     args = parser.parse_args(argv)
     if args.lanes is not None and args.lanes < 1:
@@ -402,11 +404,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     default_lanes = 1 if args.cpu_time or args.layers else args.torch_threads
     lanes = default_lanes if args.lanes is None else args.lanes
     clock = time.process_time if args.cpu_time else time.perf_counter
-    blas_threads = args.blas_threads if args.blas_threads is not None else 1 if lanes > 1 else None
-    if blas_threads is not None:
+    if lanes > 1 and args.blas_threads not in (None, 1):
+        parser.error("lanes run BLAS on one thread each: use --blas-threads with --lanes 1")
+    if args.blas_threads is not None:  # several lanes set one BLAS thread themselves
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(limits=blas_threads, user_api="blas")
+        threadpool_limits(limits=args.blas_threads, user_api="blas")
     if args.layers:
         keep_freed_memory()  # the training columns as a training process runs them
         model = (

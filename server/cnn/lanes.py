@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from server.cnn.model import Params, Sequential
 
@@ -47,8 +48,9 @@ class LaneCaches:
 class Lanes:
     """Runs `model` over slices of a batch in `count` threads (count 1: this thread alone).
 
-    Each thread should run BLAS single-threaded (`threadpool_limits(1, user_api="blas")`,
-    process-wide): two lanes of two BLAS threads each would fight for two cores.
+    Used as a context manager, several lanes run BLAS on one thread while they are open (a
+    process-wide setting, restored on exit): two lanes of two BLAS threads each would fight for
+    two cores. One lane leaves BLAS as it was.
     """
 
     def __init__(self, model: Sequential, count: int) -> None:
@@ -58,15 +60,22 @@ class Lanes:
         self.count = count
         self._pool = ThreadPoolExecutor(count - 1, "lane") if count > 1 else None
         self._halves: dict[bool, tuple[Sequential | None, Sequential | None]] = {}
+        self._blas: threadpool_limits | None = None
 
     def close(self) -> None:
-        """Stop the lane threads (idempotent); the model alone still works."""
+        """Stop the lane threads and give BLAS its threads back (idempotent); the model alone
+        still works."""
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
             self.count = 1
+        if self._blas is not None:
+            self._blas.restore_original_limits()
+            self._blas = None
 
     def __enter__(self) -> Lanes:
+        if self.count > 1 and self._blas is None:
+            self._blas = threadpool_limits(limits=1, user_api="blas")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -94,7 +103,8 @@ class Lanes:
         """Contiguous slices of a batch of n, as even as can be, none over SLICE samples, and an
         even number of them when there are several: a training batch of 64 digits and 16
         non-digits is 4 slices of 20, not 3 of 27 that leave one of two lanes idle a third of
-        the step. The batch size alone fixes them, so every lane count gives the same bits."""
+        the step. The batch size alone fixes them, so every lane count gives the same bits (at one
+        BLAS thread)."""
         count = -(-n // SLICE) or 1
         count += count % 2 if count > 1 else 0
         bounds = [n * i // count for i in range(count + 1)]

@@ -3,7 +3,6 @@ schedule, the best epoch kept; `convscope train` (server/cli/train.py) and the l
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import sys
@@ -13,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from server.cnn import (
     Adam,
@@ -270,17 +268,14 @@ def train(
     data: Mnist, config: TrainConfig, show_progress: bool = True, lanes: int = 1
 ) -> tuple[Sequential, dict[str, Any]]:
     """Train, keep the parameters of the best validation epoch, and measure them on the test set;
-    `lanes` threads share each step and each evaluation, with BLAS on one thread beside them
-    (lanes of several BLAS threads each would fight for the cores)."""
+    `lanes` threads share each step and each evaluation (server/cnn/lanes.py, which runs BLAS
+    on one thread beside them)."""
     keep_freed_memory()
     rng = np.random.default_rng(config.seed)
     train_x, train_y, val_x, val_y = split(data, config, rng)
     train_x, train_y = with_strokes(train_x, train_y, config)
     run = Run.start(config, len(train_x), lanes)
-    one_blas_thread = (
-        threadpool_limits(limits=1, user_api="blas") if lanes > 1 else contextlib.nullcontext()
-    )
-    with run.lanes, one_blas_thread:
+    with run.lanes:
         history = run_epochs(run, (train_x, train_y), (val_x, val_y), rng, show_progress)
         best_epoch = max(history, key=lambda r: r.val_accuracy).epoch
         return run.model, file_metadata(run.lanes, data, config, history, best_epoch)

@@ -16,9 +16,12 @@ def blas_threads() -> int:
 
 
 def test_a_short_run_reports_every_figure_and_its_lanes() -> None:
-    with threadpool_limits(limits=1, user_api="blas"):
+    """Two lanes run BLAS on one thread while the figures run, and give it back after."""
+    with threadpool_limits(limits=2, user_api="blas"):
         result = bench.run(None, seconds=0.05, rounds=1, torch_threads=2, lanes=2)
+        assert blas_threads() == 2
     assert result["lanes"] == 2
+    assert result["blas"]["threads"] == 1
     for key in ("forward_b1_ms", "forward_b1_trace_ms"):
         assert result[key] > 0
     for key in ("forward_b256_img_per_s", "train_b64_img_per_s"):
@@ -39,6 +42,7 @@ def test_a_short_run_reports_every_figure_and_its_lanes() -> None:
     [
         (["--lanes", "0"], "--lanes must be >= 1"),
         (["--cpu-time", "--lanes", "2"], "--cpu-time adds up every lane's CPU time"),
+        (["--lanes", "2", "--blas-threads", "2"], "lanes run BLAS on one thread each"),
     ],
 )
 def test_settings_that_would_mislead_are_refused(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from server.cnn import Sequential, softmax_cross_entropy
 from server.cnn.architectures import PRESETS, build_preset
@@ -21,7 +21,7 @@ BATCHES = [1, 31, 32, 33, 64, 100]
 
 @pytest.fixture(autouse=True)
 def one_blas_thread() -> Iterator[None]:
-    """As Lanes asks of its callers: lanes of several BLAS threads each fight for the cores."""
+    """What open lanes set themselves; most tests here use lanes without `with`."""
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
@@ -307,3 +307,20 @@ def test_models_that_never_mix_samples_run_split_in_training_too(name: str) -> N
     split, joined = Lanes(model, 1).halves(True)
     assert names(split) == [layer.name for layer in model]
     assert joined is None
+
+
+def blas_threads() -> int:
+    return next(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+
+@pytest.mark.parametrize(("count", "inside"), [(1, 2), (2, 1)])
+def test_open_lanes_run_blas_on_one_thread_and_give_it_back(count: int, inside: int) -> None:
+    """Two lanes of two BLAS threads each would fight for two cores; one lane leaves BLAS be."""
+    with threadpool_limits(limits=2, user_api="blas"):
+        with Lanes(build_preset("mlp"), count):
+            assert blas_threads() == inside
+        assert blas_threads() == 2
+        lanes = Lanes(build_preset("mlp"), count).__enter__()
+        lanes.close()  # as the context's exit does, and only once
+        lanes.close()
+        assert blas_threads() == 2

@@ -20,7 +20,8 @@ State = dict[str, np.ndarray]
 
 @pytest.fixture(autouse=True)
 def one_blas_thread() -> Iterator[None]:
-    """As `convscope train --lanes` runs: lanes of several BLAS threads each fight for the cores."""
+    """The same bits for any lane count hold at one BLAS thread: two lanes set it themselves,
+    one lane leaves BLAS as it is (its own threads may split a product's sums otherwise)."""
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
