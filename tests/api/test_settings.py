@@ -370,11 +370,13 @@ def test_serve_keeps_the_compute_process_setting_it_is_given(
 
 
 def serve_on_cpus(monkeypatch: pytest.MonkeyPatch, cpus: int, argv: list[str]) -> None:
-    """`convscope serve argv` as if the process could use `cpus` CPUs, uvicorn not started."""
+    """`convscope serve argv` as if the process could use `cpus` CPUs (and no container CPU quota
+    capped them), uvicorn not started."""
     import uvicorn
 
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    monkeypatch.setattr("server.cores.cpu_quota", lambda cgroup=None: None)
     assert serve.main(argv) == 0
 
 
