@@ -313,14 +313,29 @@ def blas_threads() -> int:
     return next(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
 
 
-@pytest.mark.parametrize(("count", "inside"), [(1, 2), (2, 1)])
-def test_open_lanes_run_blas_on_one_thread_and_give_it_back(count: int, inside: int) -> None:
-    """Two lanes of two BLAS threads each would fight for two cores; one lane leaves BLAS be."""
-    with threadpool_limits(limits=2, user_api="blas"):
-        with Lanes(build_preset("mlp"), count):
-            assert blas_threads() == inside
-        assert blas_threads() == 2
-        lanes = Lanes(build_preset("mlp"), count).__enter__()
-        lanes.close()  # as the context's exit does, and only once
-        lanes.close()
-        assert blas_threads() == 2
+@pytest.mark.parametrize("count", [1, 2])
+def test_open_lanes_run_blas_on_one_thread_and_give_it_back(
+    count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two lanes of two BLAS threads each would fight for two cores; one lane leaves BLAS be.
+    The limit's calls are recorded, not BLAS's count: once a test app has set one thread,
+    OpenBLAS would not go back up to two (inside an open TestClient, and for the rest of a full
+    test run), so a count could not tell lanes that limit from lanes that do not.
+    (tests/cli/test_bench.py checks the real count a benchmark with two lanes reports.)"""
+    calls: list[object] = []
+
+    class Recorded:
+        def __init__(self, limits: int, user_api: str) -> None:
+            calls.append((limits, user_api))
+
+        def restore_original_limits(self) -> None:
+            calls.append("restored")
+
+    monkeypatch.setattr("server.cnn.lanes.threadpool_limits", Recorded)
+    with Lanes(build_preset("mlp"), count):
+        assert calls == ([(1, "blas")] if count > 1 else [])
+    assert calls == ([(1, "blas"), "restored"] if count > 1 else [])
+    lanes = Lanes(build_preset("mlp"), count).__enter__()
+    lanes.close()  # as the context's exit does, and only once
+    lanes.close()
+    assert calls == ([(1, "blas"), "restored"] * 2 if count > 1 else [])
