@@ -1,5 +1,6 @@
 """server/cores.py: the CPUs a process may keep busy, from its affinity and a container's CPU
-quota, as training's lanes and the server's compute defaults count them."""
+quota, as training's lanes and the server's compute defaults count them (the defaults
+themselves: tests/api/test_settings.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from server import config
 from server.cores import available_cores
 
 
@@ -37,18 +37,3 @@ def test_available_cores_follow_a_containers_cpu_quota(
         (tmp_path / name).write_text(text)
     cores = available_cores(tmp_path)
     assert cores == (affinity() if expected is None else min(expected, affinity()))
-
-
-def test_the_servers_compute_defaults_follow_a_containers_cpu_quota(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A server in a pod limited to 2 CPUs on a 64-core node gets one compute thread and a
-    compute process, as on a 2-CPU machine, not 63 threads (docs/deploy.md, the settings table)."""
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
-    monkeypatch.setattr("server.cores.cpu_quota", lambda cgroup=None: 2.0)
-    for name in [key for key in os.environ if key.startswith("CONVSCOPE_")]:
-        monkeypatch.delenv(name)
-    settings = config.Settings()
-    assert settings.compute_threads == 1
-    assert settings.compute_process is True
-    assert config.compute_process_pays(workers=2) is False

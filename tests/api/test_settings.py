@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from server.api.app import StartupError, create_app
 from server.api.connections import GuardedHttpToolsProtocol
 from server.cli import serve
-from server.config import Settings
+from server.config import Settings, compute_process_pays
 from server.logs import logging_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -359,6 +359,17 @@ def test_serve_runs_a_compute_process_when_every_process_gets_a_cpu(
     """A worker and its compute process need a CPU each, or the threads answer faster."""
     serve_on_cpus(clean_env, cpus, ["--weights", str(weights_path), "--workers", str(workers)])
     assert Settings().compute_process is expected  # as each worker reads its environment
+
+
+def test_compute_defaults_follow_a_containers_cpu_quota(clean_env: pytest.MonkeyPatch) -> None:
+    """A server in a pod limited to 2 CPUs on a 64-core node gets one compute thread and a
+    compute process, as on a 2-CPU machine, not 63 threads (docs/deploy.md, the settings table)."""
+    clean_env.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    clean_env.setattr("server.cores.cpu_quota", lambda cgroup=None: 2.0)
+    settings = Settings()
+    assert settings.compute_threads == 1
+    assert settings.compute_process is True
+    assert compute_process_pays(workers=2) is False
 
 
 def test_serve_keeps_the_compute_process_setting_it_is_given(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 from server.cnn import Sequential, softmax_cross_entropy
 from server.cnn.architectures import PRESETS, build_preset
@@ -21,7 +21,8 @@ BATCHES = [1, 31, 32, 33, 64, 100]
 
 @pytest.fixture(autouse=True)
 def one_blas_thread() -> Iterator[None]:
-    """What open lanes set themselves; most tests here use lanes without `with`."""
+    """The same bits for any lane count hold at one BLAS thread, which two open lanes set
+    themselves and one lane leaves as it finds it (test_the_lane_count_changes_no_bit)."""
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
@@ -307,10 +308,6 @@ def test_models_that_never_mix_samples_run_split_in_training_too(name: str) -> N
     split, joined = Lanes(model, 1).halves(True)
     assert names(split) == [layer.name for layer in model]
     assert joined is None
-
-
-def blas_threads() -> int:
-    return next(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
 
 
 @pytest.mark.parametrize("count", [1, 2])
